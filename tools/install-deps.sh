@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests, the benchmarks and the demo need.
+# Idempotent (a no-op when everything is present); waits for the dpkg lock instead of failing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  build-essential cmake pkg-config libgtest-dev libgmock-dev    # toolchain + GoogleTest
+  libopenmpi-dev openmpi-bin                                    # Open MPI 4.1 (+ PMIx)
+  libhdf5-openmpi-dev hdf5-tools                                # parallel HDF5 + h5ls/h5dump
+  libeigen3-dev                                                 # Eigen 3.4 (GEMM alternative, header-only)
+  libopenblas-openmp-dev libopenblas0-openmp                    # OpenBLAS (OpenMP threads, shared with ours)
+  libpng-dev zlib1g-dev                                         # PNG grids
+  python3-torch python3-numpy python3-h5py                      # PyTorch reference for benchmarks, h5py checks
+  slurm-wlm munge                                               # one-machine SLURM cluster for the SLURM tests
+  dataset-fashion-mnist                                         # the demo's default data
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages already installed"
+fi
