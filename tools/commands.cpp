@@ -1,0 +1,17 @@
+// The subcommand table: adding a command means adding one line here.
+#include "tools/commands.h"
+
+namespace starflow::tools {
+
+int run_check_golden(int argc, char** argv);
+int run_bench(int argc, char** argv);
+
+std::span<const Command> commands() {
+  static const Command table[] = {
+      {"check-golden", "compare the model against a golden fixture file (.safetensors)", run_check_golden},
+      {"bench", "benchmarks: bench gemm | bench train", run_bench},
+  };
+  return table;
+}
+
+}  // namespace starflow::tools
