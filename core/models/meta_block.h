@@ -1,0 +1,53 @@
+// One STARFlow flow block ("MetaBlock", spec §1.3, §2): permute → [text prefix; proj_in([sos, v₀..v_{T−2}])]
+// → transformer layers → final RMSNorm → proj_out → flow head → un-permute. Forward is the data→noise
+// direction (teacher-forced, parallel over tokens).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/models/flow_config.h"
+#include "core/models/transformer_layer.h"
+#include "core/ops/cpu/flow_head.h"
+
+namespace starflow::core {
+
+template <class T>
+struct BlockActivations {
+  std::vector<T> v, inp, seq, final_out, h_img, h_norm, rrms, o;
+  std::vector<LayerActivations<T>> layers;
+  const T* y = nullptr;  // conditioning [B, L, E] of the last forward (conditioned blocks only)
+};
+
+template <class T>
+struct BlockScratch {
+  std::vector<T> dz_perm, dv, d_o, d_h_norm, d_h_img, d_seq_a, d_seq_b, d_emb, d_inp;
+  LayerScratch<T> layer;
+};
+
+template <class T>
+class MetaBlock {
+ public:
+  MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout);
+
+  // u: [B, T, D] raster-order input; y: [B, L, E] (conditioned blocks; ignored otherwise).
+  // Writes out [B, T, D] (raster order) and logdet [B, T, D] (−log σ, in this block's permuted order).
+  void forward(const T* P, BlockActivations<T>& a, const T* u, const T* y, T* out, T* logdet, int64_t B,
+               const cpu::RopeTable<T>& rope) const;
+  // dout: gradient w.r.t. out [B, T, D]; dlogdet: the gradient of the loss w.r.t. every logdet element.
+  // Accumulates parameter gradients into G and writes du [B, T, D] (may not alias dout).
+  void backward(const T* P, T* G, const BlockActivations<T>& a, BlockScratch<T>& s, const T* dout, T dlogdet, T* du,
+                int64_t B, const cpu::RopeTable<T>& rope) const;
+
+  bool conditioned() const { return conditioned_; }
+  bool flips() const { return flip_; }
+  int64_t seq_len() const { return L_ + T_; }
+
+ private:
+  int64_t index_, T_, D_, C_, L_, E_;
+  bool flip_, conditioned_, final_norm_;
+  cpu::FlowHeadOptions head_;
+  int64_t sos_, proj_in_w_, proj_in_b_, proj_out_w_, proj_out_b_, proj_txt_w_ = -1, proj_txt_b_ = -1, final_norm_w_ = -1;
+  std::vector<TransformerLayer<T>> layers_;
+};
+
+}  // namespace starflow::core

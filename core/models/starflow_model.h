@@ -1,0 +1,69 @@
+// The STARFlow model (deep-shallow stack of MetaBlocks, spec §3) with its training loss (§4.1): forward
+// data→noise with every intermediate kept, the NLL and the latent-norm regulariser, and the backward pass
+// into one flat gradient buffer. Templated on the scalar: float for speed, double for gradient checks.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/models/flow_config.h"
+#include "core/models/meta_block.h"
+#include "core/models/parameter_layout.h"
+#include "core/ops/cpu/rope.h"
+
+namespace starflow::core {
+
+struct LossParts {
+  double nll = 0;          // loss_z + loss_logdet  (= NLL per dim in nats − ½·log 2π)
+  double z = 0;            // ½·mean(z²)
+  double logdet = 0;       // −Σ_k mean(logdet_k) = Σ_k mean(log σ_k)
+  double latent_norm = 0;  // Σ_{k<K} mean(outputs[k]²), outputs[0] = the input itself
+  double total = 0;        // nll + λ·latent_norm
+};
+
+template <class T>
+class StarFlowModel {
+ public:
+  explicit StarFlowModel(const FlowConfig& cfg);
+
+  const FlowConfig& config() const { return cfg_; }
+  const ParameterLayout& layout() const { return layout_; }
+  std::vector<T>& parameters() { return params_; }
+  const std::vector<T>& parameters() const { return params_; }
+  std::vector<T>& gradients() { return grads_; }
+  void zero_gradients();
+  // The official initialisation (spec §2.1): Linear U(±1/√fan_in) for weights and biases, sos N(0,1),
+  // LayerNorm (1, 0), final_norm 0, proj_out weight 0 (its bias keeps the default init).
+  void init_parameters(uint64_t seed);
+
+  // x: [B, Cin, H, W] (already noise-augmented); y: [B, L, E] or nullptr for unconditional models.
+  // Keeps every activation for backward(). λ: latent_norm_regularization.
+  LossParts forward(const T* x, const T* y, int64_t B, double latent_norm_lambda);
+  // Gradient of the last forward's total loss: accumulates into gradients() and, when dx is non-null,
+  // writes ∂loss/∂x [B, Cin, H, W].
+  void backward(T* dx);
+
+  int64_t batch() const { return batch_; }
+  const std::vector<T>& z() const { return z_; }                        // [B, Cin, H, W]
+  const std::vector<T>& logdet(int64_t k) const { return logdets_[k]; }  // [B, T, D], permuted order
+  const std::vector<T>& outputs(int64_t k) const { return outputs_[k]; } // k = 0..K, [B, h, w, D]
+  const cpu::RopeTable<T>& rope_table(bool conditioned) const { return conditioned ? rope_text_ : rope_plain_; }
+  const MetaBlock<T>& block(int64_t k) const { return blocks_[k]; }
+
+ private:
+  FlowConfig cfg_;
+  ParameterLayout layout_;
+  std::vector<MetaBlock<T>> blocks_;
+  std::vector<T> params_, grads_;
+  cpu::RopeTable<T> rope_plain_, rope_text_;
+  // Forward state.
+  int64_t batch_ = 0;
+  double lambda_ = 0;
+  const T* y_ = nullptr;
+  std::vector<BlockActivations<T>> acts_;
+  std::vector<std::vector<T>> outputs_, logdets_;
+  std::vector<T> z_;
+  BlockScratch<T> scratch_;
+};
+
+}  // namespace starflow::core

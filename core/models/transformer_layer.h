@@ -1,0 +1,46 @@
+// One pre-norm transformer layer of a flow block (spec §2.2): x ← x + proj(attn(rope(qkv(LN(x)))));
+// x ← x + fc2(gelu(fc1(LN(x)))). Forward saves its activations; backward accumulates parameter
+// gradients into the flat gradient buffer and writes the input gradient.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/models/parameter_layout.h"
+#include "core/ops/cpu/rope.h"
+
+namespace starflow::core {
+
+// Offsets of one layer's tensors in the flat parameter buffer.
+struct LayerParams {
+  int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+  static LayerParams add_to(ParameterLayout& layout, const std::string& prefix, int64_t C);
+};
+
+template <class T>
+struct LayerActivations {
+  std::vector<T> input, ln1, ln1_mean, ln1_rstd, qkv, probs, attn, mid, ln2, ln2_mean, ln2_rstd, fc1, gelu;
+  void resize(int64_t B, int64_t S, int64_t C, int64_t n_head);
+};
+
+// Backward scratch shared by all layers of a model.
+template <class T>
+struct LayerScratch {
+  std::vector<T> d_mid, d_norm, d_attn, d_qkv, d_hidden, d_fc1, d_probs;
+  void resize(int64_t B, int64_t S, int64_t C, int64_t n_head);
+};
+
+template <class T>
+struct TransformerLayer {
+  LayerParams p;
+  int64_t C = 0, n_head = 0, head_dim = 0;
+
+  // x, out: [B, S, C]; out may not alias x.
+  void forward(const T* params, LayerActivations<T>& a, const T* x, T* out, int64_t B, int64_t S,
+               const cpu::RopeTable<T>& rope) const;
+  // dout: [B, S, C] gradient of out; dx: [B, S, C] written (may not alias dout).
+  void backward(const T* params, T* grads, const LayerActivations<T>& a, LayerScratch<T>& s, const T* dout, T* dx,
+                int64_t B, int64_t S, const cpu::RopeTable<T>& rope) const;
+};
+
+}  // namespace starflow::core

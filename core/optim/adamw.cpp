@@ -1,0 +1,51 @@
+// AdamW update and the learning-rate schedule.
+#include "core/optim/adamw.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace starflow::core {
+
+template <class T>
+void AdamW<T>::step(std::span<T> params, std::span<const T> grads, double lr) {
+  ++step_;
+  update_range(params, grads, lr, 0, static_cast<int64_t>(params.size()));
+}
+
+template <class T>
+void AdamW<T>::update_range(std::span<T> params, std::span<const T> grads, double lr, int64_t begin, int64_t end) {
+  const double bc1 = 1.0 - std::pow(cfg_.beta1, double(step_));
+  const double bc2 = 1.0 - std::pow(cfg_.beta2, double(step_));
+  // PyTorch: p ← p·(1 − lr·wd); p ← p − (lr/bc1)·m / (√v/√bc2 + eps)
+  const T decay = T(1.0 - lr * cfg_.weight_decay), step_size = T(lr / bc1), inv_sqrt_bc2 = T(1.0 / std::sqrt(bc2));
+  const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
+  T* p = params.data();
+  const T* g = grads.data();
+  T* m = m_.data();
+  T* v = v_.data();
+#pragma omp parallel for simd if (end - begin > (1 << 16))
+  for (int64_t i = begin; i < end; ++i) {
+    p[i] *= decay;
+    m[i] = b1 * m[i] + (T(1) - b1) * g[i];
+    v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
+    p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+double WarmupCosineSchedule::lr(int64_t n) const {
+  const double start = std::min(min_lr, 1e-6);
+  double value;
+  if (n <= warmup_steps && warmup_steps > 0) {
+    value = start + (double(n) / warmup_steps) * (peak_lr - start);
+  } else {
+    const int64_t span = std::max<int64_t>(1, total_steps - warmup_steps);
+    const double progress = std::min(1.0, double(n - warmup_steps) / span);
+    value = min_lr + 0.5 * (1.0 + std::cos(M_PI * progress)) * (peak_lr - min_lr);
+  }
+  return std::clamp(value, min_lr, std::max(min_lr, peak_lr));
+}
+
+template class AdamW<float>;
+template class AdamW<double>;
+
+}  // namespace starflow::core

@@ -1,0 +1,45 @@
+// AdamW exactly as torch.optim.AdamW (decoupled weight decay on every parameter, bias-corrected moments),
+// and the warm-up + cosine learning-rate schedule of the STARFlow recipe (spec §8.1).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace starflow::core {
+
+struct AdamWConfig {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 1e-4;
+};
+
+template <class T>
+class AdamW {
+ public:
+  AdamW(int64_t size, AdamWConfig cfg) : cfg_(cfg), m_(size, T(0)), v_(size, T(0)) {}
+  // One step at learning rate lr over the flat buffers (step counter advances first, as in PyTorch).
+  void step(std::span<T> params, std::span<const T> grads, double lr);
+  // A step over the sub-range [begin, end) of the flat buffers with the same step count (ZeRO-1 shards and
+  // parameter subsets call this; step() is update_range over everything).
+  void update_range(std::span<T> params, std::span<const T> grads, double lr, int64_t begin, int64_t end);
+  int64_t steps() const { return step_; }
+  void set_steps(int64_t s) { step_ = s; }
+  std::vector<T>& first_moment() { return m_; }
+  std::vector<T>& second_moment() { return v_; }
+  const AdamWConfig& config() const { return cfg_; }
+
+ private:
+  AdamWConfig cfg_;
+  std::vector<T> m_, v_;
+  int64_t step_ = 0;
+};
+
+// lr(n) for optimiser step n (0-based, the step about to be taken): linear warm-up from min(min_lr, 1e-6)
+// to peak over warmup_steps, then cosine to min_lr at total_steps. The reference ignores values outside
+// [min_lr, peak] (keeps the previous lr); since the warm-up only starts below min_lr, that equals
+// max(min_lr, ·), and steps past total_steps stay at min_lr.
+struct WarmupCosineSchedule {
+  double peak_lr = 1e-3, min_lr = 1e-6;
+  int64_t warmup_steps = 0, total_steps = 1;
+  double lr(int64_t n) const;
+};
+
+}  // namespace starflow::core
