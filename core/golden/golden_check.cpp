@@ -10,38 +10,11 @@
 #include "core/io/safetensors.h"
 #include "core/models/starflow_model.h"
 #include "core/optim/adamw.h"
+#include "core/golden/golden_internal.h"
 #include "core/ops/cpu/rope.h"
 
 namespace starflow::core::golden {
 namespace {
-
-// Tolerances of shared/golden/README.md §4 ("rel" = max|Δ| / max|ref| per tensor).
-constexpr double kTolForward = 1e-5, kTolLogdet = 2e-5, kTolLoss = 5e-6, kTolGrad = 1e-4, kTolRope = 1e-6;
-constexpr double kTolAdamFixtureGrads = 1e-6, kTolAdamOwnGrads = 1e-4;
-
-struct Accumulator {
-  GroupResult r;
-  Accumulator(std::string group, double tol, std::string metric) {
-    r.group = std::move(group);
-    r.tolerance = tol;
-    r.metric = std::move(metric);
-  }
-  template <class A>
-  void add(const std::string& name, const A& ours, const Tensor<double>& ref) {
-    double max_abs = 0, max_ref = 0;
-    for (size_t i = 0; i < ref.data.size(); ++i) {
-      max_abs = std::max(max_abs, std::abs(double(ours[i]) - ref.data[i]));
-      max_ref = std::max(max_ref, std::abs(ref.data[i]));
-    }
-    const double rel = max_ref > 0 ? max_abs / max_ref : max_abs;
-    const double metric = r.metric == "abs" ? max_abs : rel;
-    const double worst_so_far = r.metric == "abs" ? r.max_abs : r.max_rel;
-    if (r.tensors == 0 || metric > worst_so_far) r.worst = name;
-    r.max_abs = std::max(r.max_abs, max_abs);
-    r.max_rel = std::max(r.max_rel, rel);
-    ++r.tensors;
-  }
-};
 
 std::string fail_prefix(const std::string& path) { return path + ": "; }
 
@@ -182,18 +155,7 @@ Report check_file(const std::string& path) {
       report.groups.push_back(a.r);
     }
   }
-  // Groups this build does not compute yet are listed, never silently dropped.
-  std::map<std::string, int> pending;
-  for (const std::string& n : file.names())
-    if (n.rfind("reverse", 0) == 0 || n.rfind("denoise", 0) == 0) ++pending[n.substr(0, n.find('.'))];
-  for (const auto& [group, count] : pending) {
-    GroupResult g;
-    g.group = group;
-    g.tensors = count;
-    g.ran = false;
-    g.note = "sampling groups are not computed by this build";
-    report.groups.push_back(g);
-  }
+  add_sampling_groups(report, file, model);
   return report;
 }
 

@@ -109,6 +109,7 @@ template <class T>
 void MetaBlock<T>::backward(const T* P, T* G, const BlockActivations<T>& a, BlockScratch<T>& s, const T* dout,
                             T dlogdet, T* du, int64_t B, const cpu::RopeTable<T>& rope) const {
   const int64_t S = L_ + T_, btd = B * T_ * D_;
+  auto grad = [G](int64_t offset) { return G ? G + offset : nullptr; };  // G == nullptr: input gradient only
   s.dz_perm.resize(btd);
   s.dv.resize(btd);
   s.d_o.resize(B * T_ * 2 * D_);
@@ -124,9 +125,9 @@ void MetaBlock<T>::backward(const T* P, T* G, const BlockActivations<T>& a, Bloc
                           head_);
   const T* h = final_norm_ ? a.h_norm.data() : a.h_img.data();
   T* d_h = final_norm_ ? s.d_h_norm.data() : s.d_h_img.data();
-  cpu::linear_backward(d_h, G + proj_out_w_, G + proj_out_b_, s.d_o.data(), h, P + proj_out_w_, B * T_, C_, 2 * D_);
+  cpu::linear_backward(d_h, grad(proj_out_w_), grad(proj_out_b_), s.d_o.data(), h, P + proj_out_w_, B * T_, C_, 2 * D_);
   if (final_norm_)
-    cpu::rmsnorm_backward(s.d_h_img.data(), G + final_norm_w_, s.d_h_norm.data(), a.h_img.data(), a.rrms.data(),
+    cpu::rmsnorm_backward(s.d_h_img.data(), grad(final_norm_w_), s.d_h_norm.data(), a.h_img.data(), a.rrms.data(),
                           P + final_norm_w_, B * T_, C_);
   scatter_rows(s.d_seq_a.data(), s.d_h_img.data(), B, S, L_, T_, C_);  // text rows get no gradient from the head
   // Layers in reverse, ping-ponging between the two scratch buffers.
@@ -137,17 +138,18 @@ void MetaBlock<T>::backward(const T* P, T* G, const BlockActivations<T>& a, Bloc
     std::swap(d_cur, d_next);
   }
   // Embeddings.
-  if (conditioned_) {
+  if (conditioned_ && G) {
     gather_rows(s.d_emb.data(), d_cur, B, S, 0, L_, C_);
-    cpu::linear_backward<T>(nullptr, G + proj_txt_w_, G + proj_txt_b_, s.d_emb.data(), a.y, P + proj_txt_w_, B * L_,
+    cpu::linear_backward<T>(nullptr, grad(proj_txt_w_), grad(proj_txt_b_), s.d_emb.data(), a.y, P + proj_txt_w_, B * L_,
                             E_, C_);
   }
   gather_rows(s.d_emb.data(), d_cur, B, S, L_, T_, C_);
-  cpu::linear_backward(s.d_inp.data(), G + proj_in_w_, G + proj_in_b_, s.d_emb.data(), a.inp.data(), P + proj_in_w_,
+  cpu::linear_backward(s.d_inp.data(), grad(proj_in_w_), grad(proj_in_b_), s.d_emb.data(), a.inp.data(), P + proj_in_w_,
                        B * T_, D_, C_);
   // Undo the SOS shift: input position 0 is the start vector, position t ≥ 1 is v_{t−1}.
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t d = 0; d < D_; ++d) G[sos_ + d] += s.d_inp[b * T_ * D_ + d];
+    if (G)
+      for (int64_t d = 0; d < D_; ++d) G[sos_ + d] += s.d_inp[b * T_ * D_ + d];
     for (int64_t t = 1; t < T_; ++t)
       for (int64_t d = 0; d < D_; ++d) s.dv[(b * T_ + t - 1) * D_ + d] += s.d_inp[(b * T_ + t) * D_ + d];
   }

@@ -24,6 +24,15 @@ struct BlockScratch {
   LayerScratch<T> layer;
 };
 
+// Per-block sampling state: one KV cache per layer over the whole [text; image] sequence, and buffers.
+template <class T>
+struct DecodeState {
+  int64_t batch = 0;
+  std::vector<cpu::KVCache<T>> caches;
+  DecodeScratch<T> scratch;
+  std::vector<T> seq_a, seq_b, emb, h, h_norm, rrms, o;
+};
+
 template <class T>
 class MetaBlock {
  public:
@@ -38,11 +47,28 @@ class MetaBlock {
   void backward(const T* P, T* G, const BlockActivations<T>& a, BlockScratch<T>& s, const T* dout, T dlogdet, T* du,
                 int64_t B, const cpu::RopeTable<T>& rope) const;
 
+  // Sampling (reverse direction). begin_decode sizes the caches for B rows and, for a conditioned block,
+  // runs the text prefix y [B, L, E] through every layer once. decode_chunk embeds the inputs inp [B, n, D]
+  // of image positions start..start+n−1 (the SOS vector or the previously generated tokens), runs them
+  // through the cached layers and writes their σ and μ [B, n, D]. Re-running a chunk at the same start
+  // overwrites its cache entries (Jacobi iterations).
+  void begin_decode(const T* P, DecodeState<T>& st, const T* y, int64_t B, const cpu::RopeTable<T>& rope) const;
+  void decode_chunk(const T* P, DecodeState<T>& st, const T* inp, int64_t start, int64_t n, T* sigma, T* mu,
+                    const cpu::RopeTable<T>& rope) const;
+  const T* sos(const T* P) const { return P + sos_; }
+
   bool conditioned() const { return conditioned_; }
   bool flips() const { return flip_; }
   int64_t seq_len() const { return L_ + T_; }
+  int64_t tokens() const { return T_; }
+  int64_t token_dim() const { return D_; }
 
  private:
+  // Runs rows [B, n, C] at sequence positions pos..pos+n−1 through every layer with the caches; the
+  // result is left in st.seq_a.
+  void run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
+                         const cpu::RopeTable<T>& rope) const;
+
   int64_t index_, T_, D_, C_, L_, E_;
   bool flip_, conditioned_, final_norm_;
   cpu::FlowHeadOptions head_;

@@ -97,7 +97,7 @@ LossParts StarFlowModel<T>::forward(const T* x, const T* y, int64_t B, double la
 }
 
 template <class T>
-void StarFlowModel<T>::backward(T* dx) {
+void StarFlowModel<T>::backward(T* dx, bool parameter_gradients) {
   const int64_t K = cfg_.num_blocks, B = batch_, n = B * cfg_.tokens() * cfg_.token_dim();
   const int64_t C = cfg_.in_channels, H = cfg_.img_size, p = cfg_.patch_size;
   // ½·mean(z²) over all B·N elements; the final z is not regularised.
@@ -106,7 +106,7 @@ void StarFlowModel<T>::backward(T* dx) {
   const T dlogdet = T(-1.0 / n);
   const T reg = T(2.0 * lambda_ / n);
   for (int64_t k = K; k-- > 0;) {
-    blocks_[k].backward(params_.data(), grads_.data(), acts_[k], scratch_, d_out.data(), dlogdet, d_in.data(), B,
+    blocks_[k].backward(params_.data(), parameter_gradients ? grads_.data() : nullptr, acts_[k], scratch_, d_out.data(), dlogdet, d_in.data(), B,
                         rope_table(blocks_[k].conditioned()));
     if (lambda_ != 0)
       for (int64_t i = 0; i < n; ++i) d_in[i] += reg * outputs_[k][i];

@@ -39,9 +39,9 @@ class StarFlowModel {
   // x: [B, Cin, H, W] (already noise-augmented); y: [B, L, E] or nullptr for unconditional models.
   // Keeps every activation for backward(). λ: latent_norm_regularization.
   LossParts forward(const T* x, const T* y, int64_t B, double latent_norm_lambda);
-  // Gradient of the last forward's total loss: accumulates into gradients() and, when dx is non-null,
-  // writes ∂loss/∂x [B, Cin, H, W].
-  void backward(T* dx);
+  // Gradient of the last forward's total loss: accumulates into gradients() (unless parameter_gradients
+  // is false: denoising needs only the input gradient) and, when dx is non-null, writes ∂loss/∂x.
+  void backward(T* dx, bool parameter_gradients = true);
 
   int64_t batch() const { return batch_; }
   const std::vector<T>& z() const { return z_; }                        // [B, Cin, H, W]

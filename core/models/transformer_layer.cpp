@@ -50,6 +50,18 @@ void LayerScratch<T>::resize(int64_t B, int64_t S, int64_t C, int64_t n_head) {
   if (d_probs.size() < probs) d_probs.resize(probs);
 }
 
+template <class T>
+void DecodeScratch<T>::resize(int64_t rows, int64_t C) {
+  const size_t rc = static_cast<size_t>(rows * C);
+  if (ln.size() < rc) {
+    for (auto* v : {&ln, &attn, &mid}) v->resize(rc);
+    mean.resize(rows);
+    rstd.resize(rows);
+    qkv.resize(3 * rc);
+    hidden.resize(8 * rc);  // fc1 output and GELU output side by side
+  }
+}
+
 namespace {
 // The official scale is (dh^-1/4)², which differs from 1/√dh in the last bit of a double.
 template <class T>
@@ -88,27 +100,53 @@ void TransformerLayer<T>::backward(const T* P, T* G, const LayerActivations<T>& 
                                    const cpu::RopeTable<T>& rope) const {
   const int64_t rows = B * S, n = rows * C;
   s.resize(B, S, C, n_head);
+  // G == nullptr: input gradient only (score-based denoising); the ops skip null parameter gradients.
+  auto grad = [G](int64_t offset) { return G ? G + offset : nullptr; };
   // MLP branch: out = mid + fc2(gelu(fc1(LN2(mid)))).
   std::memcpy(s.d_mid.data(), dout, sizeof(T) * n);
-  cpu::linear_backward(s.d_hidden.data(), G + p.fc2_w, G + p.fc2_b, dout, a.gelu.data(), P + p.fc2_w, rows, 4 * C, C);
+  cpu::linear_backward(s.d_hidden.data(), grad(p.fc2_w), grad(p.fc2_b), dout, a.gelu.data(), P + p.fc2_w, rows, 4 * C, C);
   cpu::gelu_backward(s.d_fc1.data(), s.d_hidden.data(), a.fc1.data(), 4 * n);
-  cpu::linear_backward(s.d_norm.data(), G + p.fc1_w, G + p.fc1_b, s.d_fc1.data(), a.ln2.data(), P + p.fc1_w, rows, C,
+  cpu::linear_backward(s.d_norm.data(), grad(p.fc1_w), grad(p.fc1_b), s.d_fc1.data(), a.ln2.data(), P + p.fc1_w, rows, C,
                        4 * C);
-  cpu::layernorm_backward(s.d_mid.data(), G + p.ln2_w, G + p.ln2_b, s.d_norm.data(), a.mid.data(),
+  cpu::layernorm_backward(s.d_mid.data(), grad(p.ln2_w), grad(p.ln2_b), s.d_norm.data(), a.mid.data(),
                           a.ln2_mean.data(), a.ln2_rstd.data(), P + p.ln2_w, rows, C, /*accumulate_din=*/true);
   // Attention branch: mid = x + proj(attn(rope(qkv(LN1(x))))).
   std::memcpy(dx, s.d_mid.data(), sizeof(T) * n);
-  cpu::linear_backward(s.d_attn.data(), G + p.proj_w, G + p.proj_b, s.d_mid.data(), a.attn.data(), P + p.proj_w,
+  cpu::linear_backward(s.d_attn.data(), grad(p.proj_w), grad(p.proj_b), s.d_mid.data(), a.attn.data(), P + p.proj_w,
                        rows, C, C);
   cpu::attention_backward(s.d_qkv.data(), s.d_probs.data(), s.d_attn.data(), a.qkv.data(), a.probs.data(), B, S,
                           n_head, head_dim, attention_scale<T>(head_dim));
   cpu::rope_rotate(s.d_qkv.data(), B, S, S * 3 * C, 3 * C, 2 * n_head, rope, 0, /*inverse=*/true);
-  cpu::linear_backward(s.d_norm.data(), G + p.qkv_w, G + p.qkv_b, s.d_qkv.data(), a.ln1.data(), P + p.qkv_w, rows, C,
+  cpu::linear_backward(s.d_norm.data(), grad(p.qkv_w), grad(p.qkv_b), s.d_qkv.data(), a.ln1.data(), P + p.qkv_w, rows, C,
                        3 * C);
-  cpu::layernorm_backward(dx, G + p.ln1_w, G + p.ln1_b, s.d_norm.data(), a.input.data(), a.ln1_mean.data(),
+  cpu::layernorm_backward(dx, grad(p.ln1_w), grad(p.ln1_b), s.d_norm.data(), a.input.data(), a.ln1_mean.data(),
                           a.ln1_rstd.data(), P + p.ln1_w, rows, C, /*accumulate_din=*/true);
 }
 
+template <class T>
+void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out,
+                                         int64_t B, int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const {
+  const int64_t rows = B * n, count = rows * C;
+  s.resize(rows, C);
+  T* fc1 = s.hidden.data();
+  T* act = s.hidden.data() + 4 * count;
+  cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
+                         T(kLayerNormEps));
+  cpu::linear_forward(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * C);
+  cpu::rope_rotate(s.qkv.data(), B, n, n * 3 * C, 3 * C, 2 * n_head, rope, start, false);
+  cpu::attention_cached_forward(s.attn.data(), cache, s.qkv.data(), B, n, start, attention_scale<T>(head_dim));
+  cpu::linear_forward(s.mid.data(), s.attn.data(), P + p.proj_w, P + p.proj_b, rows, C, C);
+  for (int64_t i = 0; i < count; ++i) s.mid[i] += x[i];
+  cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.mid.data(), P + p.ln2_w, P + p.ln2_b, rows, C,
+                         T(kLayerNormEps));
+  cpu::linear_forward(fc1, s.ln.data(), P + p.fc1_w, P + p.fc1_b, rows, C, 4 * C);
+  cpu::gelu_forward(act, fc1, 4 * count);
+  cpu::linear_forward(out, act, P + p.fc2_w, P + p.fc2_b, rows, 4 * C, C);
+  for (int64_t i = 0; i < count; ++i) out[i] += s.mid[i];
+}
+
+template struct DecodeScratch<float>;
+template struct DecodeScratch<double>;
 template struct LayerActivations<float>;
 template struct LayerActivations<double>;
 template struct LayerScratch<float>;

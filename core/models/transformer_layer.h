@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/models/parameter_layout.h"
+#include "core/ops/cpu/attention_cached.h"
 #include "core/ops/cpu/rope.h"
 
 namespace starflow::core {
@@ -30,6 +31,13 @@ struct LayerScratch {
   void resize(int64_t B, int64_t S, int64_t C, int64_t n_head);
 };
 
+// Buffers of the cached (sampling) path, sized for the largest chunk.
+template <class T>
+struct DecodeScratch {
+  std::vector<T> ln, mean, rstd, qkv, attn, mid, hidden;
+  void resize(int64_t rows, int64_t C);
+};
+
 template <class T>
 struct TransformerLayer {
   LayerParams p;
@@ -41,6 +49,10 @@ struct TransformerLayer {
   // dout: [B, S, C] gradient of out; dx: [B, S, C] written (may not alias dout).
   void backward(const T* params, T* grads, const LayerActivations<T>& a, LayerScratch<T>& s, const T* dout, T* dx,
                 int64_t B, int64_t S, const cpu::RopeTable<T>& rope) const;
+  // Sampling: n new positions per sample at absolute sequence positions start..start+n−1, attending to the
+  // layer's KV cache (which receives their keys and values). x, out: [B, n, C]; out may not alias x.
+  void forward_cached(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
+                      int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
 };
 
 }  // namespace starflow::core

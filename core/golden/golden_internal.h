@@ -1,0 +1,45 @@
+// Shared pieces of the golden checker: the per-group error accumulator and the sampling groups.
+#pragma once
+#include <cmath>
+#include <string>
+
+#include "core/golden/golden_check.h"
+#include "core/io/safetensors.h"
+#include "core/models/starflow_model.h"
+
+namespace starflow::core::golden {
+
+// Tolerances of shared/golden/README.md §4 ("rel" = max|Δ| / max|ref| per tensor).
+constexpr double kTolForward = 1e-5, kTolLogdet = 2e-5, kTolLoss = 5e-6, kTolGrad = 1e-4, kTolRope = 1e-6;
+constexpr double kTolAdamFixtureGrads = 1e-6, kTolAdamOwnGrads = 1e-4;
+
+struct Accumulator {
+  GroupResult r;
+  Accumulator(std::string group, double tol, std::string metric) {
+    r.group = std::move(group);
+    r.tolerance = tol;
+    r.metric = std::move(metric);
+  }
+  template <class A>
+  void add(const std::string& name, const A& ours, const Tensor<double>& ref) {
+    double max_abs = 0, max_ref = 0;
+    for (size_t i = 0; i < ref.data.size(); ++i) {
+      max_abs = std::max(max_abs, std::abs(double(ours[i]) - ref.data[i]));
+      max_ref = std::max(max_ref, std::abs(ref.data[i]));
+    }
+    const double rel = max_ref > 0 ? max_abs / max_ref : max_abs;
+    const double metric = r.metric == "abs" ? max_abs : rel;
+    const double worst_so_far = r.metric == "abs" ? r.max_abs : r.max_rel;
+    if (r.tensors == 0 || metric > worst_so_far) r.worst = name;
+    r.max_abs = std::max(r.max_abs, max_abs);
+    r.max_rel = std::max(r.max_rel, rel);
+    ++r.tensors;
+  }
+};
+
+
+// reverse*, reverse_cfg*, reverse_jacobi*, denoise*: sampling with the fixture's noise and conditions, and
+// the Jacobi iteration counts recorded in the metadata. The model's parameters are the fixture's.
+void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, StarFlowModel<float>& model);
+
+}  // namespace starflow::core::golden

@@ -1,0 +1,61 @@
+// MetaBlock sampling path: the text prefix once, then chunks of image positions against the KV caches.
+#include <cstring>
+
+#include "core/models/meta_block.h"
+#include "core/ops/cpu/linear.h"
+#include "core/ops/cpu/rmsnorm.h"
+
+namespace starflow::core {
+
+template <class T>
+void MetaBlock<T>::run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
+                                     const cpu::RopeTable<T>& rope) const {
+  const size_t need = static_cast<size_t>(B * n * C_);
+  if (st.seq_b.size() < need) st.seq_b.resize(need);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    layers_[l].forward_cached(P, st.caches[l], st.scratch, st.seq_a.data(), st.seq_b.data(), B, n, pos, rope);
+    std::swap(st.seq_a, st.seq_b);
+  }
+}
+
+template <class T>
+void MetaBlock<T>::begin_decode(const T* P, DecodeState<T>& st, const T* y, int64_t B,
+                                const cpu::RopeTable<T>& rope) const {
+  st.batch = B;
+  st.caches.resize(layers_.size());
+  for (auto& c : st.caches) c.reset(B, layers_[0].n_head, layers_[0].head_dim, L_ + T_);
+  if (!conditioned_) return;
+  st.seq_a.resize(B * L_ * C_);
+  cpu::linear_forward(st.seq_a.data(), y, P + proj_txt_w_, P + proj_txt_b_, B * L_, E_, C_);
+  run_cached_layers(P, st, B, L_, 0, rope);  // the text's outputs are discarded; its K/V stay in the caches
+}
+
+template <class T>
+void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, int64_t start, int64_t n, T* sigma,
+                                T* mu, const cpu::RopeTable<T>& rope) const {
+  const int64_t B = st.batch, rows = B * n;
+  if (st.seq_a.size() < static_cast<size_t>(rows * C_)) st.seq_a.resize(rows * C_);
+  cpu::linear_forward(st.seq_a.data(), inp, P + proj_in_w_, P + proj_in_b_, rows, D_, C_);
+  run_cached_layers(P, st, B, n, L_ + start, rope);
+  const T* h = st.seq_a.data();
+  if (final_norm_) {
+    st.h_norm.resize(rows * C_);
+    st.rrms.resize(rows);
+    cpu::rmsnorm_forward(st.h_norm.data(), st.rrms.data(), h, P + final_norm_w_, rows, C_, T(1e-6));
+    h = st.h_norm.data();
+  }
+  st.o.resize(rows * 2 * D_);
+  cpu::linear_forward(st.o.data(), h, P + proj_out_w_, P + proj_out_b_, rows, C_, 2 * D_);
+  cpu::flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D_, head_);
+}
+
+template void MetaBlock<float>::begin_decode(const float*, DecodeState<float>&, const float*, int64_t,
+                                             const cpu::RopeTable<float>&) const;
+template void MetaBlock<double>::begin_decode(const double*, DecodeState<double>&, const double*, int64_t,
+                                              const cpu::RopeTable<double>&) const;
+template void MetaBlock<float>::decode_chunk(const float*, DecodeState<float>&, const float*, int64_t, int64_t, float*,
+                                             float*, const cpu::RopeTable<float>&) const;
+template void MetaBlock<double>::decode_chunk(const double*, DecodeState<double>&, const double*, int64_t, int64_t,
+                                              double*, double*, const cpu::RopeTable<double>&) const;
+
+}  // namespace starflow::core

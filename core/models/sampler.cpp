@@ -1,0 +1,145 @@
+// Sampler: token loops, Jacobi fixed-point iteration and guidance over MetaBlock's cached decode path.
+#include "core/models/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/ops/cpu/tokens.h"
+
+namespace starflow::core {
+namespace {
+
+// STARFlow guidance (spec §5.1) for rows [0, half) (conditional) against [half, 2·half) (null); both halves
+// receive the guided σ and μ so the unconditional branch follows the guided history. Elements per half: n.
+template <class T>
+void apply_guidance(T* sigma, T* mu, int64_t n, double w) {
+  const T wt = T(w);
+  for (int64_t i = 0; i < n; ++i) {
+    const T sc = sigma[i], su = sigma[n + i], mc = mu[i], mu_u = mu[n + i];
+    const T r = std::min(sc / su, T(1));
+    const T s = r * r;
+    const T denom = T(1) + wt - wt * s;
+    const T se = sc / std::sqrt(denom), me = ((T(1) + wt) * mc - wt * s * mu_u) / denom;
+    sigma[i] = sigma[n + i] = se;
+    mu[i] = mu[n + i] = me;
+  }
+}
+
+}  // namespace
+
+template <class T>
+void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, const T* y, const T* y_null, int64_t B,
+                   const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations) {
+  const MetaBlock<T>& block = model.block(k);
+  const T* P = model.parameters().data();
+  const auto& rope = model.rope_table(block.conditioned());
+  const int64_t Tn = block.tokens(), D = block.token_dim();
+  const bool guided = block.conditioned() && y_null != nullptr;
+  const int64_t rows = guided ? 2 * B : B;
+
+  // v: the permuted noise, duplicated for the null half when guided; y_cat likewise [y; y_null].
+  std::vector<T> v(rows * Tn * D);
+  cpu::permute_tokens(v.data(), z, B, Tn, D, block.flips());
+  if (guided) std::memcpy(v.data() + B * Tn * D, v.data(), sizeof(T) * B * Tn * D);
+  std::vector<T> y_cat;
+  const T* y_use = y;
+  if (guided) {
+    const auto& c = model.config();
+    const size_t ylen = static_cast<size_t>(B * c.txt_size * c.txt_dim);
+    y_cat.resize(2 * ylen);
+    std::memcpy(y_cat.data(), y, sizeof(T) * ylen);
+    std::memcpy(y_cat.data() + ylen, y_null, sizeof(T) * ylen);
+    y_use = y_cat.data();
+  }
+  DecodeState<T> st;
+  block.begin_decode(P, st, y_use, rows, rope);
+
+  // X [rows, T+1, D]: X[:, 0] = SOS, X[:, t+1] = generated token t (initially the noise: Jacobi's guess).
+  std::vector<T> X(rows * (Tn + 1) * D);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(&X[r * (Tn + 1) * D], block.sos(P), sizeof(T) * D);
+    std::memcpy(&X[(r * (Tn + 1) + 1) * D], &v[r * Tn * D], sizeof(T) * Tn * D);
+  }
+  const int64_t chunk = opt.jacobi ? std::max<int64_t>(1, opt.jacobi_block_size) : 1;
+  const int64_t max_iter = opt.jacobi ? std::max<int64_t>(1, opt.jacobi_max_iter) : 1;
+  std::vector<T> inp(rows * chunk * D), sigma(rows * chunk * D), mu(rows * chunk * D), xi(rows * chunk * D);
+  for (int64_t start = 0; start < Tn; start += chunk) {
+    const int64_t n = std::min(chunk, Tn - start);
+    int64_t iters = 0;
+    for (int64_t it = 0; it < max_iter; ++it) {
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(&inp[r * n * D], &X[(r * (Tn + 1) + start) * D], sizeof(T) * n * D);
+      block.decode_chunk(P, st, inp.data(), start, n, sigma.data(), mu.data(), rope);
+      if (guided) apply_guidance(sigma.data(), mu.data(), B * n * D, opt.guidance);
+      double diff = 0, norm = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < n * D; ++i) {
+          const int64_t c = r * n * D + i;
+          const T val = v[r * Tn * D + start * D + i] * sigma[c] + mu[c];
+          T& slot = X[(r * (Tn + 1) + start + 1) * D + i];
+          diff += double(val - slot) * double(val - slot);
+          norm += double(val) * double(val);
+          slot = val;
+        }
+      iters = it + 1;
+      // Sequential decoding is the chunk-of-one case that always stops after one pass.
+      if (!opt.jacobi || diff / norm < opt.jacobi_threshold) break;
+    }
+    if (jacobi_iterations && opt.jacobi) jacobi_iterations->push_back(iters);
+  }
+  std::vector<T> out(B * Tn * D);
+  for (int64_t b = 0; b < B; ++b) std::memcpy(&out[b * Tn * D], &X[(b * (Tn + 1) + 1) * D], sizeof(T) * Tn * D);
+  cpu::permute_tokens(x, out.data(), B, Tn, D, block.flips());
+}
+
+template <class T>
+std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, const T* y, const T* y_null, int64_t B,
+                      const SampleOptions& opt, SampleTrace<T>* trace) {
+  const FlowConfig& c = model.config();
+  const int64_t n = B * c.tokens() * c.token_dim();
+  std::vector<T> u(n), next(n), image(n);
+  cpu::patchify(u.data(), noise, B, c.in_channels, c.img_size, c.img_size, c.patch_size);
+  if (trace) {
+    trace->sequence.assign(1, std::vector<T>(noise, noise + n));
+    trace->jacobi_iterations.clear();
+  }
+  for (int64_t k = c.num_blocks; k-- > 0;) {
+    std::vector<int64_t> iters;
+    reverse_block(model, k, u.data(), next.data(), y, y_null, B, opt, &iters);
+    std::swap(u, next);
+    if (trace) {
+      cpu::unpatchify(image.data(), u.data(), B, c.in_channels, c.img_size, c.img_size, c.patch_size);
+      trace->sequence.push_back(image);
+      trace->jacobi_iterations.push_back(iters);
+    }
+  }
+  cpu::unpatchify(image.data(), u.data(), B, c.in_channels, c.img_size, c.img_size, c.patch_size);
+  return image;
+}
+
+template <class T>
+std::vector<T> denoise(StarFlowModel<T>& model, const T* x, const T* y, int64_t B, double noise_std) {
+  const FlowConfig& c = model.config();
+  const int64_t n = B * c.in_channels * c.img_size * c.img_size;
+  model.forward(x, y, B, 0.0);
+  std::vector<T> grad(n);
+  model.backward(grad.data(), /*parameter_gradients=*/false);
+  // ∂(batch-mean per-dim loss)/∂x · numel = −∇ log p per sample, whatever the batch size.
+  std::vector<T> out(n);
+  const double step = noise_std * noise_std * double(n);
+  for (int64_t i = 0; i < n; ++i) out[i] = T(double(x[i]) - step * double(grad[i]));
+  return out;
+}
+
+#define STARFLOW_INSTANTIATE(T)                                                                                   \
+  template std::vector<T> sample<T>(const StarFlowModel<T>&, const T*, const T*, const T*, int64_t,             \
+                                    const SampleOptions&, SampleTrace<T>*);                                      \
+  template void reverse_block<T>(const StarFlowModel<T>&, int64_t, const T*, T*, const T*, const T*, int64_t,   \
+                                 const SampleOptions&, std::vector<int64_t>*);                                   \
+  template std::vector<T> denoise<T>(StarFlowModel<T>&, const T*, const T*, int64_t, double);
+STARFLOW_INSTANTIATE(float)
+STARFLOW_INSTANTIATE(double)
+#undef STARFLOW_INSTANTIATE
+
+}  // namespace starflow::core

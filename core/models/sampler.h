@@ -1,0 +1,42 @@
+// Sampling (spec §2.5, §2.6, §5.1, §6.1): the reverse pass noise→data block by block (deep block first),
+// sequential KV-cached or Jacobi decoding, STARFlow classifier-free guidance in the conditioned blocks,
+// and one score-based (Tweedie) denoising step.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/models/starflow_model.h"
+
+namespace starflow::core {
+
+struct SampleOptions {
+  double guidance = 0;  // CFG weight w ≥ 0; applied when y_null is given (the batch is doubled)
+  bool jacobi = false;
+  int64_t jacobi_block_size = 16, jacobi_max_iter = 32;
+  double jacobi_threshold = 1e-3;  // on δ = mean((ξ−X)²)/mean(ξ²), a relative *squared* change
+};
+
+template <class T>
+struct SampleTrace {
+  std::vector<std::vector<T>> sequence;                // image-shaped: [0] the noise, [k] after k blocks
+  std::vector<std::vector<int64_t>> jacobi_iterations;  // per block in decoding order (top first), per chunk
+};
+
+// noise [B, Cin, H, W]; y [B, L, E] (conditional models) and y_null [B, L, E] (the null condition; its
+// presence turns on guidance with options.guidance). Returns the sample [B, Cin, H, W] (still noisy:
+// apply denoise()). trace, when given, receives the intermediate images and Jacobi iteration counts.
+template <class T>
+std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, const T* y, const T* y_null, int64_t B,
+                      const SampleOptions& options, SampleTrace<T>* trace = nullptr);
+
+// One reverse pass of block k: z [B, T, D] raster → x [B, T, D] raster (guided when y_null is given).
+template <class T>
+void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, const T* y, const T* y_null, int64_t B,
+                   const SampleOptions& options, std::vector<int64_t>* jacobi_iterations = nullptr);
+
+// x + σ_n²·∇ₓ log p(x | y): the gradient of the per-dimension NLL (no regulariser) scaled by the element
+// count, applied once. Uses the model's backward pass (the model's forward state is overwritten).
+template <class T>
+std::vector<T> denoise(StarFlowModel<T>& model, const T* x, const T* y, int64_t B, double noise_std);
+
+}  // namespace starflow::core
