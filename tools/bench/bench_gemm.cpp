@@ -1,0 +1,184 @@
+// `starflow bench gemm`: float GEMM throughput of the OpenBLAS and Eigen backends, measured in the same run
+// at the shapes one transformer layer trains with (qkv, out-proj, fc1, fc2; forward, dW and din), so the
+// default backend in core/ops/cpu/gemm.cpp is chosen on numbers rather than folklore.
+#include <omp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/ops/cpu/gemm.h"
+
+// OpenBLAS's own thread setter (declared in its cblas.h, which only core sees). Needed besides
+// omp_set_num_threads: an OpenMP OpenBLAS that initialised with one thread never asks OpenMP again.
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace starflow::tools {
+
+namespace {
+
+using core::cpu::GemmBackend;
+
+struct BenchOptions {
+  int threads = 2;
+  int runs = 10;
+  int warmup = 3;
+};
+
+// One row per option: the parser and the usage text both read this table, so they cannot drift.
+struct IntOption {
+  const char* flag;
+  int BenchOptions::*field;
+  int min_value;
+  const char* help;
+};
+constexpr IntOption kOptions[] = {
+    {"--threads", &BenchOptions::threads, 1, "OpenMP threads for both backends (default 2)"},
+    {"--runs", &BenchOptions::runs, 1, "timed runs per shape; the median is reported (default 10)"},
+    {"--warmup", &BenchOptions::warmup, 0, "untimed runs before timing (default 3)"},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out, "usage: starflow bench gemm [options]\n");
+  for (const IntOption& o : kOptions) std::fprintf(out, "  %-10s N  %s\n", o.flag, o.help);
+}
+
+// Returns false (after printing a one-line reason) on bad input.
+bool parse_options(int argc, char** argv, BenchOptions& options) {
+  for (int i = 1; i < argc; ++i) {
+    const IntOption* match = nullptr;
+    for (const IntOption& o : kOptions)
+      if (std::strcmp(argv[i], o.flag) == 0) match = &o;
+    if (match == nullptr) {
+      std::fprintf(stderr, "bench gemm: unknown option '%s'\n", argv[i]);
+      return false;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "bench gemm: %s needs a value\n", match->flag);
+      return false;
+    }
+    const char* text = argv[++i];
+    int value = 0;
+    const auto [end, ec] = std::from_chars(text, text + std::strlen(text), value);
+    if (ec != std::errc() || *end != '\0' || value < match->min_value) {
+      std::fprintf(stderr, "bench gemm: %s wants an integer >= %d, got '%s'\n", match->flag, match->min_value, text);
+      return false;
+    }
+    options.*(match->field) = value;
+  }
+  return true;
+}
+
+// One GEMM C[M,N] = op(A)·op(B) as the linear layer issues it.
+struct GemmCase {
+  std::string label;
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  double flops() const { return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K); }
+};
+
+// The three GEMMs of each of a layer's four linears, for a model of width C trained on `rows` tokens per
+// step: forward out = in·Wᵀ, weight gradient dW = doutᵀ·in, input gradient din = dout·W.
+std::vector<GemmCase> training_cases(int64_t C, int64_t rows) {
+  struct Linear {
+    const char* name;
+    int64_t in_features, out_features;
+  };
+  const Linear linears[] = {{"qkv", C, 3 * C}, {"proj", C, C}, {"fc1", C, 4 * C}, {"fc2", 4 * C, C}};
+  std::vector<GemmCase> cases;
+  for (const Linear& l : linears) {
+    const std::string prefix = "C=" + std::to_string(C) + " " + l.name;
+    const int64_t K = l.in_features, N = l.out_features;
+    cases.push_back({prefix + " fwd", false, true, rows, N, K});
+    cases.push_back({prefix + " dW", true, false, N, K, rows});
+    cases.push_back({prefix + " din", false, false, rows, K, N});
+  }
+  return cases;
+}
+
+// Operands for one case, stored densely (leading dimension = stored row length).
+struct GemmBuffers {
+  std::vector<float> a, b, c;
+  int64_t lda, ldb, ldc;
+  GemmBuffers(const GemmCase& g, std::mt19937& rng) {
+    lda = g.trans_a ? g.M : g.K;
+    ldb = g.trans_b ? g.K : g.N;
+    ldc = g.N;
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    a.resize(static_cast<size_t>(g.M * g.K));
+    b.resize(static_cast<size_t>(g.K * g.N));
+    c.assign(static_cast<size_t>(g.M * g.N), 0.0f);
+    for (float& x : a) x = dist(rng);
+    for (float& x : b) x = dist(rng);
+  }
+};
+
+// Median seconds of `runs` calls after `warmup` untimed ones. beta = 1 as in the dW accumulation, so
+// every backend pays the same read of C.
+double median_seconds(const GemmCase& g, GemmBuffers& buf, GemmBackend backend, const BenchOptions& options) {
+  core::cpu::set_gemm_backend(backend);
+  auto call = [&] {
+    core::cpu::gemm<float>(g.trans_a, g.trans_b, g.M, g.N, g.K, 1.0f, buf.a.data(), buf.lda, buf.b.data(),
+                           buf.ldb, 1.0f, buf.c.data(), buf.ldc);
+  };
+  for (int i = 0; i < options.warmup; ++i) call();
+  std::vector<double> seconds;
+  for (int i = 0; i < options.runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    call();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::nth_element(seconds.begin(), seconds.begin() + seconds.size() / 2, seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+}  // namespace
+
+int bench_gemm(int argc, char** argv) {
+  BenchOptions options;
+  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    print_usage(stdout);
+    return 0;
+  }
+  if (!parse_options(argc, argv, options)) {
+    print_usage(stderr);
+    return 2;
+  }
+  omp_set_num_threads(options.threads);
+  openblas_set_num_threads(options.threads);
+
+  // Token rows per step at the two reference widths: 2048 rows at width 256, 1024 rows at width 512.
+  std::vector<GemmCase> cases = training_cases(256, 2048);
+  for (GemmCase& g : training_cases(512, 1024)) cases.push_back(std::move(g));
+
+  const GemmBackend saved = core::cpu::gemm_backend();
+  std::printf("float GEMM, %d thread(s), median of %d runs after %d warm-up\n", options.threads, options.runs,
+              options.warmup);
+  std::printf("%-20s %6s %6s %6s %12s %12s %9s\n", "shape", "M", "N", "K", "OpenBLAS", "Eigen", "ratio");
+  std::printf("%-20s %6s %6s %6s %12s %12s %9s\n", "", "", "", "", "GFLOP/s", "GFLOP/s", "OB/Eigen");
+  std::mt19937 rng(1234);
+  double total_openblas = 0.0, total_eigen = 0.0;
+  for (const GemmCase& g : cases) {
+    GemmBuffers buf(g, rng);
+    const double t_openblas = median_seconds(g, buf, GemmBackend::openblas, options);
+    const double t_eigen = median_seconds(g, buf, GemmBackend::eigen, options);
+    total_openblas += t_openblas;
+    total_eigen += t_eigen;
+    std::printf("%-20s %6lld %6lld %6lld %12.1f %12.1f %9.2f\n", g.label.c_str(), static_cast<long long>(g.M),
+                static_cast<long long>(g.N), static_cast<long long>(g.K), g.flops() / t_openblas * 1e-9,
+                g.flops() / t_eigen * 1e-9, t_eigen / t_openblas);
+    std::fflush(stdout);
+  }
+  core::cpu::set_gemm_backend(saved);
+  std::printf("total (sum of medians, all shapes): OpenBLAS %.2f ms, Eigen %.2f ms (OpenBLAS/Eigen speed %.2fx)\n",
+              total_openblas * 1e3, total_eigen * 1e3, total_eigen / total_openblas);
+  return 0;
+}
+
+}  // namespace starflow::tools
