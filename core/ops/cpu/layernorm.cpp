@@ -76,7 +76,8 @@ void layernorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in,
     }
   }
 
-  // dγ += Σ_rows dout·x̂, dβ += Σ_rows dout.
+  // dγ += Σ_rows dout·x̂, dβ += Σ_rows dout (skipped when null: an input-gradient-only pass).
+  if (dgamma == nullptr || dbeta == nullptr) return;
   const int64_t blocks = (C + kColumnBlock - 1) / kColumnBlock;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t blk = 0; blk < blocks; ++blk) {

@@ -62,7 +62,8 @@ void rmsnorm_backward(T* din, T* dg, const T* dout, const T* in, const T* rrms, 
     }
   }
 
-  // dg += Σ_rows dout·x·ρ.
+  // dg += Σ_rows dout·x·ρ (skipped when dg is null: an input-gradient-only pass).
+  if (dg == nullptr) return;
   const int64_t blocks = (C + kColumnBlock - 1) / kColumnBlock;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t blk = 0; blk < blocks; ++blk) {
