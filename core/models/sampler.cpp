@@ -29,7 +29,7 @@ void apply_guidance(T* sigma, T* mu, int64_t n, double w) {
 }  // namespace
 
 template <class T>
-void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, const T* y, const T* y_null, int64_t B,
+void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
                    const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations) {
   const MetaBlock<T>& block = model.block(k);
   const T* P = model.parameters().data();
@@ -94,7 +94,7 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, c
 }
 
 template <class T>
-std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, const T* y, const T* y_null, int64_t B,
+std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
                       const SampleOptions& opt, SampleTrace<T>* trace) {
   const FlowConfig& c = model.config();
   const int64_t n = B * c.tokens() * c.token_dim();
@@ -119,7 +119,7 @@ std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, const T* y,
 }
 
 template <class T>
-std::vector<T> denoise(StarFlowModel<T>& model, const T* x, const T* y, int64_t B, double noise_std) {
+std::vector<T> denoise(StarFlowModel<T>& model, const T* x, NoDeduce<T> y, int64_t B, double noise_std) {
   const FlowConfig& c = model.config();
   const int64_t n = B * c.in_channels * c.img_size * c.img_size;
   model.forward(x, y, B, 0.0);
@@ -133,11 +133,11 @@ std::vector<T> denoise(StarFlowModel<T>& model, const T* x, const T* y, int64_t 
 }
 
 #define STARFLOW_INSTANTIATE(T)                                                                                   \
-  template std::vector<T> sample<T>(const StarFlowModel<T>&, const T*, const T*, const T*, int64_t,             \
+  template std::vector<T> sample<T>(const StarFlowModel<T>&, const T*, NoDeduce<T>, NoDeduce<T>, int64_t,       \
                                     const SampleOptions&, SampleTrace<T>*);                                      \
-  template void reverse_block<T>(const StarFlowModel<T>&, int64_t, const T*, T*, const T*, const T*, int64_t,   \
+  template void reverse_block<T>(const StarFlowModel<T>&, int64_t, const T*, T*, NoDeduce<T>, NoDeduce<T>, int64_t, \
                                  const SampleOptions&, std::vector<int64_t>*);                                   \
-  template std::vector<T> denoise<T>(StarFlowModel<T>&, const T*, const T*, int64_t, double);
+  template std::vector<T> denoise<T>(StarFlowModel<T>&, const T*, NoDeduce<T>, int64_t, double);
 STARFLOW_INSTANTIATE(float)
 STARFLOW_INSTANTIATE(double)
 #undef STARFLOW_INSTANTIATE

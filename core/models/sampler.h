@@ -3,11 +3,16 @@
 // and one score-based (Tweedie) denoising step.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/models/starflow_model.h"
 
 namespace starflow::core {
+
+// Optional conditioning pointers (nullptr allowed) take their type from the model, not from the argument.
+template <class T>
+using NoDeduce = std::type_identity_t<const T*>;
 
 struct SampleOptions {
   double guidance = 0;  // CFG weight w ≥ 0; applied when y_null is given (the batch is doubled)
@@ -26,17 +31,17 @@ struct SampleTrace {
 // presence turns on guidance with options.guidance). Returns the sample [B, Cin, H, W] (still noisy:
 // apply denoise()). trace, when given, receives the intermediate images and Jacobi iteration counts.
 template <class T>
-std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, const T* y, const T* y_null, int64_t B,
+std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
                       const SampleOptions& options, SampleTrace<T>* trace = nullptr);
 
 // One reverse pass of block k: z [B, T, D] raster → x [B, T, D] raster (guided when y_null is given).
 template <class T>
-void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, const T* y, const T* y_null, int64_t B,
+void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
                    const SampleOptions& options, std::vector<int64_t>* jacobi_iterations = nullptr);
 
 // x + σ_n²·∇ₓ log p(x | y): the gradient of the per-dimension NLL (no regulariser) scaled by the element
 // count, applied once. Uses the model's backward pass (the model's forward state is overwritten).
 template <class T>
-std::vector<T> denoise(StarFlowModel<T>& model, const T* x, const T* y, int64_t B, double noise_std);
+std::vector<T> denoise(StarFlowModel<T>& model, const T* x, NoDeduce<T> y, int64_t B, double noise_std);
 
 }  // namespace starflow::core

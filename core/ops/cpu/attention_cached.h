@@ -2,6 +2,7 @@
 // the chunk's keys and values are written into the cache, then query i of the chunk (absolute position
 // start + i) attends to keys 0..start+i ("bottom-right aligned" causal mask).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
