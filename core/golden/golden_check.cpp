@@ -162,17 +162,17 @@ Report check_file(const std::string& path) {
 std::string format_report(const Report& report) {
   std::string out = report.file + "\n";
   char line[512];
-  std::snprintf(line, sizeof line, "  %-26s %7s %12s %12s %10s  %-6s %s\n", "group", "tensors", "max|d|",
+  std::snprintf(line, sizeof line, "  %-36s %7s %12s %12s %10s  %-6s %s\n", "group", "tensors", "max|d|",
                 "max|d|/|ref|", "tolerance", "result", "worst tensor");
   out += line;
   for (const GroupResult& g : report.groups) {
     if (!g.ran) {
-      std::snprintf(line, sizeof line, "  %-26s %7d %12s %12s %10s  %-6s %s\n", g.group.c_str(), g.tensors, "-", "-",
+      std::snprintf(line, sizeof line, "  %-36s %7d %12s %12s %10s  %-6s %s\n", g.group.c_str(), g.tensors, "-", "-",
                     "-", "SKIP", g.note.c_str());
     } else {
       char tol[32];
       std::snprintf(tol, sizeof tol, "%.0e %s", g.tolerance, g.metric.c_str());
-      std::snprintf(line, sizeof line, "  %-26s %7d %12.3e %12.3e %10s  %-6s %s\n", g.group.c_str(), g.tensors,
+      std::snprintf(line, sizeof line, "  %-36s %7d %12.3e %12.3e %10s  %-6s %s\n", g.group.c_str(), g.tensors,
                     g.max_abs, g.max_rel, tol, g.pass() ? "ok" : "FAIL", g.worst.c_str());
     }
     out += line;
