@@ -8,6 +8,7 @@ namespace starflow::tools {
 
 int bench_gemm(int argc, char** argv);
 int bench_train(int argc, char** argv);
+int bench_sample(int argc, char** argv);
 
 namespace {
 struct BenchEntry {
@@ -18,6 +19,7 @@ struct BenchEntry {
 const BenchEntry kBenches[] = {
     {"gemm", "float GEMM at the training shapes: OpenBLAS against Eigen", bench_gemm},
     {"train", "CPU training step on configs A and B against the PyTorch reference", bench_train},
+    {"sample", "sequential and Jacobi sampling with and without guidance against the PyTorch reference", bench_sample},
 };
 }  // namespace
 

@@ -5,10 +5,12 @@ namespace starflow::tools {
 
 int run_check_golden(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_sample(int argc, char** argv);
 
 std::span<const Command> commands() {
   static const Command table[] = {
       {"check-golden", "compare the model against a golden fixture file (.safetensors)", run_check_golden},
+      {"sample", "sample latents from a model (sequential or Jacobi, guided, denoised)", run_sample},
       {"bench", "benchmarks: bench gemm | bench train", run_bench},
   };
   return table;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/io/model_weights.h"
 #include "core/io/safetensors.h"
 #include "core/models/starflow_model.h"
 #include "core/optim/adamw.h"
@@ -32,12 +33,7 @@ Report check_file(const std::string& path) {
   report.file = path;
   if (file.metadata().count("description")) report.description = file.metadata().at("description");
 
-  FlowConfig cfg;
-  try {
-    cfg = FlowConfig::from_official_json(file.metadata_value("config"));
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(fail_prefix(path) + "metadata 'config': " + e.what());
-  }
+  const FlowConfig cfg = io::read_config(file);
   double lambda = 1e-4;
   if (file.metadata().count("latent_norm_regularization"))
     lambda = std::stod(file.metadata().at("latent_norm_regularization"));
@@ -55,10 +51,7 @@ Report check_file(const std::string& path) {
   const Shape logdet_shape{B, cfg.tokens(), cfg.token_dim()};
 
   StarFlowModel<float> model(cfg);
-  for (const ParameterView& v : model.layout().views()) {
-    Tensor<float> t = file.read<float>("param." + v.name, v.shape);
-    std::copy(t.data.begin(), t.data.end(), model.parameters().begin() + v.offset);
-  }
+  io::load_weights(model, file);
   const Tensor<float> x = file.read<float>("input.x", image_shape);
   Tensor<float> y;
   if (cfg.conditional()) y = file.read<float>("input.y", {B, cfg.txt_size, cfg.txt_dim});

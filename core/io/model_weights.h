@@ -1,0 +1,25 @@
+// Model weights as safetensors under the official ml-starflow state_dict names, with the model's official
+// config in the `config` metadata: the interchange format for import, export and sampling.
+#pragma once
+#include <map>
+#include <string>
+
+#include "core/io/safetensors.h"
+#include "core/models/starflow_model.h"
+
+namespace starflow::core::io {
+
+// The FlowConfig stored in a weights file's `config` metadata; throws "<path>: metadata 'config': ...".
+FlowConfig read_config(const SafeTensorsFile& file);
+
+// Loads every parameter of `model` from `file`, where tensor NAME is stored as NAME or as "param.NAME"
+// (golden fixtures). Throws "<path>: no tensor 'NAME'" or a shape error naming the expected shape.
+template <class T>
+void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file);
+
+// Writes the parameters (F32) and the config (+ extra metadata) to `path` (atomically).
+template <class T>
+void save_weights(const StarFlowModel<T>& model, const std::string& path,
+                  std::map<std::string, std::string> metadata = {});
+
+}  // namespace starflow::core::io
