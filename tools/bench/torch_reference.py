@@ -12,7 +12,7 @@ Run it with Debian's /usr/bin/python3 (python3-torch 1.13, OpenBLAS):
 State-dict names are the official ones (golden README §2.1); the deprecated buffers attn_mask, var and
 feat_rope.* are not created and are ignored when loading.
 """
-import argparse, json, math, struct, sys, time
+import argparse, ctypes, glob, json, math, os, struct, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -328,10 +328,6 @@ F32_TOL = {  # group -> (threshold, 'rel' = max|d|/max|ref| or 'abs' = max|d|), 
 F64_TOL = 1e-9
 
 
-def is_buffer(name):   # deprecated official buffers: blocks.k.attn_mask, var, feat_rope*.freqs_*
-    return name == "var" or name.endswith(".attn_mask") or name.startswith("feat_rope")
-
-
 def compare(mine, ref):
     """-> (rel, abs, excess, n_bits). excess discounts the one F32 rounding of the stored float64
     result: max(|d| - ulp32(ref)/2, 0) / max|ref| (= rel for F64-stored tensors); n_bits counts the
@@ -359,8 +355,8 @@ def denoise(model, x, y, sigma_n):
 def run_case(t, meta, cfg, dtype):
     """Runs everything on one fixture in `dtype`; returns {group: [(name, mine, ref)]}."""
     model = Model(cfg)
-    params = {k[6:]: torch.from_numpy(v.copy()) for k, v in t.items()
-              if k.startswith("param.") and not is_buffer(k[6:])}
+    params = {k[6:]: torch.from_numpy(v.copy()) for k, v in t.items() if k.startswith("param.")
+              and not (k == "param.var" or k.endswith(".attn_mask") or k.startswith("param.feat_rope"))}
     model.load_state_dict(params, strict=True)
     model.to(dtype)
     tt = lambda k: torch.from_numpy(t[k].copy()).to(dtype)
@@ -406,7 +402,6 @@ def run_case(t, meta, cfg, dtype):
 
 
 def check_golden(folder):
-    import glob, os
     files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
     if not files:
         raise SystemExit(f"no *.safetensors in {folder}")
@@ -439,8 +434,6 @@ def blas_provider():
     """Real path of the library that defines the sgemm_ torch calls. Debian's torch is built with
     BLAS_INFO=generic, i.e. against the soname libblas.so.3 (update-alternatives: OpenBLAS or the
     netlib reference); dlopen of that soname returns the instance already loaded into the process."""
-    import ctypes, os
-
     class DlInfo(ctypes.Structure):
         _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
                     ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
@@ -478,6 +471,15 @@ def blas_check():
     return lib, gflops
 
 
+def busy_cores(dt=0.5):
+    """CPU cores kept busy by other processes (from /proc/stat over dt seconds, while we sleep)."""
+    def snap():
+        v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(v), v[3] + v[4]                     # total, idle + iowait
+    (t0, i0), _, (t1, i1) = snap(), time.sleep(dt), snap()
+    return (1 - (i1 - i0) / max(t1 - t0, 1)) * os.cpu_count()
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -485,9 +487,11 @@ def _timed(fn):
 
 
 def bench(args):
-    import os
     torch.set_num_threads(args.threads)
-    load1 = os.getloadavg()[0]     # OpenMP timings degrade badly when other processes use the cores
+    busy = busy_cores()     # OpenMP timings collapse (up to 20x) when other processes use the cores
+    if busy > 0.3:
+        print(f"torch_reference: WARNING: other processes keep {busy:.1f} cores busy; with "
+              f"{args.threads} OpenMP threads the timings are unreliable", file=sys.stderr)
     blas, gflops = blas_check()
     cfg, batch = bench_config(args.config)
     L, E = cfg["txt_size"], cfg["txt_dim"]
@@ -528,7 +532,7 @@ def bench(args):
                    img_per_s=round(batch / ms * 1000, 3))
     res.update(ms_min=round(1000 * min(times), 2), runs=len(times), threads=torch.get_num_threads(),
                torch=torch.__version__, blas=blas, sgemm1024_gflops=round(gflops, 1),
-               load1_before=round(load1, 2), load1_after=round(os.getloadavg()[0], 2))
+               busy_cores_before=round(busy, 2), busy_cores_after=round(busy_cores(), 2))
     print(json.dumps(res))
     return 0
 
