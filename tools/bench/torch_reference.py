@@ -515,7 +515,7 @@ def bench(args):
         ms = 1000 * sum(times) / steps
         res.update(batch=batch, ms_per_step=round(ms, 2), img_per_s=round(batch / ms * 1000, 2))
     else:
-        batch = 16
+        batch = args.batch or 16
         noise = torch.randn(batch, 4, 8, 8, generator=g)
         y = torch.randn(batch, L, E, generator=g)
         if args.cfg > 0:          # null caption: an "EOS" vector at row 0, zero padding after it
@@ -575,6 +575,7 @@ def main():
     ap.add_argument("--cfg", type=float, default=0.0, help="guidance weight for --bench sample")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (train 5, sample 2)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=None, help="images for --bench sample (default 16)")
     ap.add_argument("--selftest", action="store_true")
     a = ap.parse_args()
     if a.check_golden:

@@ -3,8 +3,10 @@
 #include "core/ops/cpu/linear.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/ops/cpu/gemm.h"
+#include "core/ops/cpu/linear_small_batch.h"
 
 namespace starflow::core::cpu {
 
@@ -39,6 +41,9 @@ void add_column_sums(T* dbias, const T* dout, int64_t M, int64_t N) {
 
 template <class T>
 void linear_forward(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (M <= kSmallBatchRows) return linear_forward_small_batch(out, in, weight, bias, M, K, N);
+  }
   // Seeding out with the bias and letting the GEMM accumulate (beta = 1) costs one write pass instead
   // of a GEMM pass plus a separate read-modify-write pass.
   if (bias != nullptr) {
