@@ -20,7 +20,7 @@ class GoldenParity : public ::testing::TestWithParam<const char*> {};
 
 }  // namespace
 
-TEST_P(GoldenParity, EveryTrainingGroupWithinTolerance) {
+TEST_P(GoldenParity, EveryGroupWithinTolerance) {
   const golden::Report report = golden::check_file(fixture(GetParam()));
   std::set<std::string> ran;
   for (const auto& g : report.groups) {
@@ -29,12 +29,20 @@ TEST_P(GoldenParity, EveryTrainingGroupWithinTolerance) {
     EXPECT_TRUE(g.pass()) << g.group << ": max rel " << g.max_rel << " abs " << g.max_abs << " > " << g.tolerance
                           << " (" << g.metric << "), worst " << g.worst;
   }
-  // The groups the foundation must cover, present in every fixture.
-  for (const char* required :
-       {"forward.z", "forward.outputs", "forward.logdet", "loss.nll", "loss.z", "loss.logdet", "loss.latent_norm",
-        "loss.total", "grad.<param>", "grad.input.x", "aux.rope.shallow", "aux.rope.top", "adamw1 (fixture grads)",
-        "adamw1 (own grads)"})
-    EXPECT_TRUE(ran.count(required)) << "group " << required << " did not run";
+  // The groups every fixture holds: training (forward, loss, gradients, AdamW) and sampling (sequential,
+  // Jacobi tight and loose with their iteration counts, denoising).
+  std::vector<std::string> required = {
+      "forward.z", "forward.outputs", "forward.logdet", "loss.nll", "loss.z", "loss.logdet", "loss.latent_norm",
+      "loss.total", "grad.<param>", "grad.input.x", "aux.rope.shallow", "aux.rope.top", "adamw1 (fixture grads)",
+      "adamw1 (own grads)", "reverse.x", "reverse.seq", "reverse_jacobi.x", "reverse_jacobi iterations",
+      "reverse_jacobi_loose.x", "reverse_jacobi_loose iterations", "denoise.x"};
+  // Guided sampling in the conditional fixtures.
+  if (std::string(GetParam()) == "tiny_text.safetensors" || std::string(GetParam()) == "tiny_class.safetensors")
+    for (const char* g : {"reverse_cfg.x", "reverse_jacobi_cfg.x", "reverse_jacobi_cfg iterations",
+                          "reverse_jacobi_loose_cfg.x", "reverse_jacobi_loose_cfg iterations", "denoise_cfg.x"})
+      required.push_back(g);
+  for (const std::string& g : required) EXPECT_TRUE(ran.count(g)) << "group " << g << " did not run";
+  for (const auto& g : report.groups) EXPECT_TRUE(g.ran) << "group " << g.group << " was not computed";
   std::cout << golden::format_report(report);
 }
 

@@ -2,6 +2,7 @@
 // One OpenMP task per (batch, head). All six matrix products go through one register-blocked kernel, and
 // each skips the masked upper triangle in blocks of rows.
 #include "core/ops/cpu/attention.h"
+#include "core/ops/cpu/vector_math.h"
 
 #include <algorithm>
 #include <cmath>
@@ -190,8 +191,8 @@ void attention_forward(T* out, T* probs, const T* qkv, int64_t B, int64_t S, int
             // Softmax of scale·score; scale > 0, so the max raw score also maximises the scaled one.
             T max_score = s[0];
             for (int64_t j = 0; j < n; ++j) max_score = s[j] > max_score ? s[j] : max_score;
-            T sum = 0;
-            for (int64_t j = 0; j < n; ++j) sum += (p_row[j] = std::exp(scale * (s[j] - max_score)));
+            std::copy(s, s + n, p_row);
+            const T sum = exp_shifted_sum(p_row, n, scale, max_score);
             const T inv_sum = T(1) / sum;
             for (int64_t j = 0; j < n; ++j) p_row[j] *= inv_sum;
             std::fill(p_row + n, p_row + S, T(0));

@@ -2,6 +2,7 @@
 // so per-call overhead matters more than FLOPs: scores live on the stack, the loops are plain dot
 // products over contiguous head vectors, and threads start only for large chunks.
 #include "core/ops/cpu/attention_cached.h"
+#include "core/ops/cpu/vector_math.h"
 
 #include <cmath>
 #include <cstring>
@@ -15,20 +16,18 @@ namespace {
 constexpr int64_t kParallelWork = 1 << 20;
 
 template <class T>
-void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict K, const T* __restrict V,
-                     int64_t keys, int64_t dh, T scale, T* __restrict p) {
-  T mx = -INFINITY;
-  for (int64_t j = 0; j < keys; ++j) {
-    const T* __restrict kj = K + j * dh;
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t d = 0; d < dh; ++d) s += q[d] * kj[d];
-    p[j] = s * scale;
-    mx = std::max(mx, p[j]);
+void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict Kt, const T* __restrict V,
+                     int64_t keys, int64_t dh, int64_t cap, T scale, T* __restrict p) {
+  for (int64_t j = 0; j < keys; ++j) p[j] = T(0);
+  for (int64_t d = 0; d < dh; ++d) {
+    const T qd = q[d] * scale;
+    const T* __restrict row = Kt + d * cap;
+#pragma omp simd
+    for (int64_t j = 0; j < keys; ++j) p[j] += qd * row[j];
   }
-  T sum = 0;
-  for (int64_t j = 0; j < keys; ++j) sum += (p[j] = std::exp(p[j] - mx));
-  const T inv = T(1) / sum;
+  T mx = p[0];
+  for (int64_t j = 1; j < keys; ++j) mx = std::max(mx, p[j]);
+  const T inv = T(1) / exp_shifted_sum(p, keys, T(1), mx);
   for (int64_t d = 0; d < dh; ++d) o[d] = T(0);
   for (int64_t j = 0; j < keys; ++j) {
     const T w = p[j] * inv;
@@ -50,16 +49,16 @@ void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < H; ++h) {
-        T* K = cache.k.data() + ((b * H + h) * cap) * dh;
+        T* Kt = cache.k.data() + ((b * H + h) * cap) * dh;
         T* V = cache.v.data() + ((b * H + h) * cap) * dh;
         for (int64_t i = 0; i < n; ++i) {
           const T* row = qkv + (b * n + i) * 3 * C;
-          std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(T) * dh);
+          for (int64_t d = 0; d < dh; ++d) Kt[d * cap + start + i] = row[C + h * dh + d];
           std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(T) * dh);
         }
         for (int64_t i = 0; i < n; ++i)
-          attend_one_head(out + (b * n + i) * C + h * dh, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
-                          scale, scores.data());
+          attend_one_head(out + (b * n + i) * C + h * dh, qkv + (b * n + i) * 3 * C + h * dh, Kt, V, start + i + 1, dh,
+                          cap, scale, scores.data());
       }
   }
 }

@@ -8,8 +8,9 @@
 
 namespace starflow::core::cpu {
 
-// Keys and values of one layer, [B, n_head, capacity, head_dim] each (head-major: one head's keys are
-// contiguous, which is what the per-query dot products read).
+// Keys and values of one layer. Keys are stored transposed, [B, n_head, head_dim, capacity], so a query's
+// scores against all cached keys are one vectorised axpy per head dimension (no horizontal sums); values
+// are [B, n_head, capacity, head_dim], so the output is one axpy per key.
 template <class T>
 struct KVCache {
   int64_t batch = 0, n_head = 0, head_dim = 0, capacity = 0;
