@@ -72,7 +72,10 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
 
   if (!o.output.empty()) {
     std::string classes;
-    for (size_t i = 0; i < o.classes.size(); ++i) classes += (i ? "," : "") + std::to_string(o.classes[i]);
+    for (size_t i = 0; i < o.classes.size(); ++i) {
+      if (i) classes += ',';
+      classes += std::to_string(o.classes[i]);
+    }
     core::io::write_safetensors(
         o.output, {{"samples", "F32", result.shape, result.latents.data(), result.latents.size() * sizeof(float)}},
         {{"format", "starflow-samples-v1"}, {"weights", o.weights}, {"config", cfg.to_official_json()},
