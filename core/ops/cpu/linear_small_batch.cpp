@@ -2,12 +2,13 @@
 // 8 floats in registers; the 8 dot products of a block are finished with one horizontal-add tree that
 // yields all 8 sums in a single vector. Each pair of weight rows is loaded once and reused by every input
 // row block while it sits in L1, so the weights stream from memory once per call. Without AVX2 (PORTABLE
-// builds) the BLAS path is used instead.
+// builds) BLAS is used.
 #include "core/ops/cpu/linear_small_batch.h"
 
 #include <algorithm>
 
 #include "core/ops/cpu/gemm.h"
+
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -92,7 +93,19 @@ void linear_forward_small_batch(float* out, const float* in, const float* weight
     return;
   }
 #endif
-  // Shapes the kernel does not cover (K not a multiple of 8, odd N: proj_in with D = 4 inputs) go to BLAS.
+  // Shapes the kernel does not cover: proj_in (K = D, e.g. 4 inputs), odd widths, or no AVX2. Tiny ones
+  // take a plain loop (cheaper than a BLAS call's setup), the rest BLAS.
+  if (M * N * K <= (1 << 16)) {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        const float* a = in + m * K;
+        const float* w = weight + n * K;
+        float s = bias ? bias[n] : 0.f;
+        for (int64_t k = 0; k < K; ++k) s += a[k] * w[k];
+        out[m * N + n] = s;
+      }
+    return;
+  }
   if (bias != nullptr)
     for (int64_t i = 0; i < M; ++i) std::copy(bias, bias + N, out + i * N);
   gemm<float>(false, true, M, N, K, 1.f, in, K, weight, K, bias != nullptr ? 1.f : 0.f, out, N);
