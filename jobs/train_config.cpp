@@ -1,0 +1,160 @@
+// YAML parsing of TrainConfig. Each key is handled by one table entry; the official keys that do not apply
+// to this implementation (FSDP switches, the webdataset loader, ...) are accepted and ignored, by name.
+#include "jobs/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace starflow::jobs {
+namespace {
+
+[[noreturn]] void key_error(const std::string& origin, const std::string& key, const std::string& what) {
+  throw std::runtime_error(origin + ": key '" + key + "': " + what);
+}
+
+template <class T>
+T scalar(const YAML::Node& n, const std::string& origin, const std::string& key, const char* expected) {
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception&) {
+    key_error(origin, key, std::string("expected ") + expected);
+  }
+}
+
+}  // namespace
+
+TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error(origin + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+  }
+  TrainConfig c;
+  c.source_text = text;
+  if (root.IsNull()) return c;
+  if (!root.IsMap()) throw std::runtime_error(origin + ": expected a mapping of keys to values");
+  auto& m = c.model;
+  using Setter = std::function<void(const YAML::Node&, const std::string&)>;
+  auto i64 = [&](int64_t& dst) -> Setter {
+    return [&, ptr = &dst](const YAML::Node& n, const std::string& k) { *ptr = scalar<int64_t>(n, origin, k, "an integer"); };
+  };
+  auto u64 = [&](uint64_t& dst) -> Setter {
+    return [&, ptr = &dst](const YAML::Node& n, const std::string& k) { *ptr = scalar<uint64_t>(n, origin, k, "a non-negative integer"); };
+  };
+  auto f64 = [&](double& dst) -> Setter {
+    return [&, ptr = &dst](const YAML::Node& n, const std::string& k) { *ptr = scalar<double>(n, origin, k, "a number"); };
+  };
+  auto flag = [&](bool& dst) -> Setter {
+    return [&, ptr = &dst](const YAML::Node& n, const std::string& k) {
+      const std::string v = scalar<std::string>(n, origin, k, "a boolean");
+      if (v == "1" || v == "true" || v == "True") *ptr = true;
+      else if (v == "0" || v == "false" || v == "False") *ptr = false;
+      else key_error(origin, k, "expected a boolean (0/1/true/false)");
+    };
+  };
+  auto str = [&](std::string& dst) -> Setter {
+    return [&, ptr = &dst](const YAML::Node& n, const std::string& k) { *ptr = scalar<std::string>(n, origin, k, "a string"); };
+  };
+  auto must_be = [&](const std::string& required) -> Setter {
+    return [&, required](const YAML::Node& n, const std::string& k) {
+      if (scalar<std::string>(n, origin, k, "a value") != required)
+        key_error(origin, k, "only " + required + " is supported");
+    };
+  };
+  const std::map<std::string, Setter> keys = {
+      // Model (official names; `channel_size` and `blocks` are the YAML spellings of in_channels/num_blocks).
+      {"channel_size", i64(m.in_channels)}, {"in_channels", i64(m.in_channels)}, {"img_size", i64(m.img_size)},
+      {"patch_size", i64(m.patch_size)}, {"channels", i64(m.channels)}, {"blocks", i64(m.num_blocks)},
+      {"num_blocks", i64(m.num_blocks)}, {"head_dim", i64(m.head_dim)}, {"txt_size", i64(m.txt_size)},
+      {"txt_dim", i64(m.txt_dim)}, {"cond_top_only", flag(m.cond_top_only)}, {"soft_clip", f64(m.soft_clip)},
+      {"use_softplus", flag(m.use_softplus)}, {"use_final_norm", flag(m.use_final_norm)},
+      {"pt_seq_len", i64(m.pt_seq_len)}, {"sos", must_be("1")}, {"rope", must_be("1")},
+      {"layers_per_block",
+       [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsSequence()) key_error(origin, k, "expected a list of integers, e.g. [2, 2, 6]");
+         m.layers_per_block.clear();
+         for (const auto& v : n) m.layers_per_block.push_back(scalar<int64_t>(v, origin, k, "a list of integers"));
+       }},
+      {"seq_order",
+       [&](const YAML::Node& n, const std::string& k) {
+         const std::string v = scalar<std::string>(n, origin, k, "L2R or R2L");
+         if (v != "L2R" && v != "R2L") key_error(origin, k, "expected L2R or R2L, got '" + v + "'");
+         m.seq_order = v == "L2R" ? core::SeqOrder::L2R : core::SeqOrder::R2L;
+       }},
+      // Recipe.
+      {"noise_std", f64(c.noise_std)}, {"lr", f64(c.lr)}, {"min_lr", f64(c.min_lr)},
+      {"warmup_steps", i64(c.warmup_steps)}, {"steps", i64(c.steps)}, {"batch_size", i64(c.batch_size)},
+      {"drop_label", f64(c.drop_label)}, {"latent_norm_regularization", f64(c.latent_norm_regularization)},
+      {"weight_decay", f64(c.weight_decay)}, {"beta1", f64(c.beta1)}, {"beta2", f64(c.beta2)},
+      {"adam_eps", f64(c.adam_eps)}, {"grad_clip", f64(c.grad_clip)}, {"ema", f64(c.ema)},
+      {"max_bad_steps", i64(c.max_bad_steps)}, {"cfg", f64(c.cfg)},
+      // Ours.
+      {"data", str(c.data)}, {"seed", u64(c.seed)}, {"output_dir", str(c.output_dir)},
+      {"checkpoint_dir", str(c.checkpoint_dir)}, {"checkpoint_every", i64(c.checkpoint_every)},
+      {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
+      {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"threads", i64(c.threads)},
+  };
+  // Official keys with no effect here: sharding/loader switches of the PyTorch code, and names of the
+  // frozen encoders (ours are chosen by the data the shards hold).
+  static const std::set<std::string> ignored = {"fsdp", "fsdp_text_encoder", "nvp", "adaln", "wds", "no_flip",
+                                                "gradient_checkpoint", "vae", "text", "sample_freq", "use_pretrained_lm",
+                                                "mix_aspect", "acc", "loss_scaling"};
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    if (auto it = keys.find(key); it != keys.end()) it->second(kv.second, key);
+    else if (!ignored.count(key)) key_error(origin, key, "unknown key");
+  }
+  c.validate(origin);
+  return c;
+}
+
+TrainConfig TrainConfig::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_yaml(ss.str(), path);
+}
+
+void TrainConfig::validate(const std::string& origin) const {
+  try {
+    model.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(origin + ": " + e.what());
+  }
+  auto need = [&](bool ok, const char* key, const char* rule) {
+    if (!ok) key_error(origin, key, rule);
+  };
+  need(noise_std >= 0, "noise_std", "must be >= 0");
+  need(lr > 0, "lr", "must be > 0");
+  need(min_lr >= 0 && min_lr <= lr, "min_lr", "must be in [0, lr]");
+  need(warmup_steps >= 0, "warmup_steps", "must be >= 0");
+  need(steps >= 1, "steps", "must be >= 1");
+  need(batch_size >= 1, "batch_size", "must be >= 1");
+  need(drop_label >= 0 && drop_label <= 1, "drop_label", "must be in [0, 1]");
+  need(latent_norm_regularization >= 0, "latent_norm_regularization", "must be >= 0");
+  need(weight_decay >= 0, "weight_decay", "must be >= 0");
+  need(beta1 >= 0 && beta1 < 1, "beta1", "must be in [0, 1)");
+  need(beta2 >= 0 && beta2 < 1, "beta2", "must be in [0, 1)");
+  need(adam_eps > 0, "adam_eps", "must be > 0");
+  need(grad_clip >= 0, "grad_clip", "must be >= 0");
+  need(ema >= 0 && ema < 1, "ema", "must be in [0, 1)");
+  need(max_bad_steps >= 1, "max_bad_steps", "must be >= 1");
+  need(cfg >= 0, "cfg", "must be >= 0");
+  need(checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
+  need(keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
+  need(sample_every >= 0, "sample_every", "must be >= 0");
+  need(log_every >= 1, "log_every", "must be >= 1");
+  need(tp >= 1, "tp", "must be >= 1");
+  need(threads >= 0, "threads", "must be >= 0");
+  need(!data.empty(), "data", "must name 'synthetic' or a shard directory");
+}
+
+}  // namespace starflow::jobs

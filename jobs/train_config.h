@@ -1,0 +1,47 @@
+// The training job's configuration: a YAML file with the official ml-starflow keys (model and recipe) plus
+// ours (data, checkpoints, outputs, layout). Unknown keys and invalid values are refused with the key named.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/models/flow_config.h"
+
+namespace starflow::jobs {
+
+struct TrainConfig {
+  core::FlowConfig model;
+  // Recipe (spec §8.1).
+  double noise_std = 0.3;
+  double lr = 1e-4, min_lr = 1e-6;
+  int64_t warmup_steps = 100;
+  int64_t steps = 1000;                  // optimiser steps in total
+  int64_t batch_size = 32;               // global, over all data-parallel ranks
+  double drop_label = 0.1;
+  double latent_norm_regularization = 1e-4;
+  double weight_decay = 1e-4, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
+  double grad_clip = 0;                  // 0: off
+  double ema = 0;                        // EMA decay of the weights; 0: off
+  int64_t max_bad_steps = 10;            // abort after this many non-finite steps in a row
+  double cfg = 3.0;                      // guidance of the preview samples
+  // Data.
+  std::string data = "synthetic";        // "synthetic" or a directory / glob of latent shards
+  // Run.
+  uint64_t seed = 0;
+  std::string output_dir = "out";
+  std::string checkpoint_dir;            // default: <output_dir>/checkpoints
+  int64_t checkpoint_every = 0;          // 0: only at the end
+  int64_t keep_checkpoints = 3;
+  int64_t sample_every = 0;              // 0: no preview grids
+  int64_t log_every = 10;
+  int64_t tp = 1;                        // tensor-parallel width (the parallel issue)
+  int64_t threads = 0;                   // CPU threads per rank; 0: all cores / ranks on the node
+
+  std::string source_text;               // the YAML as given, stored in checkpoints
+
+  // Parses YAML text; `origin` names the file in errors ("<origin>: key 'x': ...").
+  static TrainConfig from_yaml(const std::string& text, const std::string& origin);
+  static TrainConfig from_file(const std::string& path);
+  void validate(const std::string& origin) const;
+};
+
+}  // namespace starflow::jobs

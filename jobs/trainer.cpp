@@ -1,0 +1,223 @@
+// Trainer implementation. Every random draw of a step (noise augmentation, condition dropout) comes from a
+// generator keyed by (seed, the batch's global position, rank), so a resumed run repeats the uninterrupted
+// one bit for bit without saving generator state.
+#include "jobs/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/random.h"
+#include "jobs/checkpoint.h"
+
+namespace starflow::jobs {
+namespace {
+
+uint64_t step_key(uint64_t seed, int64_t position, int rank) {
+  core::Rng r(seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(position + 1)) ^
+              (0x8CB92BA72F3D8DD7ull * static_cast<uint64_t>(rank + 1)));
+  return r.next_u64();
+}
+
+constexpr double kHalfLog2Pi = 0.91893853320467274178;
+
+}  // namespace
+
+Trainer::Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, BatchSource& data)
+    : cfg_(config),
+      comm_(comm),
+      data_(data),
+      model_(config.model),
+      optimizer_(static_cast<int64_t>(model_.parameters().size()),
+                 core::AdamWConfig{config.beta1, config.beta2, config.adam_eps, config.weight_decay}) {
+  if (cfg_.batch_size % comm_.size() != 0)
+    throw std::runtime_error("batch_size " + std::to_string(cfg_.batch_size) + " is not divisible by the " +
+                             std::to_string(comm_.size()) + " data-parallel ranks");
+  if (cfg_.model.conditional() && cfg_.model.txt_size == 1 && data_.num_classes() + 1 != cfg_.model.txt_dim)
+    throw std::runtime_error("the data has " + std::to_string(data_.num_classes()) + " classes, so txt_dim must be " +
+                             std::to_string(data_.num_classes() + 1) + " (classes + the null class), not " +
+                             std::to_string(cfg_.model.txt_dim));
+  schedule_ = {cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
+  model_.init_parameters(cfg_.seed);  // identical on every rank: same seed
+  if (cfg_.ema > 0) ema_ = model_.parameters();
+  checkpoint_dir_ = cfg_.checkpoint_dir.empty() ? cfg_.output_dir + "/checkpoints" : cfg_.checkpoint_dir;
+  if (comm_.rank() == 0) std::filesystem::create_directories(cfg_.output_dir);
+  comm_.barrier();
+}
+
+void Trainer::fill_condition(const TrainBatch& batch, core::Rng& rng, std::vector<float>& y) const {
+  const auto& m = cfg_.model;
+  if (!m.conditional()) return;
+  const int64_t B = batch.size, L = m.txt_size, E = m.txt_dim;
+  y.assign(B * L * E, 0.f);
+  for (int64_t b = 0; b < B; ++b) {
+    const bool drop = rng.uniform() < cfg_.drop_label;  // classifier-free guidance: train the null condition
+    if (L == 1 && !batch.labels.empty()) {
+      y[b * E + (drop ? E - 1 : batch.labels[b])] = 1.f;  // one-hot; index E−1 is the null class (spec §1.6)
+    } else if (!batch.text.empty()) {
+      // Text: the null caption embeds to all-zero rows in our word-vector encoder.
+      if (!drop) std::copy(batch.text.begin() + b * L * E, batch.text.begin() + (b + 1) * L * E, y.begin() + b * L * E);
+    } else {
+      throw std::runtime_error("the model is conditional but the data carries no labels or text");
+    }
+  }
+}
+
+StepMetrics Trainer::train_step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& m = cfg_.model;
+  TrainBatch batch = data_.next();
+  const int64_t B = batch.size, n = static_cast<int64_t>(batch.latents.size());
+  core::Rng rng(step_key(cfg_.seed, batch.position, comm_.rank()));
+  for (int64_t i = 0; i < n; ++i) batch.latents[i] += float(cfg_.noise_std * rng.normal());
+  std::vector<float> y;
+  fill_condition(batch, rng, y);
+
+  model_.zero_gradients();
+  const core::LossParts loss =
+      model_.forward(batch.latents.data(), m.conditional() ? y.data() : nullptr, B, cfg_.latent_norm_regularization);
+  model_.backward(nullptr);
+
+  // Average gradients and losses over the data-parallel ranks (equal local batches: the mean of means).
+  std::vector<float>& g = model_.gradients();
+  comm_.all_reduce_sum(g.data(), static_cast<int64_t>(g.size()));
+  const float inv = 1.f / float(comm_.size());
+  double sq = 0;
+  for (float& v : g) {
+    v *= inv;
+    sq += double(v) * v;
+  }
+  double stats[4] = {loss.total, loss.nll, loss.latent_norm, std::isfinite(loss.total) ? 0.0 : 1.0};
+  comm_.all_reduce_sum(stats, 4);
+  StepMetrics s;
+  s.loss = stats[0] / comm_.size();
+  s.nll = stats[1] / comm_.size();
+  s.latent_norm = stats[2] / comm_.size();
+  s.grad_norm = std::sqrt(sq);
+  s.bits_per_dim = (s.nll + kHalfLog2Pi) / std::log(2.0);
+  s.skipped = stats[3] > 0 || !std::isfinite(s.grad_norm);
+  if (s.skipped) {
+    ++bad_in_row_;
+    ++skipped_total_;
+    if (bad_in_row_ >= cfg_.max_bad_steps)
+      throw std::runtime_error("training aborted: " + std::to_string(bad_in_row_) +
+                               " non-finite steps in a row (the last checkpoint is intact)");
+  } else {
+    bad_in_row_ = 0;
+    if (cfg_.grad_clip > 0 && s.grad_norm > cfg_.grad_clip) {
+      const float scale = float(cfg_.grad_clip / s.grad_norm);
+      for (float& v : g) v *= scale;
+    }
+    s.lr = schedule_.lr(step_);
+    optimizer_.step(model_.parameters(), g, s.lr);
+    if (!ema_.empty()) {
+      const float d = float(cfg_.ema);
+      const std::vector<float>& p = model_.parameters();
+      for (size_t i = 0; i < ema_.size(); ++i) ema_[i] = d * ema_[i] + (1.f - d) * p[i];
+    }
+    ++step_;
+  }
+  s.step = step_;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.images_per_second = cfg_.batch_size / s.seconds;
+  return s;
+}
+
+void Trainer::log(const StepMetrics& s) {
+  history_.push_back(s);
+  if (comm_.rank() != 0) return;
+  std::ofstream jsonl(cfg_.output_dir + "/metrics.jsonl", std::ios::app);
+  jsonl << nlohmann::json{{"step", s.step}, {"loss", s.loss}, {"nll", s.nll}, {"bits_per_dim", s.bits_per_dim},
+                          {"latent_norm", s.latent_norm}, {"grad_norm", s.grad_norm}, {"lr", s.lr},
+                          {"seconds", s.seconds}, {"img_per_s", s.images_per_second}, {"skipped", s.skipped}}
+               .dump()
+        << "\n";
+  if (isatty(STDOUT_FILENO) || s.step % cfg_.log_every == 0 || s.step == cfg_.steps) {
+    double recent = 0;
+    int count = 0;
+    for (auto it = history_.rbegin(); it != history_.rend() && count < 20; ++it, ++count) recent += it->seconds;
+    const double eta = count ? recent / count * double(cfg_.steps - s.step) : 0;
+    std::printf("%sstep %6lld/%lld  loss %.4f  bits/dim %.4f  lr %.2e  %.1f img/s  ETA %.0fs%s%s",
+                isatty(STDOUT_FILENO) ? "\r" : "", (long long)s.step, (long long)cfg_.steps, s.loss, s.bits_per_dim,
+                s.lr, s.images_per_second, eta, s.skipped ? "  (skipped: non-finite)" : "",
+                isatty(STDOUT_FILENO) ? "" : "\n");
+    std::fflush(stdout);
+  }
+}
+
+void Trainer::run(int64_t stop_at, const std::function<bool()>& should_stop) {
+  const int64_t end = stop_at > 0 ? std::min(stop_at, cfg_.steps) : cfg_.steps;
+  while (step_ < end) {
+    const StepMetrics s = train_step();
+    log(s);
+    if (!s.skipped && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 && step_ < end)
+      write_checkpoint();
+    if (should_stop) {
+      // Every rank must agree, or the collective checkpoint below would hang.
+      double stop = should_stop() ? 1 : 0;
+      comm_.all_reduce_max(&stop, 1);
+      if (stop > 0) break;
+    }
+  }
+  if (comm_.rank() == 0 && isatty(STDOUT_FILENO)) std::printf("\n");
+  write_checkpoint();
+}
+
+std::string Trainer::write_checkpoint() {
+  std::vector<CheckpointTensor> tensors;
+  for (const core::ParameterView& v : model_.layout().views()) {
+    tensors.push_back({"model." + v.name, v.shape, model_.parameters().data() + v.offset});
+    tensors.push_back({"adam_m." + v.name, v.shape, optimizer_.first_moment().data() + v.offset});
+    tensors.push_back({"adam_v." + v.name, v.shape, optimizer_.second_moment().data() + v.offset});
+    if (!ema_.empty()) tensors.push_back({"ema." + v.name, v.shape, ema_.data() + v.offset});
+  }
+  const nlohmann::json meta = {{"model_config", nlohmann::json::parse(cfg_.model.to_official_json())},
+                               {"train_config", cfg_.source_text},
+                               {"step", step_},
+                               {"adam_steps", optimizer_.steps()},
+                               {"data_cursor", data_.cursor()},
+                               {"bad_steps_in_row", bad_in_row_},
+                               {"skipped_steps", skipped_total_},
+                               {"seed", cfg_.seed},
+                               {"dp_size", comm_.size()}};
+  return jobs::write_checkpoint(comm_.comm(), checkpoint_dir_, step_, meta, tensors,
+                                static_cast<int>(cfg_.keep_checkpoints));
+}
+
+std::string Trainer::resume_if_possible() {
+  std::string path;
+  if (comm_.rank() == 0) path = newest_checkpoint(checkpoint_dir_);
+  int64_t len = static_cast<int64_t>(path.size());
+  comm_.broadcast(&len, sizeof len, 0);
+  path.resize(len);
+  comm_.broadcast(path.data(), len, 0);
+  if (path.empty()) return "";
+  CheckpointReader reader(comm_.comm(), path);
+  const nlohmann::json& meta = reader.info().header.at("meta");
+  if (meta.at("model_config") != nlohmann::json::parse(cfg_.model.to_official_json()))
+    throw std::runtime_error(path + ": the checkpoint is for another model config (" + meta.at("model_config").dump() +
+                             ")");
+  for (const core::ParameterView& v : model_.layout().views()) {
+    if (reader.shape("model." + v.name) != v.shape)
+      throw std::runtime_error(path + ": tensor 'model." + v.name + "' has the wrong shape");
+    reader.read("model." + v.name, model_.parameters().data() + v.offset);
+    reader.read("adam_m." + v.name, optimizer_.first_moment().data() + v.offset);
+    reader.read("adam_v." + v.name, optimizer_.second_moment().data() + v.offset);
+    if (!ema_.empty()) {
+      if (reader.has("ema." + v.name)) reader.read("ema." + v.name, ema_.data() + v.offset);
+      else std::copy_n(model_.parameters().data() + v.offset, v.size, ema_.data() + v.offset);
+    }
+  }
+  step_ = meta.at("step").get<int64_t>();
+  optimizer_.set_steps(meta.at("adam_steps").get<int64_t>());
+  bad_in_row_ = meta.at("bad_steps_in_row").get<int64_t>();
+  skipped_total_ = meta.at("skipped_steps").get<int64_t>();
+  data_.restore(meta.at("data_cursor"));
+  return path;
+}
+
+}  // namespace starflow::jobs

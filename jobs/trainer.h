@@ -1,0 +1,62 @@
+// The training loop (spec §8): noise augmentation, condition dropout for guidance, the NLL plus latent-norm
+// regulariser, data-parallel gradient averaging, optional clipping, AdamW with warm-up + cosine, skipped
+// non-finite steps, optional EMA, JSONL metrics, progress, and checkpoints that resume bit-exactly.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/models/starflow_model.h"
+#include "core/optim/adamw.h"
+#include "core/random.h"
+#include "jobs/batch_source.h"
+#include "jobs/train_config.h"
+#include "parallel/mpi_communicator.h"
+
+namespace starflow::jobs {
+
+struct StepMetrics {
+  int64_t step = 0;          // optimiser steps taken after this one
+  double loss = 0, nll = 0, bits_per_dim = 0, latent_norm = 0, grad_norm = 0, lr = 0;
+  double seconds = 0, images_per_second = 0;
+  bool skipped = false;
+};
+
+class Trainer {
+ public:
+  // comm: the data-parallel ranks (each holds a full model replica).
+  Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, BatchSource& data);
+
+  // Resumes from the newest complete checkpoint in the checkpoint directory, if any; returns its path.
+  std::string resume_if_possible();
+  // Runs until `config.steps` optimiser steps (or `stop_at` if smaller and > 0), or until `should_stop()`
+  // returns true between steps (preemption). Writes checkpoints as configured and a final one.
+  void run(int64_t stop_at = 0, const std::function<bool()>& should_stop = {});
+  std::string write_checkpoint();
+
+  int64_t step() const { return step_; }
+  const core::StarFlowModel<float>& model() const { return model_; }
+  core::StarFlowModel<float>& model() { return model_; }
+  const std::vector<StepMetrics>& history() const { return history_; }
+  int64_t skipped_steps() const { return skipped_total_; }
+
+ private:
+  StepMetrics train_step();
+  void log(const StepMetrics& m);
+  void fill_condition(const TrainBatch& batch, core::Rng& rng, std::vector<float>& y) const;
+
+  TrainConfig cfg_;
+  parallel::MpiCommunicator& comm_;
+  BatchSource& data_;
+  core::StarFlowModel<float> model_;
+  core::AdamW<float> optimizer_;
+  core::WarmupCosineSchedule schedule_;
+  std::vector<float> ema_;
+  int64_t step_ = 0, bad_in_row_ = 0, skipped_total_ = 0;
+  std::vector<StepMetrics> history_;
+  std::string checkpoint_dir_;
+};
+
+}  // namespace starflow::jobs
