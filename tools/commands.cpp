@@ -7,12 +7,16 @@ int run_check_golden(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_sample(int argc, char** argv);
 int run_train(int argc, char** argv);
+int run_inspect(int argc, char** argv);
+int run_convert(int argc, char** argv);
 
 std::span<const Command> commands() {
   static const Command table[] = {
       {"check-golden", "compare the model against a golden fixture file (.safetensors)", run_check_golden},
       {"train", "train a model (under mpirun: data-parallel ranks); resumes from the newest checkpoint", run_train},
       {"sample", "sample latents from a model (sequential or Jacobi, guided, denoised)", run_sample},
+      {"inspect", "print a checkpoint's header (step, config, data cursor, tensor index)", run_inspect},
+      {"convert", "export a checkpoint's weights to safetensors under the official names", run_convert},
       {"bench", "benchmarks: bench gemm | bench train", run_bench},
   };
   return table;
