@@ -58,13 +58,15 @@ void MetaBlock<T>::forward(const T* P, BlockActivations<T>& a, const T* u, const
   const int64_t S = L_ + T_, btd = B * T_ * D_;
   a.v.resize(btd);
   a.inp.resize(btd);
-  a.seq.resize(B * S * C_);
   a.final_out.resize(B * S * C_);
   a.h_img.resize(B * T_ * C_);
   a.h_norm.resize(B * T_ * C_);
   a.rrms.resize(B * T_);
   a.o.resize(B * T_ * 2 * D_);
+  a.z.resize(btd);
+  a.emb.resize(B * std::max(T_, L_) * C_);
   a.layers.resize(layers_.size());
+  for (auto& la : a.layers) la.resize(B, S, C_, layers_[0].n_head);
   a.y = conditioned_ ? y : nullptr;
 
   cpu::permute_tokens(a.v.data(), u, B, T_, D_, flip_);
@@ -73,23 +75,20 @@ void MetaBlock<T>::forward(const T* P, BlockActivations<T>& a, const T* u, const
     std::memcpy(a.inp.data() + b * T_ * D_, P + sos_, sizeof(T) * D_);
     std::memcpy(a.inp.data() + (b * T_ + 1) * D_, a.v.data() + b * T_ * D_, sizeof(T) * (T_ - 1) * D_);
   }
-  // Embed: image tokens through proj_in, text through proj_txt, interleaved as [text; image] per sample.
-  std::vector<T> emb(B * T_ * C_);
-  cpu::linear_forward(emb.data(), a.inp.data(), P + proj_in_w_, P + proj_in_b_, B * T_, D_, C_);
-  scatter_rows(a.seq.data(), emb.data(), B, S, L_, T_, C_);
+  // Embed: image tokens through proj_in, text through proj_txt, interleaved as [text; image] per sample,
+  // straight into the first layer's saved input.
+  T* seq = a.layers[0].input.data();
+  cpu::linear_forward(a.emb.data(), a.inp.data(), P + proj_in_w_, P + proj_in_b_, B * T_, D_, C_);
+  scatter_rows(seq, a.emb.data(), B, S, L_, T_, C_);
   if (conditioned_) {
-    std::vector<T> txt(B * L_ * C_);
-    cpu::linear_forward(txt.data(), y, P + proj_txt_w_, P + proj_txt_b_, B * L_, E_, C_);
-    scatter_rows(a.seq.data(), txt.data(), B, S, 0, L_, C_);
+    cpu::linear_forward(a.emb.data(), y, P + proj_txt_w_, P + proj_txt_b_, B * L_, E_, C_);
+    scatter_rows(seq, a.emb.data(), B, S, 0, L_, C_);
   }
-  // Layers ping-pong between seq (the input of layer 0) and final_out.
-  std::vector<T> tmp(B * S * C_);
-  const T* x = a.seq.data();
+  // Each layer writes the next layer's saved input (the last one final_out): no copies, nothing reused
+  // that backward still needs.
   for (size_t l = 0; l < layers_.size(); ++l) {
-    // Chosen so that the last layer writes final_out and never reads it.
-    T* dst = ((layers_.size() - 1 - l) % 2 == 0) ? a.final_out.data() : tmp.data();
-    layers_[l].forward(P, a.layers[l], x, dst, B, S, rope);
-    x = dst;
+    T* dst = l + 1 < layers_.size() ? a.layers[l + 1].input.data() : a.final_out.data();
+    layers_[l].forward(P, a.layers[l], a.layers[l].input.data(), dst, B, S, rope);
   }
   // Head on the image positions only (the text part is discarded).
   gather_rows(a.h_img.data(), a.final_out.data(), B, S, L_, T_, C_);
@@ -100,9 +99,8 @@ void MetaBlock<T>::forward(const T* P, BlockActivations<T>& a, const T* u, const
     h = a.h_norm.data();
   }
   cpu::linear_forward(a.o.data(), h, P + proj_out_w_, P + proj_out_b_, B * T_, C_, 2 * D_);
-  std::vector<T> z(btd);
-  cpu::flow_head_forward(z.data(), logdet, a.o.data(), a.v.data(), B * T_, D_, head_);
-  cpu::permute_tokens(out, z.data(), B, T_, D_, flip_);
+  cpu::flow_head_forward(a.z.data(), logdet, a.o.data(), a.v.data(), B * T_, D_, head_);
+  cpu::permute_tokens(out, a.z.data(), B, T_, D_, flip_);
 }
 
 template <class T>

@@ -13,7 +13,7 @@ namespace starflow::core {
 
 template <class T>
 struct BlockActivations {
-  std::vector<T> v, inp, seq, final_out, h_img, h_norm, rrms, o;
+  std::vector<T> v, inp, final_out, h_img, h_norm, rrms, o, z, emb;
   std::vector<LayerActivations<T>> layers;
   const T* y = nullptr;  // conditioning [B, L, E] of the last forward (conditioned blocks only)
 };

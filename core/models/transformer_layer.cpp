@@ -77,7 +77,7 @@ void TransformerLayer<T>::forward(const T* P, LayerActivations<T>& a, const T* x
                                   const cpu::RopeTable<T>& rope) const {
   const int64_t rows = B * S, n = rows * C;
   a.resize(B, S, C, n_head);
-  std::memcpy(a.input.data(), x, sizeof(T) * n);
+  if (x != a.input.data()) std::memcpy(a.input.data(), x, sizeof(T) * n);  // the block writes it in place
   cpu::layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
                          T(kLayerNormEps));
   cpu::linear_forward(a.qkv.data(), a.ln1.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * C);
