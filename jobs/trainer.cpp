@@ -13,6 +13,7 @@
 
 #include "core/random.h"
 #include "jobs/checkpoint.h"
+#include "jobs/loss_plot.h"
 
 namespace starflow::jobs {
 namespace {
@@ -165,6 +166,22 @@ void Trainer::run(int64_t stop_at, const std::function<bool()>& should_stop) {
   }
   if (comm_.rank() == 0 && isatty(STDOUT_FILENO)) std::printf("\n");
   write_checkpoint();
+  if (comm_.rank() == 0) write_loss_curve();
+}
+
+void Trainer::write_loss_curve() const {
+  // From metrics.jsonl, which holds every step of the run across resumes.
+  std::vector<CurvePoint> points;
+  std::ifstream in(cfg_.output_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    try {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (!j.value("skipped", false)) points.push_back({j.at("step").get<double>(), j.at("loss").get<double>()});
+    } catch (const std::exception&) {
+      // a line cut by a crash: skip it
+    }
+  }
+  write_loss_plot(cfg_.output_dir + "/loss.png", points, "training loss");
 }
 
 std::string Trainer::write_checkpoint() {

@@ -45,6 +45,7 @@ class Trainer {
  private:
   StepMetrics train_step();
   void log(const StepMetrics& m);
+  void write_loss_curve() const;
   void fill_condition(const TrainBatch& batch, core::Rng& rng, std::vector<float>& y) const;
 
   TrainConfig cfg_;
