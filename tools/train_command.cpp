@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "jobs/shard_batches.h"
 #include "jobs/synthetic_latents.h"
 #include "jobs/train_config.h"
 #include "jobs/trainer.h"
@@ -60,13 +61,29 @@ int run_train(int argc, char** argv) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     parallel::MpiCommunicator comm(MPI_COMM_WORLD);
-    if (cfg.data != "synthetic")
-      throw std::runtime_error(config_path + ": key 'data': latent shards are read by the data issue's reader, "
-                               "which this build does not have yet; use 'synthetic'");
-    const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
-    jobs::SyntheticLatents data(cfg.model.in_channels, cfg.model.img_size, classes, cfg.seed, cfg.batch_size,
-                                comm.rank(), comm.size());
-    jobs::Trainer trainer(cfg, comm, data);
+    std::unique_ptr<jobs::BatchSource> data;
+    if (cfg.data == "synthetic") {
+      const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
+      data = std::make_unique<jobs::SyntheticLatents>(cfg.model.in_channels, cfg.model.img_size, classes, cfg.seed,
+                                                      cfg.batch_size, comm.rank(), comm.size());
+    } else {
+      auto shards = std::make_unique<jobs::ShardBatches>(cfg.data, cfg.seed, cfg.batch_size, comm.rank(), comm.size());
+      const auto& h = shards->header();
+      const core::Shape want = {cfg.model.in_channels, cfg.model.img_size, cfg.model.img_size};
+      if (h.latent_shape != want)
+        throw std::runtime_error(cfg.data + ": the shards hold latents of shape " + core::shape_string(h.latent_shape) +
+                                 " but the config's model expects " + core::shape_string(want));
+      if (h.conditioning == data::Conditioning::TextEmbeddings &&
+          (h.text_length != cfg.model.txt_size || h.text_dim != cfg.model.txt_dim))
+        throw std::runtime_error(cfg.data + ": the shards hold text of " + std::to_string(h.text_length) + "×" +
+                                 std::to_string(h.text_dim) + " but the config says txt_size " +
+                                 std::to_string(cfg.model.txt_size) + ", txt_dim " + std::to_string(cfg.model.txt_dim));
+      if (comm.rank() == 0)
+        std::printf("data: %lld samples in %s (%s)\n", (long long)shards->num_samples(), cfg.data.c_str(),
+                    h.describe().c_str());
+      data = std::move(shards);
+    }
+    jobs::Trainer trainer(cfg, comm, *data);
     if (!fresh) {
       const std::string from = trainer.resume_if_possible();
       if (!from.empty() && comm.rank() == 0) std::printf("resumed from %s at step %lld\n", from.c_str(), (long long)trainer.step());
