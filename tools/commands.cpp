@@ -9,6 +9,7 @@ int run_sample(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_convert(int argc, char** argv);
+int run_submit(int argc, char** argv);
 
 std::span<const Command> commands() {
   static const Command table[] = {
@@ -17,6 +18,8 @@ std::span<const Command> commands() {
       {"sample", "sample latents from a model (sequential or Jacobi, guided, denoised)", run_sample},
       {"inspect", "print a checkpoint's header (step, config, data cursor, tensor index)", run_inspect},
       {"convert", "export a checkpoint's weights to safetensors under the official names", run_convert},
+      {"submit", "render and submit a SLURM job: submit train|preprocess|sample INPUT [--nodes N ...] [--dry-run]",
+       run_submit},
       {"bench", "benchmarks: bench gemm | bench train", run_bench},
   };
   return table;

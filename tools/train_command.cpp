@@ -1,26 +1,34 @@
 // starflow train CONFIG.yaml: the training job under mpirun/srun (one process per data-parallel rank) or
-// as a single process.
+// as a single process. SIGUSR1 stops it at the next step boundary with a checkpoint (SLURM's warning before
+// a time limit or preemption); with --preempt-requeue under SLURM the job then requeues itself.
 #include <mpi.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
+#include "data/shard_dataset.h"
 #include "jobs/shard_batches.h"
 #include "jobs/synthetic_latents.h"
 #include "jobs/train_config.h"
 #include "jobs/trainer.h"
+#include "slurm/cluster.h"
+#include "slurm/preemption.h"
 #include "tools/options.h"
+#include "tools/train_command.h"
 
 extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
 
-// Threads per rank: the configured number, else the cores divided among the ranks on this node, so that
-// mpirun -np 2 on a 2-core machine does not oversubscribe (OpenMP spin-waits collapse when it does).
+// Threads per rank: the configured number, else OMP_NUM_THREADS (how a SLURM job passes --cpus-per-task:
+// the cores of the node are not all ours there), else the cores divided among the ranks on this node, so
+// that mpirun -np 2 on a 2-core machine does not oversubscribe (OpenMP spin-waits collapse when it does).
 int threads_per_rank(int configured) {
   if (configured > 0) return configured;
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
   MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
   int local = 1;
@@ -29,16 +37,49 @@ int threads_per_rank(int configured) {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
 }
 
+void check_shards_fit(const jobs::TrainConfig& cfg, const data::ShardHeader& h) {
+  const core::Shape want = {cfg.model.in_channels, cfg.model.img_size, cfg.model.img_size};
+  if (h.latent_shape != want)
+    throw std::runtime_error(cfg.data + ": the shards hold latents of shape " + core::shape_string(h.latent_shape) +
+                             " but the config's model expects " + core::shape_string(want));
+  if (h.conditioning == data::Conditioning::TextEmbeddings &&
+      (h.text_length != cfg.model.txt_size || h.text_dim != cfg.model.txt_dim))
+    throw std::runtime_error(cfg.data + ": the shards hold text of " + std::to_string(h.text_length) + "×" +
+                             std::to_string(h.text_dim) + " but the config says txt_size " +
+                             std::to_string(cfg.model.txt_size) + ", txt_dim " + std::to_string(cfg.model.txt_dim));
+}
+
+void check_train_job(const jobs::TrainConfig& cfg, const std::string& config_path, int64_t ranks, bool open_data) {
+  if (cfg.batch_size % ranks != 0)
+    throw std::runtime_error(config_path + ": key 'batch_size': " + std::to_string(cfg.batch_size) +
+                             " is not divisible by the " + std::to_string(ranks) + " data-parallel ranks");
+  if (cfg.data == "synthetic" || !open_data) return;
+  // The shards' headers only (no prefetching): they exist, agree with each other and fit the model.
+  data::ShardDatasetOptions options;
+  options.dp_size = ranks;
+  options.batch_per_rank = cfg.batch_size / ranks;
+  const data::ShardDataset shards(data::find_shards(cfg.data), options);
+  check_shards_fit(cfg, shards.header());
+  if (shards.steps_per_epoch() < 1)
+    throw std::runtime_error(cfg.data + ": " + std::to_string(shards.num_samples()) +
+                             " samples are fewer than one global batch of " + std::to_string(cfg.batch_size));
+}
+
 int run_train(int argc, char** argv) {
+  // First, so that a warning signal arriving while MPI starts up cannot kill the job unsaved.
+  slurm::install_stop_request_handler();
   std::string config_path;
   int64_t steps_override = 0;
-  bool fresh = false;
+  bool fresh = false, preempt_requeue = false;
   const Option options[] = {
       {"--config", "FILE", "the training config (YAML; also accepted as the first argument)",
        [&](const std::string& v) { config_path = v; }},
       {"--steps", "N", "override the config's total optimiser steps", [&](const std::string& v) { steps_override = parse_int(v); }},
       {"--fresh", nullptr, "ignore existing checkpoints instead of resuming from the newest",
        [&](const std::string&) { fresh = true; }},
+      {"--preempt-requeue", nullptr,
+       "under SLURM: after the checkpoint that SIGUSR1 asks for, requeue the job (it resumes from there)",
+       [&](const std::string&) { preempt_requeue = true; }},
   };
   std::vector<char*> args(argv, argv + argc);
   if (argc >= 2 && argv[1][0] != '-') {  // positional CONFIG.yaml
@@ -52,8 +93,14 @@ int run_train(int argc, char** argv) {
     std::fprintf(stderr, "starflow train: no config given (starflow train CONFIG.yaml)\n");
     return 2;
   }
+  // SLURM_JOB_ID is what `scontrol requeue` needs; without it there is nothing to requeue.
+  const char* slurm_job = std::getenv("SLURM_JOB_ID");
+  if (preempt_requeue && !slurm_job)
+    std::fprintf(stderr, "starflow train: --preempt-requeue: not running under SLURM (no SLURM_JOB_ID); "
+                         "SIGUSR1 will checkpoint and stop without requeueing\n");
   MPI_Init(&argc, &argv);
-  int status = 0;
+  int status = 0, rank = 0;
+  bool preempted = false;
   try {
     jobs::TrainConfig cfg = jobs::TrainConfig::from_file(config_path);
     if (steps_override > 0) cfg.steps = steps_override;
@@ -61,6 +108,7 @@ int run_train(int argc, char** argv) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     parallel::MpiCommunicator comm(MPI_COMM_WORLD);
+    rank = comm.rank();
     std::unique_ptr<jobs::BatchSource> data;
     if (cfg.data == "synthetic") {
       const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
@@ -68,19 +116,10 @@ int run_train(int argc, char** argv) {
                                                       cfg.batch_size, comm.rank(), comm.size());
     } else {
       auto shards = std::make_unique<jobs::ShardBatches>(cfg.data, cfg.seed, cfg.batch_size, comm.rank(), comm.size());
-      const auto& h = shards->header();
-      const core::Shape want = {cfg.model.in_channels, cfg.model.img_size, cfg.model.img_size};
-      if (h.latent_shape != want)
-        throw std::runtime_error(cfg.data + ": the shards hold latents of shape " + core::shape_string(h.latent_shape) +
-                                 " but the config's model expects " + core::shape_string(want));
-      if (h.conditioning == data::Conditioning::TextEmbeddings &&
-          (h.text_length != cfg.model.txt_size || h.text_dim != cfg.model.txt_dim))
-        throw std::runtime_error(cfg.data + ": the shards hold text of " + std::to_string(h.text_length) + "×" +
-                                 std::to_string(h.text_dim) + " but the config says txt_size " +
-                                 std::to_string(cfg.model.txt_size) + ", txt_dim " + std::to_string(cfg.model.txt_dim));
+      check_shards_fit(cfg, shards->header());
       if (comm.rank() == 0)
         std::printf("data: %lld samples in %s (%s)\n", (long long)shards->num_samples(), cfg.data.c_str(),
-                    h.describe().c_str());
+                    shards->header().describe().c_str());
       data = std::move(shards);
     }
     jobs::Trainer trainer(cfg, comm, *data);
@@ -91,13 +130,32 @@ int run_train(int argc, char** argv) {
     if (comm.rank() == 0)
       std::printf("training %lld parameters on %d rank(s) × %d thread(s), global batch %lld\n",
                   (long long)trainer.model().layout().parameter_count(), comm.size(), threads, (long long)cfg.batch_size);
-    trainer.run();
-    if (comm.rank() == 0) std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
+    // The ranks agree on the stop after each step (Trainer::run all-reduces it), then checkpoint.
+    trainer.run(0, [] { return slurm::stop_requested(); });
+    preempted = trainer.step() < cfg.steps;
+    if (comm.rank() == 0 && preempted)
+      std::printf("stopped by SIGUSR1 (%d received) at step %lld of %lld; checkpoint written\n",
+                  slurm::stop_request_count(), (long long)trainer.step(), (long long)cfg.steps);
+    else if (comm.rank() == 0)
+      std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
+    std::fflush(stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "starflow train: %s\n", e.what());
     status = 2;
   }
   MPI_Finalize();
+  // After MPI_Finalize: a requeue ends this job's processes at once, and every rank's part of the
+  // checkpoint is already on disk (the collective write returned everywhere).
+  if (status == 0 && preempted && preempt_requeue && slurm_job && rank == 0) {
+    try {
+      slurm::requeue_job(slurm_job);
+      std::printf("requeued SLURM job %s: it resumes from this checkpoint\n", slurm_job);
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "starflow train: the checkpoint is safe, but requeueing failed: %s\n", e.what());
+      status = 1;
+    }
+  }
   return status;
 }
 
