@@ -1,0 +1,28 @@
+// 2-D convolution, NCHW, PyTorch weight layout [Cout, Cin, k, k]: the building block of the autoencoder.
+// Computed per image as im2col + gemm, images spread over the OpenMP threads (each gemm then runs on one
+// core, where these small matrices are most efficient).
+#pragma once
+#include <cstdint>
+
+namespace starflow::core::cpu {
+
+struct Conv2dShape {
+  int64_t batch = 1, in_channels = 1, height = 1, width = 1;
+  int64_t out_channels = 1, kernel = 3, stride = 1, padding = 0;
+  int64_t out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
+  int64_t out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
+  int64_t weight_size() const { return out_channels * in_channels * kernel * kernel; }
+};
+
+// in [B, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout] or nullptr; out [B, Cout, Hout, Wout] (=).
+template <class T>
+void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const Conv2dShape& s);
+
+// dout [B, Cout, Hout, Wout]. Accumulates dweight and dbias (+=), writes din (=, or += when
+// accumulate_din); each of the three is skipped when nullptr. The dweight sum runs over fixed chunks of
+// the batch in a fixed order, so the result does not depend on the number of threads.
+template <class T>
+void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, const T* weight,
+                     const Conv2dShape& s, bool accumulate_din = false);
+
+}  // namespace starflow::core::cpu

@@ -1,0 +1,14 @@
+// SiLU (swish): x·σ(x), the autoencoder's activation.
+#pragma once
+#include <cstdint>
+
+namespace starflow::core::cpu {
+
+template <class T>
+void silu_forward(T* out, const T* in, int64_t n);
+
+// din = dout · silu'(in) (overwritten).
+template <class T>
+void silu_backward(T* din, const T* dout, const T* in, int64_t n);
+
+}  // namespace starflow::core::cpu
