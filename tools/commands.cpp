@@ -9,12 +9,14 @@ int run_sample(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_preprocess(int argc, char** argv);
 int run_train_ae(int argc, char** argv);
+int run_demo(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_submit(int argc, char** argv);
 
 std::span<const Command> commands() {
   static const Command table[] = {
+      {"demo", "Fashion-MNIST end to end: preprocess, train on 2 ranks, sample a grid, evaluate", run_demo},
       {"check-golden", "compare the model against a golden fixture file (.safetensors)", run_check_golden},
       {"preprocess", "encode a dataset into HDF5 latent shards (MPI ranks, SLURM arrays; resumable)", run_preprocess},
       {"train-ae", "train the convolutional autoencoder and report its held-out reconstruction error", run_train_ae},

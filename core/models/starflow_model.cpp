@@ -115,6 +115,20 @@ void StarFlowModel<T>::backward(T* dx, bool parameter_gradients) {
   if (dx) cpu::unpatchify(dx, d_out.data(), B, C, H, H, p);
 }
 
+template <class T>
+std::vector<double> StarFlowModel<T>::per_sample_nll() const {
+  const int64_t B = batch_, per = cfg_.tokens() * cfg_.token_dim();
+  std::vector<double> nll(B, 0.0);
+  for (int64_t b = 0; b < B; ++b) {
+    double zz = 0, ld = 0;
+    for (int64_t i = 0; i < per; ++i) zz += double(z_[b * per + i]) * z_[b * per + i];
+    for (const auto& l : logdets_)
+      for (int64_t i = 0; i < per; ++i) ld += l[b * per + i];
+    nll[b] = 0.5 * zz / per - ld / per;
+  }
+  return nll;
+}
+
 template class StarFlowModel<float>;
 template class StarFlowModel<double>;
 

@@ -43,6 +43,10 @@ class StarFlowModel {
   // is false: denoising needs only the input gradient) and, when dx is non-null, writes ∂loss/∂x.
   void backward(T* dx, bool parameter_gradients = true);
 
+  // Per-sample NLL of the last forward (per dimension, in nats, without the ½·log 2π constant): what
+  // likelihood evaluation and the Bayes classifier (argmin over classes) need.
+  std::vector<double> per_sample_nll() const;
+
   int64_t batch() const { return batch_; }
   const std::vector<T>& z() const { return z_; }                        // [B, Cin, H, W]
   const std::vector<T>& logdet(int64_t k) const { return logdets_[k]; }  // [B, T, D], permuted order
