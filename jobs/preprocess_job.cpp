@@ -8,6 +8,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/io/autoencoder_weights.h"
 #include "data/io/emoji_dataset.h"
 #include "data/io/idx_reader.h"
@@ -120,6 +122,40 @@ bool shard_complete(const std::string& path) {
 }
 
 }  // namespace
+
+PreprocessOptions preprocess_options_from_file(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw std::runtime_error(path + ": cannot open the config file");
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error(path + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+  }
+  PreprocessOptions o;
+  if (!root.IsMap()) throw std::runtime_error(path + ": expected a mapping of keys to values");
+  for (const auto& kv : root) {
+    std::string key = kv.first.as<std::string>();
+    std::replace(key.begin(), key.end(), '-', '_');
+    try {
+      if (key == "dataset") o.dataset = kv.second.as<std::string>();
+      else if (key == "split") o.split = kv.second.as<std::string>();
+      else if (key == "images") o.images_dir = kv.second.as<std::string>();
+      else if (key == "list") o.list_file = kv.second.as<std::string>();
+      else if (key == "autoencoder") o.autoencoder = kv.second.as<std::string>();
+      else if (key == "out") o.out_dir = kv.second.as<std::string>();
+      else if (key == "prefix") o.prefix = kv.second.as<std::string>();
+      else if (key == "shard_size") o.shard_size = kv.second.as<int64_t>();
+      else if (key == "limit") o.limit = kv.second.as<int64_t>();
+      else if (key == "text_length") o.text_length = kv.second.as<int64_t>();
+      else throw std::runtime_error(path + ": key '" + key + "': unknown key");
+    } catch (const YAML::Exception&) {
+      throw std::runtime_error(path + ": key '" + key + "': bad value");
+    }
+  }
+  if (o.out_dir.empty()) throw std::runtime_error(path + ": key 'out': required");
+  return o;
+}
 
 std::string default_autoencoder(const std::string& dataset) {
   const std::string name = dataset == "fashion-mnist" ? "ae_fashion_mnist_32.safetensors" : "ae_emoji_32.safetensors";

@@ -33,6 +33,11 @@ struct PreprocessSummary {
   double seconds = 0;
 };
 
+// A preprocessing config file: YAML whose keys are the option names of `starflow preprocess` (dataset,
+// split, images, list, autoencoder, out, prefix, shard_size, limit, text_length). Unknown keys and bad
+// values are refused with "<path>: key 'K': ...".
+PreprocessOptions preprocess_options_from_file(const std::string& path);
+
 // Collective over comm. progress(shards done by this rank, shards of this rank) is called on rank 0.
 PreprocessSummary run_preprocess(const PreprocessOptions& options, MPI_Comm comm,
                                  const std::function<void(int64_t, int64_t)>& progress = {});

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "jobs/preprocess_job.h"
 #include "tools/options.h"
@@ -31,10 +32,22 @@ int run_preprocess(int argc, char** argv) {
       {"--shard-count", "N", "array tasks in all (default $SLURM_ARRAY_TASK_COUNT or 1)",
        [&](const std::string& v) { o.shard_count = parse_int(v); }},
   };
+  std::vector<char*> args(argv, argv + argc);
+  if (argc >= 2 && argv[1][0] != '-') {  // a config file first; options after it override it
+    try {
+      o = jobs::preprocess_options_from_file(argv[1]);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "starflow preprocess: %s\n", e.what());
+      return 2;
+    }
+    args.erase(args.begin() + 1);
+  }
   if (const char* id = std::getenv("SLURM_ARRAY_TASK_ID")) o.shard_index = std::atoll(id);
   if (const char* n = std::getenv("SLURM_ARRAY_TASK_COUNT")) o.shard_count = std::atoll(n);
-  const int parsed = parse_options("preprocess", "Encodes a dataset into HDF5 latent shards (data/FORMAT.md).", options,
-                                   argc, argv);
+  const int parsed = parse_options("preprocess",
+                                   "Encodes a dataset into HDF5 latent shards (data/FORMAT.md): starflow preprocess "
+                                   "[CONFIG.yaml] [options]; the config's keys are the option names.",
+                                   options, static_cast<int>(args.size()), args.data());
   if (parsed >= 0) return parsed;
   MPI_Init(&argc, &argv);
   int rank = 0, status = 0;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/io/model_weights.h"
+#include "jobs/preprocess_job.h"
 #include "jobs/train_config.h"
 #include "slurm/cluster.h"
 #include "slurm/job_script.h"
@@ -30,11 +31,6 @@ std::string this_binary() {
   return exe.string();
 }
 
-bool has_command(const std::string& name) {
-  for (const Command& c : commands())
-    if (name == c.name) return true;
-  return false;
-}
 
 // The input checked by the job's own parser: what the job would refuse at its first line is refused now.
 void check_input(const slurm::JobRequest& r, bool dry_run) {
@@ -50,15 +46,7 @@ void check_input(const slurm::JobRequest& r, bool dry_run) {
       return;
     }
     case slurm::JobKind::preprocess:
-      // The preprocessing job (issue 4) brings its own config parser; call it here when it lands.
-      if (!has_command("preprocess")) {
-        if (!dry_run)
-          throw std::runtime_error("this build has no 'starflow preprocess' command yet, so the array would fail "
-                                   "at once");
-        std::fprintf(stderr, "starflow submit: note: this build has no 'starflow preprocess' yet; %s was not checked\n",
-                     r.input.c_str());
-      }
-      if (!fs::is_regular_file(r.input)) throw std::runtime_error(r.input + ": no such config file");
+      jobs::preprocess_options_from_file(r.input);  // refuses a bad config before anything is queued
       return;
   }
 }

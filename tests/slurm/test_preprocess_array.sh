@@ -14,7 +14,7 @@ set -uo pipefail
 starflow=$(realpath "$1")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 config_template=$repo/tests/slurm/preprocess-array.yaml
-ids_dataset=${STARFLOW_SHARD_IDS_DATASET:-ids}
+ids_dataset=${STARFLOW_SHARD_IDS_DATASET:-sample_ids}
 
 if ! "$starflow" --help | grep -qE '^  preprocess '; then
   echo "SKIP: this build has no 'starflow preprocess' (issue 4); the array mechanics are tested once it lands"
@@ -78,7 +78,9 @@ done
 scancel "${first}_1"
 wait_for_array "$first" || fail "array $first did not end"
 states="$(task_state "$first" 0) $(task_state "$first" 1) $(task_state "$first" 2)"
-[[ $states == "COMPLETED CANCELLED COMPLETED" ]] && pass "first array: tasks $states" || fail "first array: $states"
+# A task cancelled while still pending leaves no record for scontrol, so its state reads empty.
+[[ $states == "COMPLETED CANCELLED COMPLETED" || $states == "COMPLETED  COMPLETED" ]] && pass "first array: tasks $states" ||
+  fail "first array: $states"
 # What is visible are complete shards only: every *.h5 opens.
 for f in "$work"/array/*.h5; do h5ls "$f" > /dev/null 2>&1 || fail "$f is visible but does not open"; done
 note "first array done"
@@ -91,7 +93,7 @@ states="$(task_state "$second" 0) $(task_state "$second" 1) $(task_state "$secon
 note "second array done"
 
 # ---- the same samples as the reference, each once ----------------------------------------------------------------
-python3 - "$work/reference" "$work/array" "$ids_dataset" <<'PY' && pass "same samples as one process, none missing or twice" || fail "sample sets differ"
+/usr/bin/python3 - "$work/reference" "$work/array" "$ids_dataset" <<'PY' && pass "same samples as one process, none missing or twice" || fail "sample sets differ"
 import collections, glob, sys
 import h5py
 def ids(folder, name):
