@@ -30,6 +30,14 @@ long long parse_int(const std::string& s) {
   return v;
 }
 
+Option int_option(const char* name, int& target, int min_value, const char* help) {
+  return {name, "N", help, [&target, min_value](const std::string& v) {
+            const long long x = parse_int(v);
+            if (x < min_value || x > 1000000000) throw std::invalid_argument("expected an integer >= " + std::to_string(min_value));
+            target = static_cast<int>(x);
+          }};
+}
+
 namespace {
 void print_usage(FILE* out, const char* command, const char* synopsis, std::span<const Option> options) {
   std::fprintf(out, "usage: starflow %s [options]\n%s\n\noptions:\n", command, synopsis);

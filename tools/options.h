@@ -18,6 +18,9 @@ struct Option {
 // run, otherwise the exit status to return (0 after --help, 2 after printing a one-line error).
 int parse_options(const char* command, const char* synopsis, std::span<const Option> options, int argc, char** argv);
 
+// An integer option with a lower bound, written into `target` (the table entry keeps a reference to it).
+Option int_option(const char* name, int& target, int min_value, const char* help);
+
 // Value converters that throw std::invalid_argument("expected ...") on malformed input.
 double parse_double(const std::string& s);
 long long parse_int(const std::string& s);

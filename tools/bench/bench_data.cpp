@@ -22,6 +22,8 @@
 #include "data/prefetching_reader.h"
 #include "data/shard_dataset.h"
 
+#include "tools/options.h"
+
 namespace starflow::tools {
 
 namespace {
@@ -39,54 +41,6 @@ struct BenchOptions {
   int text = 0;
 };
 
-// One row per option: the parser and the usage text both read this table, so they cannot drift.
-struct IntOption {
-  const char* flag;
-  int BenchOptions::*field;
-  int min_value;
-  const char* help;
-};
-constexpr IntOption kOptions[] = {
-    {"--need", &BenchOptions::need, 1, "samples/s the training step consumes (default 2000)"},
-    {"--shards", &BenchOptions::shards, 1, "shards to write (default 4)"},
-    {"--samples", &BenchOptions::samples, 1, "samples per shard (default 2048)"},
-    {"--batch", &BenchOptions::batch, 1, "batch per rank (default 16)"},
-    {"--seconds", &BenchOptions::seconds, 1, "how long to read (default 3)"},
-    {"--gzip", &BenchOptions::gzip, 0, "deflate level of the shards, 0 = none (default: the writer's)"},
-    {"--chunk-kib", &BenchOptions::chunk_kib, 1, "target KiB per /latents chunk (default: the writer's)"},
-    {"--text", &BenchOptions::text, 0, "text tokens of 100 dims per sample instead of labels, 0 = labels (default 0)"},
-};
-
-void print_usage(FILE* out) {
-  std::fprintf(out, "usage: starflow bench data [options]\n");
-  for (const IntOption& o : kOptions) std::fprintf(out, "  %-12s N  %s\n", o.flag, o.help);
-}
-
-// Returns false (after printing a one-line reason) on bad input.
-bool parse_options(int argc, char** argv, BenchOptions& options) {
-  for (int i = 1; i < argc; ++i) {
-    const IntOption* match = nullptr;
-    for (const IntOption& o : kOptions)
-      if (std::strcmp(argv[i], o.flag) == 0) match = &o;
-    if (match == nullptr) {
-      std::fprintf(stderr, "bench data: unknown option '%s'\n", argv[i]);
-      return false;
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "bench data: %s needs a value\n", match->flag);
-      return false;
-    }
-    const char* text = argv[++i];
-    int value = 0;
-    const auto [end, ec] = std::from_chars(text, text + std::strlen(text), value);
-    if (ec != std::errc() || *end != '\0' || value < match->min_value) {
-      std::fprintf(stderr, "bench data: %s wants an integer >= %d, got '%s'\n", match->flag, match->min_value, text);
-      return false;
-    }
-    options.*(match->field) = value;
-  }
-  return true;
-}
 
 // Removes the scratch shards however the bench ends.
 class ScratchDirectory {
@@ -177,14 +131,18 @@ int pin_to_one_cpu() {
 
 int bench_data(int argc, char** argv) {
   BenchOptions options;
-  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
-    print_usage(stdout);
-    return 0;
-  }
-  if (!parse_options(argc, argv, options)) {
-    print_usage(stderr);
-    return 2;
-  }
+  // One table for the parser and the usage text (tools/options.h).
+  const Option table[] = {
+      int_option("--need", options.need, 1, "samples/s the training step consumes (default 2000)"),
+      int_option("--shards", options.shards, 1, "shards to write (default 4)"),
+      int_option("--samples", options.samples, 1, "samples per shard (default 2048)"),
+      int_option("--batch", options.batch, 1, "batch per rank (default 16)"),
+      int_option("--seconds", options.seconds, 1, "how long to read (default 3)"),
+      int_option("--gzip", options.gzip, 0, "deflate level of the shards, 0 = none (default: the writer's)"),
+      int_option("--chunk-kib", options.chunk_kib, 1, "target KiB per /latents chunk (default: the writer's)"),
+      int_option("--text", options.text, 0, "text tokens of 100 dims per sample instead of labels, 0 = labels (default 0)")};
+  const int parsed = parse_options("bench data", "Latent-shard reader throughput on one core.", table, argc, argv);
+  if (parsed >= 0) return parsed;
   try {
     ScratchDirectory scratch;
     const auto write_start = std::chrono::steady_clock::now();

@@ -19,6 +19,8 @@
 // omp_set_num_threads: an OpenMP OpenBLAS that initialised with one thread never asks OpenMP again.
 extern "C" void openblas_set_num_threads(int num_threads);
 
+#include "tools/options.h"
+
 namespace starflow::tools {
 
 namespace {
@@ -31,49 +33,6 @@ struct BenchOptions {
   int warmup = 3;
 };
 
-// One row per option: the parser and the usage text both read this table, so they cannot drift.
-struct IntOption {
-  const char* flag;
-  int BenchOptions::*field;
-  int min_value;
-  const char* help;
-};
-constexpr IntOption kOptions[] = {
-    {"--threads", &BenchOptions::threads, 1, "OpenMP threads for both backends (default 2)"},
-    {"--runs", &BenchOptions::runs, 1, "timed runs per shape; the median is reported (default 10)"},
-    {"--warmup", &BenchOptions::warmup, 0, "untimed runs before timing (default 3)"},
-};
-
-void print_usage(FILE* out) {
-  std::fprintf(out, "usage: starflow bench gemm [options]\n");
-  for (const IntOption& o : kOptions) std::fprintf(out, "  %-10s N  %s\n", o.flag, o.help);
-}
-
-// Returns false (after printing a one-line reason) on bad input.
-bool parse_options(int argc, char** argv, BenchOptions& options) {
-  for (int i = 1; i < argc; ++i) {
-    const IntOption* match = nullptr;
-    for (const IntOption& o : kOptions)
-      if (std::strcmp(argv[i], o.flag) == 0) match = &o;
-    if (match == nullptr) {
-      std::fprintf(stderr, "bench gemm: unknown option '%s'\n", argv[i]);
-      return false;
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "bench gemm: %s needs a value\n", match->flag);
-      return false;
-    }
-    const char* text = argv[++i];
-    int value = 0;
-    const auto [end, ec] = std::from_chars(text, text + std::strlen(text), value);
-    if (ec != std::errc() || *end != '\0' || value < match->min_value) {
-      std::fprintf(stderr, "bench gemm: %s wants an integer >= %d, got '%s'\n", match->flag, match->min_value, text);
-      return false;
-    }
-    options.*(match->field) = value;
-  }
-  return true;
-}
 
 // One GEMM C[M,N] = op(A)·op(B) as the linear layer issues it.
 struct GemmCase {
@@ -142,14 +101,13 @@ double median_seconds(const GemmCase& g, GemmBuffers& buf, GemmBackend backend, 
 
 int bench_gemm(int argc, char** argv) {
   BenchOptions options;
-  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
-    print_usage(stdout);
-    return 0;
-  }
-  if (!parse_options(argc, argv, options)) {
-    print_usage(stderr);
-    return 2;
-  }
+  // One table for the parser and the usage text (tools/options.h).
+  const Option table[] = {
+      int_option("--threads", options.threads, 1, "OpenMP threads for both backends (default 2)"),
+      int_option("--runs", options.runs, 1, "timed runs per shape; the median is reported (default 10)"),
+      int_option("--warmup", options.warmup, 0, "untimed runs before timing (default 3)")};
+  const int parsed = parse_options("bench gemm", "Float GEMM at the training shapes, OpenBLAS against Eigen.", table, argc, argv);
+  if (parsed >= 0) return parsed;
   omp_set_num_threads(options.threads);
   openblas_set_num_threads(options.threads);
 
