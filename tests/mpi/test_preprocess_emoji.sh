@@ -31,3 +31,19 @@ for f in sorted(glob.glob(sys.argv[1] + "/*.h5")):
 assert n == 300, n
 print("emoji shards ok:", n, "captioned samples")
 PY
+# The same images as a labelled folder (input kind (c)): class names become ids in order of appearance; a
+# missing image is reported by name and counted, not dropped silently.
+images=$cache/node_modules/emoji-datasource-google/img/google/64
+head -n 40 "$cache/captions.tsv" | awk -F'\t' '{print $1 "\t" (NR % 2 ? "odd" : "even")}' > "$dir/labels.tsv"
+printf 'no-such-image.png\todd\n' >> "$dir/labels.tsv"
+mpiexec -n 2 "$starflow" preprocess --dataset labels --images "$images" --list "$dir/labels.tsv" \
+  --autoencoder "$repo/data/pretrained/ae_emoji_32.safetensors" --shard-size 25 --out "$dir/labels" > "$dir/labels.log" 2> "$dir/labels.err"
+grep -q "40 samples written, 1 images skipped" "$dir/labels.log" || { cat "$dir/labels.log" "$dir/labels.err"; exit 1; }
+grep -q "no-such-image.png" "$dir/labels.err" || { echo "the missing image was not named"; exit 1; }
+/usr/bin/python3 - "$dir/labels" <<'PY'
+import glob, sys
+import h5py, numpy as np
+labels = np.concatenate([h5py.File(f, "r")["labels"][:] for f in sorted(glob.glob(sys.argv[1] + "/*.h5"))])
+assert sorted(set(labels.tolist())) == [0, 1] and len(labels) == 40, labels
+print("labelled folder ok:", len(labels), "samples, classes", sorted(set(labels.tolist())))
+PY
