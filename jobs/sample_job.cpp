@@ -2,9 +2,13 @@
 #include "jobs/sample_job.h"
 
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
+#include "core/io/autoencoder_weights.h"
 #include "core/io/model_weights.h"
+#include "data/io/png_io.h"
+#include "data/latent_shard.h"
 #include "core/models/sampler.h"
 #include "core/random.h"
 
@@ -70,17 +74,52 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   if (o.denoise) result.latents = core::denoise(model, result.latents.data(), yp, B, o.noise_std);
   result.shape = {B, cfg.in_channels, cfg.img_size, cfg.img_size};
 
-  if (!o.output.empty()) {
-    std::string classes;
-    for (size_t i = 0; i < o.classes.size(); ++i) {
-      if (i) classes += ',';
-      classes += std::to_string(o.classes[i]);
-    }
+  std::string classes;
+  for (size_t i = 0; i < o.classes.size(); ++i) {
+    if (i) classes += ',';
+    classes += std::to_string(o.classes[i]);
+  }
+  if (o.output.size() > 3 && o.output.compare(o.output.size() - 3, 3, ".h5") == 0) {
+    // A latent shard (data/FORMAT.md), so samples can feed anything that reads shards.
+    data::ShardHeader h;
+    h.autoencoder = o.autoencoder.empty() ? "none" : o.autoencoder;
+    h.latent_shape = {cfg.in_channels, cfg.img_size, cfg.img_size};
+    h.latent_type = data::StorageType::Float32;
+    h.source = "starflow sample " + o.weights + " seed " + std::to_string(o.seed) + " cfg " + std::to_string(o.cfg);
+    std::vector<int64_t> ids(B), labels(B);
+    for (int64_t b = 0; b < B; ++b) ids[b] = b, labels[b] = o.classes.empty() ? 0 : o.classes[b % o.classes.size()];
+    if (!o.classes.empty()) h.conditioning = data::Conditioning::ClassLabels, h.num_classes = cfg.txt_dim - 1;
+    data::LatentShardWriter writer(o.output, h);
+    data::SampleSpans spans;
+    spans.count = B;
+    spans.latents = result.latents;
+    spans.sample_ids = ids;
+    if (!o.classes.empty()) spans.labels = labels;
+    writer.append(spans);
+    writer.finish();
+  } else if (!o.output.empty()) {
     core::io::write_safetensors(
         o.output, {{"samples", "F32", result.shape, result.latents.data(), result.latents.size() * sizeof(float)}},
         {{"format", "starflow-samples-v1"}, {"weights", o.weights}, {"config", cfg.to_official_json()},
          {"seed", std::to_string(o.seed)}, {"cfg", std::to_string(o.cfg)}, {"classes", classes},
          {"jacobi", o.jacobi ? "1" : "0"}, {"denoise", o.denoise ? "1" : "0"}});
+  }
+  if (!o.grid.empty()) {
+    // Decode through the autoencoder the latents came from: the flow sees (z − shift)·scaling.
+    if (o.autoencoder.empty()) fail("--grid needs --autoencoder (the one that made the training latents)");
+    core::Autoencoder<float> ae = core::io::load_autoencoder<float>(o.autoencoder);
+    const auto& ac = ae.config();
+    if (ac.latent_channels != cfg.in_channels || ac.latent_size() != cfg.img_size)
+      fail(o.autoencoder + ": makes latents of " + std::to_string(ac.latent_channels) + "×" +
+           std::to_string(ac.latent_size()) + "², the model samples " + std::to_string(cfg.in_channels) + "×" +
+           std::to_string(cfg.img_size) + "²");
+    std::vector<float> z = result.latents;
+    for (float& v : z) v = float(v / ac.scaling_factor + ac.shift_factor);
+    std::vector<float> images(B * ac.image_numel());
+    ae.decode(z.data(), B, images.data());
+    const int64_t cols = o.grid_columns > 0 ? o.grid_columns : std::max<int64_t>(1, std::llround(std::ceil(std::sqrt(double(B)))));
+    data::write_image_grid(o.grid, images, {B, ac.image_channels, ac.image_size, ac.image_size}, (B + cols - 1) / cols,
+                           cols);
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;

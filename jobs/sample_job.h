@@ -9,7 +9,10 @@ namespace starflow::jobs {
 
 struct SampleJobOptions {
   std::string weights;        // safetensors with official names and `config` metadata
-  std::string output;         // .safetensors file for the latents [B, C, H, W]
+  std::string output;         // latents [B, C, H, W]: .safetensors, or .h5 for a latent shard
+  std::string autoencoder;    // decodes the latents for the grid
+  std::string grid;           // PNG grid of the decoded samples (needs autoencoder)
+  int64_t grid_columns = 0;   // 0: ⌈√B⌉
   std::vector<int64_t> classes;  // class ids, repeated over the batch; empty: the null class
   std::string caption;        // text conditioning (needs a text encoder)
   double cfg = 0;             // guidance weight w ≥ 0

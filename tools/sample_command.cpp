@@ -17,8 +17,13 @@ int run_sample(int argc, char** argv) {
   const Option options[] = {
       {"--weights", "FILE", "safetensors weights under the official names, with `config` metadata (required)",
        [&](const std::string& v) { o.weights = v; }},
-      {"--out", "FILE", "write the latents [B, C, H, W] to this .safetensors file",
+      {"--out", "FILE", "write the latents [B, C, H, W]: FILE.safetensors, or FILE.h5 (a latent shard)",
        [&](const std::string& v) { o.output = v; }},
+      {"--autoencoder", "FILE", "the autoencoder of the training latents (decodes the grid)",
+       [&](const std::string& v) { o.autoencoder = v; }},
+      {"--grid", "FILE.png", "write a PNG grid of the decoded samples (needs --autoencoder)",
+       [&](const std::string& v) { o.grid = v; }},
+      {"--grid-columns", "N", "images per grid row (default ⌈√batch⌉)", [&](const std::string& v) { o.grid_columns = parse_int(v); }},
       {"--class", "K[,K...]", "class id(s), repeated over the batch (class-conditional models)",
        [&](const std::string& v) {
          std::stringstream ss(v);
@@ -54,9 +59,9 @@ int run_sample(int argc, char** argv) {
   }
   try {
     const jobs::SampleJobResult r = jobs::run_sample_job(o);
-    std::printf("sampled %lld latents of shape [%lld, %lld, %lld] in %.2f s%s%s\n", (long long)r.shape[0],
+    std::printf("sampled %lld latents of shape [%lld, %lld, %lld] in %.2f s%s%s%s%s\n", (long long)r.shape[0],
                 (long long)r.shape[1], (long long)r.shape[2], (long long)r.shape[3], r.seconds,
-                o.output.empty() ? "" : " -> ", o.output.c_str());
+                o.output.empty() ? "" : " -> ", o.output.c_str(), o.grid.empty() ? "" : ", grid -> ", o.grid.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "starflow sample: %s\n", e.what());

@@ -7,6 +7,7 @@
 
 #include "core/io/model_weights.h"
 #include "core/random.h"
+#include "data/latent_shard.h"
 #include "jobs/sample_job.h"
 
 using namespace starflow;
@@ -103,5 +104,28 @@ TEST(SampleJob, BadInputIsOneClearError) {
   EXPECT_NE(e.find("expected [80"), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   std::filesystem::remove(mismatched);
+  std::filesystem::remove(weights);
+}
+
+TEST(SampleJob, WritesLatentShardsAndChecksTheGridAutoencoder) {
+  const std::string weights = write_model(class_config(3), "starflow_sample_job_h5.safetensors");
+  jobs::SampleJobOptions o;
+  o.weights = weights;
+  o.batch = 3;
+  o.classes = {0, 1, 2};
+  o.output = weights + ".samples.h5";
+  const auto r = jobs::run_sample_job(o);
+  const data::LatentShardReader shard(o.output);
+  const data::SampleBatch b = shard.read(0, 3);
+  EXPECT_EQ(b.latents.data, r.latents);
+  EXPECT_EQ(b.labels, (std::vector<int64_t>{0, 1, 2}));
+  std::filesystem::remove(o.output);
+  o.output.clear();
+  o.grid = weights + ".grid.png";
+  EXPECT_NE(error_of(o).find("--grid needs --autoencoder"), std::string::npos);
+  // The bundled autoencoder makes 4×8×8 latents; this model samples 2×4×4.
+  o.autoencoder = std::string(STARFLOW_SOURCE_DIR) + "/data/pretrained/ae_fashion_mnist_32.safetensors";
+  const std::string e = error_of(o);
+  EXPECT_NE(e.find("ae_fashion_mnist_32.safetensors: makes latents of 4"), std::string::npos) << e;
   std::filesystem::remove(weights);
 }
