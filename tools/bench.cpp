@@ -10,6 +10,7 @@ int bench_gemm(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_sample(int argc, char** argv);
 int bench_data(int argc, char** argv);
+int bench_checkpoint(int argc, char** argv);
 
 namespace {
 struct BenchEntry {
@@ -20,6 +21,7 @@ struct BenchEntry {
 const BenchEntry kBenches[] = {
     {"gemm", "float GEMM at the training shapes: OpenBLAS against Eigen", bench_gemm},
     {"train", "CPU training step on configs A and B against the PyTorch reference", bench_train},
+    {"checkpoint", "MPI-IO checkpoint write MB/s against a plain sequential write of the same bytes", bench_checkpoint},
     {"data", "latent-shard reader samples/s on one core against the rate a training step needs", bench_data},
     {"sample", "sequential and Jacobi sampling with and without guidance against the PyTorch reference", bench_sample},
 };
