@@ -190,13 +190,20 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
   std::vector<Piece> pieces;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const CheckpointTensor& t = tensors[i];
-    const int64_t n = core::numel(t.shape), begin = t.begin, end = t.end < 0 ? n : t.end;
-    if (begin < 0 || end > n || begin > end) error = "tensor '" + t.name + "': slice out of range";
+    const int64_t n = core::numel(t.shape);
+    auto add = [&](int64_t begin, int64_t end, const float* data) {
+      if (begin < 0 || end > n || begin > end) error = "tensor '" + t.name + "': slice out of range";
+      else if (end > begin)
+        pieces.push_back({i, static_cast<uint64_t>(begin), static_cast<uint64_t>(end - begin),
+                          offsets[i] + static_cast<uint64_t>(begin) * sizeof(float), data,
+                          crc_of(data, static_cast<uint64_t>(end - begin) * sizeof(float))});
+    };
+    if (!t.slices.empty() || t.data == nullptr) {
+      for (const CheckpointSlice& s : t.slices) add(s.begin, s.end, s.data);
+      continue;
+    }
     if (t.replicated && static_cast<int>(i % size) != rank) continue;
-    if (end > begin)
-      pieces.push_back({i, static_cast<uint64_t>(begin), static_cast<uint64_t>(end - begin),
-                        offsets[i] + static_cast<uint64_t>(begin) * sizeof(float), t.data,
-                        crc_of(t.data, static_cast<uint64_t>(end - begin) * sizeof(float))});
+    add(t.begin, t.end < 0 ? n : t.end, t.data);
   }
   agree(comm, error);
 

@@ -16,15 +16,25 @@
 
 namespace starflow::jobs {
 
+// A run of elements [begin, end) of the flattened global tensor that this rank writes from `data`.
+struct CheckpointSlice {
+  int64_t begin = 0, end = 0;
+  const float* data = nullptr;
+};
+
 // One tensor as this rank holds it: global shape, and the element range [begin, end) of the flattened
 // global tensor that `data` holds. Replicated tensors (every rank holds the same range) are written by one
-// rank only; sharded ones by every rank that holds a part. Stored as F32.
+// rank only; sharded ones by every rank that holds a part. Or, when `slices` is non-empty or `data` is
+// null, exactly the runs in `slices` (none: this rank writes nothing of it) — the caller then makes the
+// ranks' slices cover the tensor exactly once (tensor-parallel shards, ZeRO-1 parts). Every rank lists every
+// tensor, with the same names and shapes, in the same order. Stored as F32.
 struct CheckpointTensor {
   std::string name;
   core::Shape shape;
   const float* data = nullptr;
   int64_t begin = 0, end = -1;  // -1: the whole tensor
   bool replicated = true;
+  std::vector<CheckpointSlice> slices = {};
 };
 
 struct CheckpointInfo {

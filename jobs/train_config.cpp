@@ -99,7 +99,8 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"data", str(c.data)}, {"seed", u64(c.seed)}, {"output_dir", str(c.output_dir)},
       {"checkpoint_dir", str(c.checkpoint_dir)}, {"checkpoint_every", i64(c.checkpoint_every)},
       {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
-      {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"threads", i64(c.threads)},
+      {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
+      {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)},
   };
   // Official keys with no effect here: sharding/loader switches of the PyTorch code, and names of the
   // frozen encoders (ours are chosen by the data the shards hold).
@@ -129,7 +130,7 @@ void TrainConfig::validate(const std::string& origin) const {
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(origin + ": " + e.what());
   }
-  auto need = [&](bool ok, const char* key, const char* rule) {
+  auto need = [&](bool ok, const char* key, const std::string& rule) {
     if (!ok) key_error(origin, key, rule);
   };
   need(noise_std >= 0, "noise_std", "must be >= 0");
@@ -153,6 +154,11 @@ void TrainConfig::validate(const std::string& origin) const {
   need(sample_every >= 0, "sample_every", "must be >= 0");
   need(log_every >= 1, "log_every", "must be >= 1");
   need(tp >= 1, "tp", "must be >= 1");
+  need(model.num_heads() % tp == 0, "tp",
+       std::to_string(tp) + " does not divide the deep block's " + std::to_string(model.num_heads()) +
+           " attention heads (channels / head_dim)");
+  need(dp >= 0, "dp", "must be >= 0 (0: all ranks not used by tp)");
+  need(bucket_mb >= 1, "bucket_mb", "must be >= 1");
   need(threads >= 0, "threads", "must be >= 0");
   need(!data.empty(), "data", "must name 'synthetic' or a shard directory");
 }

@@ -33,7 +33,10 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   int64_t sample_every = 0;              // 0: no preview grids
   int64_t log_every = 10;
-  int64_t tp = 1;                        // tensor-parallel width (the parallel issue)
+  int64_t tp = 1;                        // tensor-parallel width (the deep block is split over tp ranks)
+  int64_t dp = 0;                        // data-parallel width; 0: the launched ranks / tp
+  bool zero1 = false;                    // shard the AdamW moments over the data-parallel ranks
+  int64_t bucket_mb = 4;                 // gradient all-reduce bucket size (MiB), overlapped with backward
   int64_t threads = 0;                   // CPU threads per rank; 0: all cores / ranks on the node
 
   std::string source_text;               // the YAML as given, stored in checkpoints

@@ -28,13 +28,18 @@ constexpr double kHalfLog2Pi = 0.91893853320467274178;
 
 }  // namespace
 
-Trainer::Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, BatchSource& data)
+Trainer::Trainer(const TrainConfig& config, parallel::ProcessGrid& grid, BatchSource& data)
     : cfg_(config),
-      comm_(comm),
+      grid_(grid),
+      comm_(grid.dp()),
       data_(data),
-      model_(config.model),
-      optimizer_(static_cast<int64_t>(model_.parameters().size()),
-                 core::AdamWConfig{config.beta1, config.beta2, config.adam_eps, config.weight_decay}) {
+      model_(config.model, &grid.tp()),
+      optimizer_(grid.dp(), static_cast<int64_t>(model_.parameters().size()),
+                 core::AdamWConfig{config.beta1, config.beta2, config.adam_eps, config.weight_decay}, config.zero1),
+      buckets_(grid.dp(), model_.layout(), model_.gradients().data(), config.bucket_mb << 20) {
+  if (grid.tp_size() != cfg_.tp)
+    throw std::runtime_error("the config says tp " + std::to_string(cfg_.tp) + " but the process grid has TP " +
+                             std::to_string(grid.tp_size()));
   if (cfg_.batch_size % comm_.size() != 0)
     throw std::runtime_error("batch_size " + std::to_string(cfg_.batch_size) + " is not divisible by the " +
                              std::to_string(comm_.size()) + " data-parallel ranks");
@@ -46,8 +51,8 @@ Trainer::Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, Bat
   model_.init_parameters(cfg_.seed);  // identical on every rank: same seed
   if (cfg_.ema > 0) ema_ = model_.parameters();
   checkpoint_dir_ = cfg_.checkpoint_dir.empty() ? cfg_.output_dir + "/checkpoints" : cfg_.checkpoint_dir;
-  if (comm_.rank() == 0) std::filesystem::create_directories(cfg_.output_dir);
-  comm_.barrier();
+  if (grid_.world_rank() == 0) std::filesystem::create_directories(cfg_.output_dir);
+  grid_.world().barrier();
 }
 
 void Trainer::fill_condition(const TrainBatch& batch, core::Rng& rng, std::vector<float>& y) const {
@@ -73,6 +78,7 @@ StepMetrics Trainer::train_step() {
   const auto& m = cfg_.model;
   TrainBatch batch = data_.next();
   const int64_t B = batch.size, n = static_cast<int64_t>(batch.latents.size());
+  // Keyed by the DP rank: the ranks of a TP group draw the same noise for their shared batch.
   core::Rng rng(step_key(cfg_.seed, batch.position, comm_.rank()));
   for (int64_t i = 0; i < n; ++i) batch.latents[i] += float(cfg_.noise_std * rng.normal());
   std::vector<float> y;
@@ -81,17 +87,17 @@ StepMetrics Trainer::train_step() {
   model_.zero_gradients();
   const core::LossParts loss =
       model_.forward(batch.latents.data(), m.conditional() ? y.data() : nullptr, B, cfg_.latent_norm_regularization);
-  model_.backward(nullptr);
+  // Backward starts each gradient bucket's all-reduce over the DP group as soon as the bucket is complete.
+  buckets_.begin();
+  model_.backward(nullptr, true, &buckets_);
+  const double comm_wait = buckets_.finish();
 
   // Average gradients and losses over the data-parallel ranks (equal local batches: the mean of means).
   std::vector<float>& g = model_.gradients();
-  comm_.all_reduce_sum(g.data(), static_cast<int64_t>(g.size()));
   const float inv = 1.f / float(comm_.size());
-  double sq = 0;
-  for (float& v : g) {
-    v *= inv;
-    sq += double(v) * v;
-  }
+  if (comm_.size() > 1)
+    for (float& v : g) v *= inv;
+  const double sq = gradient_norm_squared();
   double stats[4] = {loss.total, loss.nll, loss.latent_norm, std::isfinite(loss.total) ? 0.0 : 1.0};
   comm_.all_reduce_sum(stats, 4);
   StepMetrics s;
@@ -123,18 +129,35 @@ StepMetrics Trainer::train_step() {
     ++step_;
   }
   s.step = step_;
+  s.comm_wait_seconds = comm_wait;
+  s.comm_span_seconds = buckets_.last_comm_span();
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.images_per_second = cfg_.batch_size / s.seconds;
   return s;
 }
 
+double Trainer::gradient_norm_squared() const {
+  // Whole tensors count once; tensor-parallel shards are summed over the TP group (every TP rank holds the
+  // replicated tensors' identical gradients).
+  const std::vector<float>& g = model_.gradients();
+  double sums[2] = {0, 0};  // replicated, sharded
+  for (const core::ParameterView& v : model_.layout().views()) {
+    double s = 0;
+    for (int64_t i = v.offset; i < v.offset + v.size; ++i) s += double(g[i]) * g[i];
+    sums[v.shard.split() ? 1 : 0] += s;
+  }
+  if (grid_.tp_size() > 1) grid_.tp().all_reduce_sum(&sums[1], 1);
+  return sums[0] + sums[1];
+}
+
 void Trainer::log(const StepMetrics& s) {
   history_.push_back(s);
-  if (comm_.rank() != 0) return;
+  if (grid_.world_rank() != 0) return;
   std::ofstream jsonl(cfg_.output_dir + "/metrics.jsonl", std::ios::app);
   jsonl << nlohmann::json{{"step", s.step}, {"loss", s.loss}, {"nll", s.nll}, {"bits_per_dim", s.bits_per_dim},
                           {"latent_norm", s.latent_norm}, {"grad_norm", s.grad_norm}, {"lr", s.lr},
-                          {"seconds", s.seconds}, {"img_per_s", s.images_per_second}, {"skipped", s.skipped}}
+                          {"seconds", s.seconds}, {"img_per_s", s.images_per_second}, {"skipped", s.skipped},
+                          {"allreduce_wait_s", s.comm_wait_seconds}}
                .dump()
         << "\n";
   if (isatty(STDOUT_FILENO) || s.step % cfg_.log_every == 0 || s.step == cfg_.steps) {
@@ -160,13 +183,13 @@ void Trainer::run(int64_t stop_at, const std::function<bool()>& should_stop) {
     if (should_stop) {
       // Every rank must agree, or the collective checkpoint below would hang.
       double stop = should_stop() ? 1 : 0;
-      comm_.all_reduce_max(&stop, 1);
+      grid_.world().all_reduce_max(&stop, 1);
       if (stop > 0) break;
     }
   }
-  if (comm_.rank() == 0 && isatty(STDOUT_FILENO)) std::printf("\n");
+  if (grid_.world_rank() == 0 && isatty(STDOUT_FILENO)) std::printf("\n");
   write_checkpoint();
-  if (comm_.rank() == 0) write_loss_curve();
+  if (grid_.world_rank() == 0) write_loss_curve();
 }
 
 void Trainer::write_loss_curve() const {
@@ -184,53 +207,107 @@ void Trainer::write_loss_curve() const {
   write_loss_plot(cfg_.output_dir + "/loss.png", points, "training loss");
 }
 
+namespace {
+
+// The slices of one state buffer this rank writes. `buffer` holds flat elements [lo, hi) (the whole flat
+// buffer, or this rank's ZeRO-1 part) starting at flat element `base`. Each element of the checkpoint must
+// come from exactly one rank: tensor-parallel shards from their TP rank, whole tensors from one TP rank;
+// across DP either from the rank whose ZeRO-1 part holds it (dp_partitioned) or from one DP rank.
+std::vector<CheckpointSlice> owned_slices(const core::ParameterView& v, const float* buffer, int64_t base, int64_t lo,
+                                          int64_t hi, bool dp_partitioned, size_t index,
+                                          parallel::ProcessGrid& grid) {
+  std::vector<CheckpointSlice> out;
+  const bool tp_writes = v.shard.split() || static_cast<int>(index % grid.tp_size()) == grid.tp_rank();
+  const bool dp_writes = dp_partitioned || static_cast<int>(index % grid.dp_size()) == grid.dp_rank();
+  if (!tp_writes || !dp_writes) return out;
+  const int64_t a = std::max(lo, v.offset) - v.offset, b = std::min(hi, v.offset + v.size) - v.offset;
+  core::for_each_global_run(v, a, b, [&](int64_t local, int64_t global, int64_t n) {
+    out.push_back({global, global + n, buffer + (v.offset + local - base)});
+  });
+  return out;
+}
+
+}  // namespace
+
 std::string Trainer::write_checkpoint() {
+  const auto& views = model_.layout().views();
+  const int64_t total = static_cast<int64_t>(model_.parameters().size());
+  const core::AdamW<float>& adam = optimizer_.adam();
+  const bool zero1 = optimizer_.zero1();
   std::vector<CheckpointTensor> tensors;
-  for (const core::ParameterView& v : model_.layout().views()) {
-    tensors.push_back({"model." + v.name, v.shape, model_.parameters().data() + v.offset});
-    tensors.push_back({"adam_m." + v.name, v.shape, optimizer_.first_moment().data() + v.offset});
-    tensors.push_back({"adam_v." + v.name, v.shape, optimizer_.second_moment().data() + v.offset});
-    if (!ema_.empty()) tensors.push_back({"ema." + v.name, v.shape, ema_.data() + v.offset});
+  for (size_t i = 0; i < views.size(); ++i) {
+    const core::ParameterView& v = views[i];
+    auto add = [&](const std::string& prefix, const float* buffer, int64_t base, int64_t lo, int64_t hi,
+                   bool partitioned) {
+      CheckpointTensor t;
+      t.name = prefix + v.name;
+      t.shape = v.global_shape;
+      t.slices = owned_slices(v, buffer, base, lo, hi, partitioned, i, grid_);
+      tensors.push_back(std::move(t));
+    };
+    add("model.", model_.parameters().data(), 0, 0, total, false);
+    add("adam_m.", adam.first_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end(), zero1);
+    add("adam_v.", adam.second_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end(), zero1);
+    if (!ema_.empty()) add("ema.", ema_.data(), 0, 0, total, false);
   }
   const nlohmann::json meta = {{"model_config", nlohmann::json::parse(cfg_.model.to_official_json())},
                                {"train_config", cfg_.source_text},
                                {"step", step_},
-                               {"adam_steps", optimizer_.steps()},
+                               {"adam_steps", adam.steps()},
                                {"data_cursor", data_.cursor()},
                                {"bad_steps_in_row", bad_in_row_},
                                {"skipped_steps", skipped_total_},
                                {"seed", cfg_.seed},
-                               {"dp_size", comm_.size()}};
-  return jobs::write_checkpoint(comm_.comm(), checkpoint_dir_, step_, meta, tensors,
+                               {"dp_size", grid_.dp_size()},
+                               {"tp_size", grid_.tp_size()},
+                               {"zero1", zero1}};
+  return jobs::write_checkpoint(grid_.world().comm(), checkpoint_dir_, step_, meta, tensors,
                                 static_cast<int>(cfg_.keep_checkpoints));
 }
 
 std::string Trainer::resume_if_possible() {
   std::string path;
-  if (comm_.rank() == 0) path = newest_checkpoint(checkpoint_dir_);
+  if (grid_.world_rank() == 0) path = newest_checkpoint(checkpoint_dir_);
   int64_t len = static_cast<int64_t>(path.size());
-  comm_.broadcast(&len, sizeof len, 0);
+  grid_.world().broadcast(&len, sizeof len, 0);
   path.resize(len);
-  comm_.broadcast(path.data(), len, 0);
+  grid_.world().broadcast(path.data(), len, 0);
   if (path.empty()) return "";
-  CheckpointReader reader(comm_.comm(), path);
+  CheckpointReader reader(grid_.world().comm(), path);
   const nlohmann::json& meta = reader.info().header.at("meta");
   if (meta.at("model_config") != nlohmann::json::parse(cfg_.model.to_official_json()))
     throw std::runtime_error(path + ": the checkpoint is for another model config (" + meta.at("model_config").dump() +
                              ")");
+  // Whole tensors are read (checksums verified) and each rank keeps its shard and its ZeRO-1 part: any
+  // layout loads any checkpoint.
+  core::AdamW<float>& adam = optimizer_.adam();
+  std::vector<float> whole, local;
+  auto load = [&](const std::string& name, const core::ParameterView& v, float* buffer, int64_t base, int64_t lo,
+                  int64_t hi) {
+    const int64_t a = std::max(lo, v.offset), b = std::min(hi, v.offset + v.size);
+    if (a >= b) return;
+    whole.resize(static_cast<size_t>(core::numel(v.global_shape)));
+    reader.read(name, whole.data());
+    local.resize(static_cast<size_t>(v.size));
+    core::extract_shard(v, whole.data(), local.data());
+    std::copy(local.begin() + (a - v.offset), local.begin() + (b - v.offset), buffer + (a - base));
+  };
+  const int64_t total = static_cast<int64_t>(model_.parameters().size());
   for (const core::ParameterView& v : model_.layout().views()) {
-    if (reader.shape("model." + v.name) != v.shape)
-      throw std::runtime_error(path + ": tensor 'model." + v.name + "' has the wrong shape");
-    reader.read("model." + v.name, model_.parameters().data() + v.offset);
-    reader.read("adam_m." + v.name, optimizer_.first_moment().data() + v.offset);
-    reader.read("adam_v." + v.name, optimizer_.second_moment().data() + v.offset);
+    if (reader.shape("model." + v.name) != v.global_shape)
+      throw std::runtime_error(path + ": tensor 'model." + v.name + "' has shape " +
+                               core::shape_string(reader.shape("model." + v.name)) + ", expected " +
+                               core::shape_string(v.global_shape));
+    load("model." + v.name, v, model_.parameters().data(), 0, 0, total);
+    load("adam_m." + v.name, v, adam.first_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end());
+    load("adam_v." + v.name, v, adam.second_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end());
     if (!ema_.empty()) {
-      if (reader.has("ema." + v.name)) reader.read("ema." + v.name, ema_.data() + v.offset);
+      if (reader.has("ema." + v.name)) load("ema." + v.name, v, ema_.data(), 0, 0, total);
       else std::copy_n(model_.parameters().data() + v.offset, v.size, ema_.data() + v.offset);
     }
   }
   step_ = meta.at("step").get<int64_t>();
-  optimizer_.set_steps(meta.at("adam_steps").get<int64_t>());
+  adam.set_steps(meta.at("adam_steps").get<int64_t>());
   bad_in_row_ = meta.at("bad_steps_in_row").get<int64_t>();
   skipped_total_ = meta.at("skipped_steps").get<int64_t>();
   data_.restore(meta.at("data_cursor"));

@@ -13,7 +13,9 @@
 #include "core/random.h"
 #include "jobs/batch_source.h"
 #include "jobs/train_config.h"
-#include "parallel/mpi_communicator.h"
+#include "parallel/data_parallel_optimizer.h"
+#include "parallel/gradient_buckets.h"
+#include "parallel/process_grid.h"
 
 namespace starflow::jobs {
 
@@ -21,13 +23,15 @@ struct StepMetrics {
   int64_t step = 0;          // optimiser steps taken after this one
   double loss = 0, nll = 0, bits_per_dim = 0, latent_norm = 0, grad_norm = 0, lr = 0;
   double seconds = 0, images_per_second = 0;
+  double comm_wait_seconds = 0, comm_span_seconds = 0;  // DP all-reduce: not hidden by backward / in all
   bool skipped = false;
 };
 
 class Trainer {
  public:
-  // comm: the data-parallel ranks (each holds a full model replica).
-  Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, BatchSource& data);
+  // grid: the TP × DP layout (config.tp must match its TP width). `data` yields this DP rank's batches; the
+  // ranks of one TP group must be given identical data.
+  Trainer(const TrainConfig& config, parallel::ProcessGrid& grid, BatchSource& data);
 
   // Resumes from the newest complete checkpoint in the checkpoint directory, if any; returns its path.
   std::string resume_if_possible();
@@ -47,12 +51,15 @@ class Trainer {
   void log(const StepMetrics& m);
   void write_loss_curve() const;
   void fill_condition(const TrainBatch& batch, core::Rng& rng, std::vector<float>& y) const;
+  double gradient_norm_squared() const;
 
   TrainConfig cfg_;
-  parallel::MpiCommunicator& comm_;
+  parallel::ProcessGrid& grid_;
+  parallel::MpiCommunicator& comm_;  // the data-parallel group
   BatchSource& data_;
   core::StarFlowModel<float> model_;
-  core::AdamW<float> optimizer_;
+  parallel::DataParallelOptimizer optimizer_;
+  parallel::GradientBuckets buckets_;
   core::WarmupCosineSchedule schedule_;
   std::vector<float> ema_;
   int64_t step_ = 0, bad_in_row_ = 0, skipped_total_ = 0;

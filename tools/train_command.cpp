@@ -14,6 +14,7 @@
 #include "jobs/synthetic_latents.h"
 #include "jobs/train_config.h"
 #include "jobs/trainer.h"
+#include "parallel/process_grid.h"
 #include "slurm/cluster.h"
 #include "slurm/preemption.h"
 #include "tools/options.h"
@@ -107,8 +108,10 @@ int run_train(int argc, char** argv) {
     const int threads = threads_per_rank(static_cast<int>(cfg.threads));
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
-    parallel::MpiCommunicator comm(MPI_COMM_WORLD);
-    rank = comm.rank();
+    // The layout first: a grid that cannot be formed is refused before any data is opened.
+    parallel::ProcessGrid grid(MPI_COMM_WORLD, static_cast<int>(cfg.tp), static_cast<int>(cfg.dp));
+    parallel::MpiCommunicator& comm = grid.dp();  // batches are split over the data-parallel ranks
+    rank = grid.world_rank();
     std::unique_ptr<jobs::BatchSource> data;
     if (cfg.data == "synthetic") {
       const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
@@ -117,26 +120,30 @@ int run_train(int argc, char** argv) {
     } else {
       auto shards = std::make_unique<jobs::ShardBatches>(cfg.data, cfg.seed, cfg.batch_size, comm.rank(), comm.size());
       check_shards_fit(cfg, shards->header());
-      if (comm.rank() == 0)
+      if (rank == 0)
         std::printf("data: %lld samples in %s (%s)\n", (long long)shards->num_samples(), cfg.data.c_str(),
                     shards->header().describe().c_str());
       data = std::move(shards);
     }
-    jobs::Trainer trainer(cfg, comm, *data);
+    jobs::Trainer trainer(cfg, grid, *data);
     if (!fresh) {
       const std::string from = trainer.resume_if_possible();
-      if (!from.empty() && comm.rank() == 0) std::printf("resumed from %s at step %lld\n", from.c_str(), (long long)trainer.step());
+      if (!from.empty() && rank == 0) std::printf("resumed from %s at step %lld\n", from.c_str(), (long long)trainer.step());
     }
-    if (comm.rank() == 0)
-      std::printf("training %lld parameters on %d rank(s) × %d thread(s), global batch %lld\n",
-                  (long long)trainer.model().layout().parameter_count(), comm.size(), threads, (long long)cfg.batch_size);
+    if (rank == 0) {
+      std::printf("training %lld parameters on %s%s × %d thread(s), global batch %lld\n",
+                  (long long)trainer.model().layout().global_parameter_count(), grid.describe().c_str(),
+                  cfg.zero1 && grid.dp_size() > 1 ? " with ZeRO-1" : "", threads, (long long)cfg.batch_size);
+      if (!grid.tp_within_node())
+        std::printf("warning: a tensor-parallel group spans nodes; its all-reduces will be slow\n");
+    }
     // The ranks agree on the stop after each step (Trainer::run all-reduces it), then checkpoint.
     trainer.run(0, [] { return slurm::stop_requested(); });
     preempted = trainer.step() < cfg.steps;
-    if (comm.rank() == 0 && preempted)
+    if (rank == 0 && preempted)
       std::printf("stopped by SIGUSR1 (%d received) at step %lld of %lld; checkpoint written\n",
                   slurm::stop_request_count(), (long long)trainer.step(), (long long)cfg.steps);
-    else if (comm.rank() == 0)
+    else if (rank == 0)
       std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
     std::fflush(stdout);
   } catch (const std::exception& e) {

@@ -18,13 +18,15 @@ template <class T>
 void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file) {
   for (const ParameterView& v : model.layout().views()) {
     const std::string name = file.has(v.name) || !file.has("param." + v.name) ? v.name : "param." + v.name;
-    const Tensor<T> t = file.read<T>(name, v.shape);
-    std::copy(t.data.begin(), t.data.end(), model.parameters().begin() + v.offset);
+    const Tensor<T> t = file.read<T>(name, v.global_shape);
+    extract_shard(v, t.data.data(), model.parameters().data() + v.offset);  // this rank's part under TP
   }
 }
 
 template <class T>
 void save_weights(const StarFlowModel<T>& model, const std::string& path, std::map<std::string, std::string> metadata) {
+  if (model.layout().sharded())
+    throw std::logic_error(path + ": save_weights needs the whole model, not a tensor-parallel shard of it");
   std::vector<std::vector<float>> data;
   std::vector<TensorToWrite> tensors;
   data.reserve(model.layout().views().size());

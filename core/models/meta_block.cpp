@@ -3,6 +3,7 @@
 #include "core/models/meta_block.h"
 
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "core/ops/cpu/linear.h"
@@ -25,7 +26,7 @@ void scatter_rows(T* seq, const T* dense, int64_t B, int64_t S, int64_t row0, in
 }  // namespace
 
 template <class T>
-MetaBlock<T>::MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout)
+MetaBlock<T>::MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout, Communicator* tp)
     : index_(index), T_(cfg.tokens()), D_(cfg.token_dim()), C_(cfg.channels), L_(0), E_(cfg.txt_dim),
       flip_(cfg.block_flips(index)), conditioned_(cfg.block_is_conditioned(index)),
       final_norm_(cfg.use_final_norm), head_{cfg.soft_clip, cfg.use_softplus} {
@@ -41,12 +42,20 @@ MetaBlock<T>::MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& l
     proj_txt_w_ = layout.add(pre + "proj_txt.weight", {C_, E_});
     proj_txt_b_ = layout.add(pre + "proj_txt.bias", {C_});
   }
+  const bool split = tp && tp->size() > 1 && index == cfg.num_blocks - 1;
+  const int parts = split ? tp->size() : 1, part = split ? tp->rank() : 0;
+  if (split && (cfg.num_heads() % parts != 0))
+    throw std::invalid_argument("tensor-parallel width " + std::to_string(parts) + " does not divide the deep block's " +
+                                std::to_string(cfg.num_heads()) + " attention heads (channels " +
+                                std::to_string(C_) + " / head_dim " + std::to_string(cfg.head_dim) + ")");
   for (int64_t l = 0; l < cfg.layers_per_block[index]; ++l) {
     TransformerLayer<T> layer;
-    layer.p = LayerParams::add_to(layout, pre + "attn_blocks." + std::to_string(l) + ".", C_);
+    layer.p = LayerParams::add_to(layout, pre + "attn_blocks." + std::to_string(l) + ".", C_, part, parts);
     layer.C = C_;
     layer.head_dim = cfg.head_dim;
-    layer.n_head = cfg.num_heads();
+    layer.n_head = cfg.num_heads() / parts;
+    layer.hidden = 4 * C_ / parts;
+    layer.tp = split ? tp : nullptr;
     layers_.push_back(layer);
   }
   if (final_norm_) final_norm_w_ = layout.add(pre + "final_norm.weight", {C_});
@@ -66,7 +75,8 @@ void MetaBlock<T>::forward(const T* P, BlockActivations<T>& a, const T* u, const
   a.z.resize(btd);
   a.emb.resize(B * std::max(T_, L_) * C_);
   a.layers.resize(layers_.size());
-  for (auto& la : a.layers) la.resize(B, S, C_, layers_[0].n_head);
+  for (size_t l = 0; l < layers_.size(); ++l)
+    a.layers[l].resize(B, S, C_, layers_[l].inner(), layers_[l].hidden, layers_[l].n_head);
   a.y = conditioned_ ? y : nullptr;
 
   cpu::permute_tokens(a.v.data(), u, B, T_, D_, flip_);
@@ -105,7 +115,8 @@ void MetaBlock<T>::forward(const T* P, BlockActivations<T>& a, const T* u, const
 
 template <class T>
 void MetaBlock<T>::backward(const T* P, T* G, const BlockActivations<T>& a, BlockScratch<T>& s, const T* dout,
-                            T dlogdet, T* du, int64_t B, const cpu::RopeTable<T>& rope) const {
+                            T dlogdet, T* du, int64_t B, const cpu::RopeTable<T>& rope,
+                            GradientReadyObserver* ready) const {
   const int64_t S = L_ + T_, btd = B * T_ * D_;
   auto grad = [G](int64_t offset) { return G ? G + offset : nullptr; };  // G == nullptr: input gradient only
   s.dz_perm.resize(btd);
@@ -127,12 +138,19 @@ void MetaBlock<T>::backward(const T* P, T* G, const BlockActivations<T>& a, Bloc
   if (final_norm_)
     cpu::rmsnorm_backward(s.d_h_img.data(), grad(final_norm_w_), s.d_h_norm.data(), a.h_img.data(), a.rrms.data(),
                           P + final_norm_w_, B * T_, C_);
+  if (ready && G) {
+    ready->gradient_ready(proj_out_w_);
+    ready->gradient_ready(proj_out_b_);
+    if (final_norm_) ready->gradient_ready(final_norm_w_);
+  }
   scatter_rows(s.d_seq_a.data(), s.d_h_img.data(), B, S, L_, T_, C_);  // text rows get no gradient from the head
   // Layers in reverse, ping-ponging between the two scratch buffers.
   T* d_cur = s.d_seq_a.data();
   T* d_next = s.d_seq_b.data();
   for (size_t l = layers_.size(); l-- > 0;) {
     layers_[l].backward(P, G, a.layers[l], s.layer, d_cur, d_next, B, S, rope);
+    if (ready && G)
+      for (int64_t offset : layers_[l].p.offsets()) ready->gradient_ready(offset);
     std::swap(d_cur, d_next);
   }
   // Embeddings.
@@ -150,6 +168,15 @@ void MetaBlock<T>::backward(const T* P, T* G, const BlockActivations<T>& a, Bloc
       for (int64_t d = 0; d < D_; ++d) G[sos_ + d] += s.d_inp[b * T_ * D_ + d];
     for (int64_t t = 1; t < T_; ++t)
       for (int64_t d = 0; d < D_; ++d) s.dv[(b * T_ + t - 1) * D_ + d] += s.d_inp[(b * T_ + t) * D_ + d];
+  }
+  if (ready && G) {
+    if (conditioned_) {
+      ready->gradient_ready(proj_txt_w_);
+      ready->gradient_ready(proj_txt_b_);
+    }
+    ready->gradient_ready(proj_in_w_);
+    ready->gradient_ready(proj_in_b_);
+    ready->gradient_ready(sos_);
   }
   cpu::permute_tokens(du, s.dv.data(), B, T_, D_, flip_);
 }

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/models/flow_config.h"
+#include "core/models/gradient_ready.h"
 #include "core/models/transformer_layer.h"
 #include "core/ops/cpu/flow_head.h"
 
@@ -36,16 +38,19 @@ struct DecodeState {
 template <class T>
 class MetaBlock {
  public:
-  MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout);
+  // tp: the tensor-parallel group. Only the deep block (the last, where nearly all the FLOPs are) is split
+  // over it; the shallow blocks stay whole on every rank. nullptr: no tensor parallelism.
+  MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout, Communicator* tp = nullptr);
 
   // u: [B, T, D] raster-order input; y: [B, L, E] (conditioned blocks; ignored otherwise).
   // Writes out [B, T, D] (raster order) and logdet [B, T, D] (−log σ, in this block's permuted order).
   void forward(const T* P, BlockActivations<T>& a, const T* u, const T* y, T* out, T* logdet, int64_t B,
                const cpu::RopeTable<T>& rope) const;
   // dout: gradient w.r.t. out [B, T, D]; dlogdet: the gradient of the loss w.r.t. every logdet element.
-  // Accumulates parameter gradients into G and writes du [B, T, D] (may not alias dout).
+  // Accumulates parameter gradients into G and writes du [B, T, D] (may not alias dout). `ready`, when
+  // given, hears of each parameter as soon as its gradient is final.
   void backward(const T* P, T* G, const BlockActivations<T>& a, BlockScratch<T>& s, const T* dout, T dlogdet, T* du,
-                int64_t B, const cpu::RopeTable<T>& rope) const;
+                int64_t B, const cpu::RopeTable<T>& rope, GradientReadyObserver* ready = nullptr) const;
 
   // Sampling (reverse direction). begin_decode sizes the caches for B rows and, for a conditioned block,
   // runs the text prefix y [B, L, E] through every layer once. decode_chunk embeds the inputs inp [B, n, D]
@@ -58,6 +63,7 @@ class MetaBlock {
   const T* sos(const T* P) const { return P + sos_; }
 
   bool conditioned() const { return conditioned_; }
+  bool tensor_parallel() const { return !layers_.empty() && layers_[0].tp != nullptr; }
   bool flips() const { return flip_; }
   int64_t seq_len() const { return L_ + T_; }
   int64_t tokens() const { return T_; }

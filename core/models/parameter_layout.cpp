@@ -1,14 +1,29 @@
-// ParameterLayout bookkeeping.
+// ParameterLayout bookkeeping and the shard ↔ whole-tensor index map.
 #include "core/models/parameter_layout.h"
 
 #include <stdexcept>
 
 namespace starflow::core {
 
-int64_t ParameterLayout::add(const std::string& name, Shape shape) {
+int64_t ParameterLayout::add(const std::string& name, Shape global_shape, TensorShard shard) {
   if (index_.count(name)) throw std::logic_error("parameter '" + name + "' added twice");
+  Shape local = global_shape;
+  if (shard.split()) {
+    if (shard.dim >= static_cast<int>(global_shape.size()) || shard.groups < 1 || shard.part < 0 ||
+        shard.part >= shard.parts)
+      throw std::logic_error("parameter '" + name + "': invalid shard");
+    const int64_t extent = global_shape[shard.dim];
+    if (extent % (shard.groups * shard.parts) != 0)
+      throw std::invalid_argument("parameter '" + name + "' of shape " + shape_string(global_shape) +
+                                  ": dimension " + std::to_string(shard.dim) + " (" + std::to_string(extent) +
+                                  ") does not split into " + std::to_string(shard.parts) + " tensor-parallel parts");
+    local[shard.dim] = extent / shard.parts;
+    sharded_ = true;
+  } else {
+    shard = {};
+  }
   const int64_t offset = (total_ + 15) / 16 * 16;
-  ParameterView v{name, std::move(shape), offset, 0};
+  ParameterView v{name, std::move(local), offset, 0, std::move(global_shape), shard};
   v.size = numel(v.shape);
   total_ = offset + v.size;
   index_[name] = views_.size();
@@ -31,6 +46,48 @@ int64_t ParameterLayout::parameter_count() const {
   int64_t n = 0;
   for (const auto& v : views_) n += v.size;
   return n;
+}
+
+int64_t ParameterLayout::global_parameter_count() const {
+  int64_t n = 0;
+  for (const auto& v : views_) n += numel(v.global_shape);
+  return n;
+}
+
+void for_each_global_run(const ParameterView& v, int64_t begin, int64_t end,
+                         const std::function<void(int64_t, int64_t, int64_t)>& fn) {
+  if (begin >= end) return;
+  const TensorShard& s = v.shard;
+  if (!s.split()) {
+    fn(begin, begin, end - begin);
+    return;
+  }
+  // Row length (elements per index of dimension 0) in the local and the global tensor.
+  const int64_t cols_global = v.global_shape.size() > 1 ? numel(v.global_shape) / v.global_shape[0] : 1;
+  if (s.dim == 0) {
+    // Whole rows move: local row r lies in group r / (rows per group and part), at this part's block.
+    const int64_t local_rows_per_group = v.shape[0] / s.groups;
+    const int64_t global_rows_per_group = v.global_shape[0] / s.groups;
+    int64_t at = begin;
+    while (at < end) {
+      const int64_t row = at / cols_global, group = row / local_rows_per_group;
+      const int64_t group_end = (group + 1) * local_rows_per_group * cols_global;  // local element index
+      const int64_t n = std::min(end, group_end) - at;
+      const int64_t global_row = group * global_rows_per_group + s.part * local_rows_per_group + row % local_rows_per_group;
+      fn(at, global_row * cols_global + at % cols_global, n);
+      at += n;
+    }
+  } else {
+    // Columns [part·c, (part+1)·c) of every row (groups = 1 for column splits).
+    const int64_t c = v.shape[1];
+    int64_t at = begin;
+    while (at < end) {
+      const int64_t row = at / c, col = at % c;
+      const int64_t n = std::min(end, (row + 1) * c) - at;
+      fn(at, row * cols_global + s.part * c + col, n);
+      at += n;
+    }
+  }
 }
 
 }  // namespace starflow::core

@@ -10,9 +10,9 @@
 namespace starflow::core {
 
 template <class T>
-StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg) : cfg_(cfg) {
+StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg, Communicator* tp) : cfg_(cfg), tp_(tp) {
   cfg_.validate();
-  for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(cfg_, k, layout_);
+  for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(cfg_, k, layout_, tp);
   params_.assign(layout_.total_size(), T(0));
   grads_.assign(layout_.total_size(), T(0));
   const int64_t g = cfg_.grid();
@@ -36,24 +36,28 @@ void StarFlowModel<T>::init_parameters(uint64_t seed) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   std::fill(params_.begin(), params_.end(), T(0));
+  // Each tensor is drawn whole, in registration order, and this rank keeps its shard: every tensor-parallel
+  // layout starts from the same weights as one process.
+  std::vector<T> whole;
   for (const ParameterView& v : layout_.views()) {
-    std::span<T> p = view(params_, v);
+    whole.assign(static_cast<size_t>(numel(v.global_shape)), T(0));
     const bool norm = v.name.find(".norm.") != std::string::npos;
     if (ends_with(v.name, "sos_embed")) {
-      for (T& x : p) x = T(rng.normal());
+      for (T& x : whole) x = T(rng.normal());
     } else if (ends_with(v.name, "final_norm.weight")) {
       // zero: the effective RMSNorm gain is 1 + g
     } else if (norm) {
-      if (ends_with(v.name, ".weight")) std::fill(p.begin(), p.end(), T(1));
+      if (ends_with(v.name, ".weight")) std::fill(whole.begin(), whole.end(), T(1));
     } else if (ends_with(v.name, "proj_out.weight")) {
       // zero: every block starts as a near-constant affine map
     } else {
       // Linear weight [out, in] or bias [out]: U(±1/√fan_in), fan_in from the layer's weight.
       const std::string weight_name = v.name.substr(0, v.name.rfind('.')) + ".weight";
-      const int64_t fan_in = layout_.at(weight_name).shape.back();
+      const int64_t fan_in = layout_.at(weight_name).global_shape.back();
       const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-      for (T& x : p) x = T(rng.uniform(-bound, bound));
+      for (T& x : whole) x = T(rng.uniform(-bound, bound));
     }
+    extract_shard(v, whole.data(), params_.data() + v.offset);
   }
 }
 
@@ -97,7 +101,7 @@ LossParts StarFlowModel<T>::forward(const T* x, const T* y, int64_t B, double la
 }
 
 template <class T>
-void StarFlowModel<T>::backward(T* dx, bool parameter_gradients) {
+void StarFlowModel<T>::backward(T* dx, bool parameter_gradients, GradientReadyObserver* ready) {
   const int64_t K = cfg_.num_blocks, B = batch_, n = B * cfg_.tokens() * cfg_.token_dim();
   const int64_t C = cfg_.in_channels, H = cfg_.img_size, p = cfg_.patch_size;
   // ½·mean(z²) over all B·N elements; the final z is not regularised.
@@ -107,7 +111,7 @@ void StarFlowModel<T>::backward(T* dx, bool parameter_gradients) {
   const T reg = T(2.0 * lambda_ / n);
   for (int64_t k = K; k-- > 0;) {
     blocks_[k].backward(params_.data(), parameter_gradients ? grads_.data() : nullptr, acts_[k], scratch_, d_out.data(), dlogdet, d_in.data(), B,
-                        rope_table(blocks_[k].conditioned()));
+                        rope_table(blocks_[k].conditioned()), ready);
     if (lambda_ != 0)
       for (int64_t i = 0; i < n; ++i) d_in[i] += reg * outputs_[k][i];
     std::swap(d_out, d_in);

@@ -24,14 +24,19 @@ struct LossParts {
 template <class T>
 class StarFlowModel {
  public:
-  explicit StarFlowModel(const FlowConfig& cfg);
+  // tp: the tensor-parallel group the deep block is split over (nullptr or one rank: the whole model here).
+  // Every rank of the group must run forward, backward and sampling together (they all-reduce).
+  explicit StarFlowModel(const FlowConfig& cfg, Communicator* tp = nullptr);
 
   const FlowConfig& config() const { return cfg_; }
   const ParameterLayout& layout() const { return layout_; }
   std::vector<T>& parameters() { return params_; }
   const std::vector<T>& parameters() const { return params_; }
   std::vector<T>& gradients() { return grads_; }
+  const std::vector<T>& gradients() const { return grads_; }
   void zero_gradients();
+  Communicator* tensor_parallel_group() const { return tp_; }
+  int tensor_parallel_size() const { return tp_ ? tp_->size() : 1; }
   // The official initialisation (spec §2.1): Linear U(±1/√fan_in) for weights and biases, sos N(0,1),
   // LayerNorm (1, 0), final_norm 0, proj_out weight 0 (its bias keeps the default init).
   void init_parameters(uint64_t seed);
@@ -41,7 +46,8 @@ class StarFlowModel {
   LossParts forward(const T* x, const T* y, int64_t B, double latent_norm_lambda);
   // Gradient of the last forward's total loss: accumulates into gradients() (unless parameter_gradients
   // is false: denoising needs only the input gradient) and, when dx is non-null, writes ∂loss/∂x.
-  void backward(T* dx, bool parameter_gradients = true);
+  // `ready` hears of each parameter as soon as its gradient is final (overlapped data-parallel reduction).
+  void backward(T* dx, bool parameter_gradients = true, GradientReadyObserver* ready = nullptr);
 
   // Per-sample NLL of the last forward (per dimension, in nats, without the ½·log 2π constant): what
   // likelihood evaluation and the Bayes classifier (argmin over classes) need.
@@ -56,6 +62,7 @@ class StarFlowModel {
 
  private:
   FlowConfig cfg_;
+  Communicator* tp_ = nullptr;
   ParameterLayout layout_;
   std::vector<MetaBlock<T>> blocks_;
   std::vector<T> params_, grads_;

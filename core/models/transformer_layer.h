@@ -1,11 +1,16 @@
 // One pre-norm transformer layer of a flow block (spec §2.2): x ← x + proj(attn(rope(qkv(LN(x)))));
 // x ← x + fc2(gelu(fc1(LN(x)))). Forward saves its activations; backward accumulates parameter
 // gradients into the flat gradient buffer and writes the input gradient.
+// Tensor parallel (Megatron): with a TP communicator of p ranks the layer holds n_head/p heads of QKV and
+// 4C/p hidden units of fc1 (column-parallel) and the matching input columns of proj and fc2
+// (row-parallel); one all-reduce after each row-parallel layer in forward, and after each column-parallel
+// layer's input gradient in backward. LayerNorms and the row-parallel biases are replicated.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/models/parameter_layout.h"
 #include "core/ops/cpu/attention_cached.h"
 #include "core/ops/cpu/rope.h"
@@ -15,20 +20,25 @@ namespace starflow::core {
 // Offsets of one layer's tensors in the flat parameter buffer.
 struct LayerParams {
   int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
-  static LayerParams add_to(ParameterLayout& layout, const std::string& prefix, int64_t C);
+  // tp_rank/tp_size: this rank's share of the column- and row-parallel weights (1: the whole layer).
+  static LayerParams add_to(ParameterLayout& layout, const std::string& prefix, int64_t C, int tp_rank = 0,
+                            int tp_size = 1);
+  // Every tensor's offset, in the order backward finishes them.
+  std::vector<int64_t> offsets() const;
 };
 
 template <class T>
 struct LayerActivations {
   std::vector<T> input, ln1, ln1_mean, ln1_rstd, qkv, probs, attn, mid, ln2, ln2_mean, ln2_rstd, fc1, gelu;
-  void resize(int64_t B, int64_t S, int64_t C, int64_t n_head);
+  // C: model width; inner: this rank's attention width (heads × head_dim); hidden: its MLP width.
+  void resize(int64_t B, int64_t S, int64_t C, int64_t inner, int64_t hidden, int64_t n_head);
 };
 
 // Backward scratch shared by all layers of a model.
 template <class T>
 struct LayerScratch {
   std::vector<T> d_mid, d_norm, d_attn, d_qkv, d_hidden, d_fc1, d_probs;
-  void resize(int64_t B, int64_t S, int64_t C, int64_t n_head);
+  void resize(int64_t B, int64_t S, int64_t C, int64_t inner, int64_t hidden, int64_t n_head);
 };
 
 // Buffers of the cached (sampling) path, sized for the largest chunk.
@@ -41,7 +51,12 @@ struct DecodeScratch {
 template <class T>
 struct TransformerLayer {
   LayerParams p;
-  int64_t C = 0, n_head = 0, head_dim = 0;
+  int64_t C = 0;            // model width (LayerNorms, residual stream)
+  int64_t n_head = 0;       // heads on this rank
+  int64_t head_dim = 0;
+  int64_t hidden = 0;       // MLP hidden units on this rank
+  Communicator* tp = nullptr;  // tensor-parallel group; nullptr: the whole layer is here
+  int64_t inner() const { return n_head * head_dim; }
 
   // x, out: [B, S, C]; out may not alias x.
   void forward(const T* params, LayerActivations<T>& a, const T* x, T* out, int64_t B, int64_t S,
@@ -49,6 +64,10 @@ struct TransformerLayer {
   // dout: [B, S, C] gradient of out; dx: [B, S, C] written (may not alias dout).
   void backward(const T* params, T* grads, const LayerActivations<T>& a, LayerScratch<T>& s, const T* dout, T* dx,
                 int64_t B, int64_t S, const cpu::RopeTable<T>& rope) const;
+  // Sums a partial result of a row-parallel layer (or a column-parallel input gradient) over the TP group.
+  void tp_sum(T* data, int64_t n) const {
+    if (tp && tp->size() > 1) tp->all_reduce_sum(data, n);
+  }
   // Sampling: n new positions per sample at absolute sequence positions start..start+n−1, attending to the
   // layer's KV cache (which receives their keys and values). x, out: [B, n, C]; out may not alias x.
   void forward_cached(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,

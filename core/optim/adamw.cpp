@@ -3,17 +3,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace starflow::core {
 
 template <class T>
 void AdamW<T>::step(std::span<T> params, std::span<const T> grads, double lr) {
   ++step_;
-  update_range(params, grads, lr, 0, static_cast<int64_t>(params.size()));
+  update_range(params, grads, lr, base_, base_ + static_cast<int64_t>(m_.size()));
 }
 
 template <class T>
 void AdamW<T>::update_range(std::span<T> params, std::span<const T> grads, double lr, int64_t begin, int64_t end) {
+  if (begin < base_ || end > base_ + static_cast<int64_t>(m_.size()) || end > static_cast<int64_t>(params.size()))
+    throw std::out_of_range("AdamW::update_range: [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") is outside the optimizer's moments");
   const double bc1 = 1.0 - std::pow(cfg_.beta1, double(step_));
   const double bc2 = 1.0 - std::pow(cfg_.beta2, double(step_));
   // PyTorch: p ← p·(1 − lr·wd); p ← p − (lr/bc1)·m / (√v/√bc2 + eps)
@@ -21,14 +26,16 @@ void AdamW<T>::update_range(std::span<T> params, std::span<const T> grads, doubl
   const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
   T* p = params.data();
   const T* g = grads.data();
-  T* m = m_.data();
+  T* m = m_.data();  // moment j is flat element base_ + j
   T* v = v_.data();
+  const int64_t base = base_;
 #pragma omp parallel for simd if (end - begin > (1 << 16))
   for (int64_t i = begin; i < end; ++i) {
     p[i] *= decay;
-    m[i] = b1 * m[i] + (T(1) - b1) * g[i];
-    v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
-    p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+    const int64_t j = i - base;
+    m[j] = b1 * m[j] + (T(1) - b1) * g[i];
+    v[j] = b2 * v[j] + (T(1) - b2) * g[i] * g[i];
+    p[i] -= step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + eps);
   }
 }
 

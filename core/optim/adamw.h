@@ -14,21 +14,26 @@ struct AdamWConfig {
 template <class T>
 class AdamW {
  public:
-  AdamW(int64_t size, AdamWConfig cfg) : cfg_(cfg), m_(size, T(0)), v_(size, T(0)) {}
+  // Moments for the elements [base, base + size) of the flat buffers (ZeRO-1: one data-parallel rank's part).
+  AdamW(int64_t size, AdamWConfig cfg, int64_t base = 0) : cfg_(cfg), m_(size, T(0)), v_(size, T(0)), base_(base) {}
   // One step at learning rate lr over the flat buffers (step counter advances first, as in PyTorch).
   void step(std::span<T> params, std::span<const T> grads, double lr);
-  // A step over the sub-range [begin, end) of the flat buffers with the same step count (ZeRO-1 shards and
-  // parameter subsets call this; step() is update_range over everything).
+  // A step over the sub-range [begin, end) of the flat buffers (within the moments' range) with the same
+  // step count (ZeRO-1 shards call this; step() is update_range over all the moments cover).
   void update_range(std::span<T> params, std::span<const T> grads, double lr, int64_t begin, int64_t end);
   int64_t steps() const { return step_; }
   void set_steps(int64_t s) { step_ = s; }
-  std::vector<T>& first_moment() { return m_; }
+  std::vector<T>& first_moment() { return m_; }   // element i is flat element base() + i
   std::vector<T>& second_moment() { return v_; }
+  const std::vector<T>& first_moment() const { return m_; }
+  const std::vector<T>& second_moment() const { return v_; }
+  int64_t base() const { return base_; }
   const AdamWConfig& config() const { return cfg_; }
 
  private:
   AdamWConfig cfg_;
   std::vector<T> m_, v_;
+  int64_t base_ = 0;
   int64_t step_ = 0;
 };
 

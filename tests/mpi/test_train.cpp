@@ -60,7 +60,7 @@ TEST(Train, ResumeIsBitExact) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const std::string dir = shared_dir("resume");
-  parallel::MpiCommunicator comm(MPI_COMM_WORLD);
+  parallel::ProcessGrid comm(MPI_COMM_WORLD, 1);
 
   jobs::TrainConfig straight = tiny_config(dir + "/straight");
   jobs::SyntheticLatents d1(2, 4, 4, straight.seed, straight.batch_size, rank, size);
@@ -99,14 +99,14 @@ TEST(Train, DataParallelEqualsOneRankWithTheSameGlobalBatch) {
   cfg.steps = 3;
   cfg.drop_label = 0;  // the dropout draw is per rank; the comparison needs the same conditions
   cfg.noise_std = 0;   // likewise the noise draw
-  parallel::MpiCommunicator world(MPI_COMM_WORLD);
+  parallel::ProcessGrid world(MPI_COMM_WORLD, 1);
   jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, rank, size);
   jobs::Trainer dp(cfg, world, d);
   dp.run();
 
   jobs::TrainConfig one_cfg = cfg;
   one_cfg.output_dir = dir + "/one_rank" + std::to_string(rank);
-  parallel::MpiCommunicator self(MPI_COMM_SELF);
+  parallel::ProcessGrid self(MPI_COMM_SELF, 1);
   jobs::SyntheticLatents d1(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
   jobs::Trainer one(one_cfg, self, d1);
   one.run();
