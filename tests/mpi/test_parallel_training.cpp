@@ -1,0 +1,205 @@
+// The training job over TP × DP grids: ZeRO-1 gives the weights of plain data parallelism; TP 2 × DP 2 on 4
+// ranks trains, and its checkpoint loads at TP 1 / DP 1 and at TP 2 / DP 1 with the same loss on the same
+// batch (resharding); TP 2 training equals one process; layouts that cannot be formed are refused.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "jobs/synthetic_latents.h"
+#include "jobs/trainer.h"
+#include "parallel/process_grid.h"
+
+using namespace starflow;
+namespace fs = std::filesystem;
+
+namespace {
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+std::string shared_dir(const std::string& tag) {
+  std::string dir;
+  if (world_rank() == 0) {
+    dir = (fs::temp_directory_path() / ("starflow_ptrain_" + tag + "_" + std::to_string(::getpid()))).string();
+    fs::remove_all(dir);
+  }
+  int len = static_cast<int>(dir.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  dir.resize(len);
+  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return dir;
+}
+
+// 4 heads, class-conditional; no noise and no label drop so that every layout sees the same batches.
+jobs::TrainConfig config(const std::string& out, int tp) {
+  jobs::TrainConfig c = jobs::TrainConfig::from_yaml(R"(
+channel_size: 2
+img_size: 4
+channels: 80
+head_dim: 20
+blocks: 2
+layers_per_block: [1, 2]
+txt_size: 1
+txt_dim: 5
+noise_std: 0
+drop_label: 0
+lr: 0.003
+warmup_steps: 1
+steps: 3
+batch_size: 4
+grad_clip: 1.0
+ema: 0.9
+seed: 9
+log_every: 100
+bucket_mb: 1
+)", "parallel.yaml");
+  c.output_dir = out;
+  c.tp = tp;
+  return c;
+}
+
+// The loss of a trainer's model on a fixed batch (collective over its TP group).
+double fixed_batch_loss(jobs::Trainer& t) {
+  const auto& m = t.model().config();
+  const int64_t B = 4, n = B * m.in_channels * m.img_size * m.img_size;
+  jobs::SyntheticLatents data(m.in_channels, m.img_size, m.txt_dim - 1, 1234, B, 0, 1);
+  jobs::TrainBatch batch = data.next();
+  std::vector<float> y(B * m.txt_dim, 0.f);
+  for (int64_t b = 0; b < B; ++b) y[b * m.txt_dim + batch.labels[b]] = 1.f;
+  EXPECT_EQ(static_cast<int64_t>(batch.latents.size()), n);
+  return t.model().forward(batch.latents.data(), y.data(), B, 1e-4).total;
+}
+
+}  // namespace
+
+TEST(ParallelTraining, Zero1EqualsPlainDataParallel) {
+  const std::string dir = shared_dir("zero");
+  parallel::ProcessGrid grid(MPI_COMM_WORLD, 1);
+  jobs::TrainConfig plain = config(dir + "/plain", 1), zero = config(dir + "/zero", 1);
+  zero.zero1 = true;
+  plain.batch_size = zero.batch_size = 2 * grid.dp_size();
+  jobs::SyntheticLatents d1(2, 4, 4, plain.seed, plain.batch_size, grid.dp_rank(), grid.dp_size());
+  jobs::SyntheticLatents d2(2, 4, 4, zero.seed, zero.batch_size, grid.dp_rank(), grid.dp_size());
+  jobs::Trainer a(plain, grid, d1), b(zero, grid, d2);
+  a.run();
+  b.run();
+  // Same gradients, same per-element arithmetic: the same bits.
+  EXPECT_TRUE(a.model().parameters() == b.model().parameters()) << "ZeRO-1 weights differ from plain DP";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a.history()[i].loss, b.history()[i].loss);
+  // Resume from ZeRO-1's sharded moments continues exactly too.
+  jobs::SyntheticLatents d3(2, 4, 4, zero.seed, zero.batch_size, grid.dp_rank(), grid.dp_size());
+  jobs::TrainConfig more = zero;
+  more.steps = 4;
+  jobs::Trainer c(more, grid, d3);
+  EXPECT_NE(c.resume_if_possible(), "");
+  jobs::SyntheticLatents d4(2, 4, 4, plain.seed, plain.batch_size, grid.dp_rank(), grid.dp_size());
+  jobs::TrainConfig more_plain = plain;
+  more_plain.steps = 4;
+  jobs::Trainer e(more_plain, grid, d4);
+  EXPECT_NE(e.resume_if_possible(), "");
+  c.run();
+  e.run();
+  EXPECT_TRUE(c.model().parameters() == e.model().parameters()) << "after resume";
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
+}
+
+TEST(ParallelTraining, TP2TrainingEqualsOneProcess) {
+  if (world_size() != 2) GTEST_SKIP() << "runs on exactly 2 ranks";
+  const std::string dir = shared_dir("tp2");
+  parallel::ProcessGrid grid(MPI_COMM_WORLD, 2);
+  jobs::TrainConfig cfg = config(dir + "/tp", 2);
+  jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
+  jobs::Trainer tp(cfg, grid, d);
+  tp.run();
+  parallel::ProcessGrid self(MPI_COMM_SELF, 1);
+  jobs::TrainConfig one_cfg = config(dir + "/one" + std::to_string(world_rank()), 1);
+  jobs::SyntheticLatents d1(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
+  jobs::Trainer one(one_cfg, self, d1);
+  one.run();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(tp.history()[i].loss, one.history()[i].loss, 1e-5 * std::abs(one.history()[i].loss)) << "step " << i + 1;
+    EXPECT_NEAR(tp.history()[i].grad_norm, one.history()[i].grad_norm, 1e-4 * one.history()[i].grad_norm);
+  }
+  EXPECT_NEAR(fixed_batch_loss(tp), fixed_batch_loss(one), 1e-4);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
+}
+
+TEST(ParallelTraining, TP2xDP2CheckpointReshardsToTP1AndTP2) {
+  if (world_size() != 4) GTEST_SKIP() << "runs on exactly 4 ranks";
+  const std::string dir = shared_dir("reshard");
+  double trained_loss = 0;
+  {
+    parallel::ProcessGrid grid(MPI_COMM_WORLD, 2, 2);
+    ASSERT_EQ(grid.dp_size(), 2);
+    jobs::TrainConfig cfg = config(dir + "/run", 2);
+    cfg.zero1 = true;
+    cfg.dp = 2;
+    jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, grid.dp_rank(), grid.dp_size());
+    jobs::Trainer t(cfg, grid, d);
+    t.run();
+    EXPECT_EQ(t.step(), 3);
+    for (const auto& s : t.history()) EXPECT_TRUE(std::isfinite(s.loss));
+    EXPECT_LT(t.history().back().loss, t.history().front().loss) << "TP2×DP2 did not train";
+    trained_loss = fixed_batch_loss(t);
+  }
+  // TP 2 × DP 1: ranks {0,1} and {2,3} each load the file as one tensor-parallel pair.
+  {
+    MPI_Comm pair;
+    MPI_Comm_split(MPI_COMM_WORLD, world_rank() / 2, world_rank(), &pair);
+    {
+      parallel::ProcessGrid grid(pair, 2);
+      jobs::TrainConfig cfg = config(dir + "/run", 2);
+      cfg.output_dir = dir + "/tp2_" + std::to_string(world_rank() / 2);
+      cfg.checkpoint_dir = dir + "/run/checkpoints";
+      jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
+      jobs::Trainer t(cfg, grid, d);
+      EXPECT_NE(t.resume_if_possible(), "");
+      EXPECT_EQ(t.step(), 3);
+      EXPECT_NEAR(fixed_batch_loss(t), trained_loss, 1e-5 * std::abs(trained_loss)) << "TP 2 / DP 1";
+    }
+    MPI_Comm_free(&pair);
+  }
+  // TP 1 × DP 1: every rank alone.
+  {
+    parallel::ProcessGrid grid(MPI_COMM_SELF, 1);
+    jobs::TrainConfig cfg = config(dir + "/solo" + std::to_string(world_rank()), 1);
+    cfg.checkpoint_dir = dir + "/run/checkpoints";
+    jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
+    jobs::Trainer t(cfg, grid, d);
+    EXPECT_NE(t.resume_if_possible(), "");
+    EXPECT_NEAR(fixed_batch_loss(t), trained_loss, 1e-5 * std::abs(trained_loss)) << "TP 1 / DP 1";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
+}
+
+TEST(ParallelTraining, LayoutsThatCannotBeFormedAreRefused) {
+  EXPECT_EQ(parallel::grid_error(4, 2, 2), "");
+  EXPECT_EQ(parallel::grid_error(4, 2, 0), "");
+  EXPECT_EQ(parallel::grid_error(3, 2, 0), "tp 2 does not divide the 3 launched ranks");
+  EXPECT_EQ(parallel::grid_error(6, 2, 2), "the layout tp 2 × dp 2 needs 4 ranks but 6 were launched");
+  if (world_size() % 2 == 1) {
+    EXPECT_THROW(parallel::ProcessGrid(MPI_COMM_WORLD, 2), std::invalid_argument);
+  }
+  // The config refuses tp not dividing the heads, naming the key.
+  try {
+    jobs::TrainConfig c = config("unused", 1);
+    c.tp = 3;
+    c.validate("parallel.yaml");
+    ADD_FAILURE() << "tp 3 with 4 heads accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'tp'"), std::string::npos) << e.what();
+  }
+}
