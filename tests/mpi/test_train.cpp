@@ -42,7 +42,7 @@ noise_std: 0.1
 lr: 0.003
 warmup_steps: 2
 steps: 6
-batch_size: 6
+batch_size: 12
 drop_label: 0.2
 grad_clip: 1.0
 ema: 0.9
