@@ -11,6 +11,7 @@ int bench_train(int argc, char** argv);
 int bench_sample(int argc, char** argv);
 int bench_data(int argc, char** argv);
 int bench_checkpoint(int argc, char** argv);
+int bench_parallel(int argc, char** argv);
 
 namespace {
 struct BenchEntry {
@@ -23,6 +24,8 @@ const BenchEntry kBenches[] = {
     {"train", "CPU training step on configs A and B against the PyTorch reference", bench_train},
     {"checkpoint", "MPI-IO checkpoint write MB/s against a plain sequential write of the same bytes", bench_checkpoint},
     {"data", "latent-shard reader samples/s on one core against the rate a training step needs", bench_data},
+    {"parallel", "training step at 1 rank, DP 2 and TP 2, and the hidden share of the DP all-reduce (mpirun -np 2)",
+     bench_parallel},
     {"sample", "sequential and Jacobi sampling with and without guidance against the PyTorch reference", bench_sample},
 };
 }  // namespace

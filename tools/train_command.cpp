@@ -101,7 +101,9 @@ int run_train(int argc, char** argv) {
                          "SIGUSR1 will checkpoint and stop without requeueing\n");
   MPI_Init(&argc, &argv);
   int status = 0, rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   bool preempted = false;
+  bool same_everywhere = true;  // config and layout errors happen alike on every rank: report them once
   try {
     jobs::TrainConfig cfg = jobs::TrainConfig::from_file(config_path);
     if (steps_override > 0) cfg.steps = steps_override;
@@ -111,7 +113,7 @@ int run_train(int argc, char** argv) {
     // The layout first: a grid that cannot be formed is refused before any data is opened.
     parallel::ProcessGrid grid(MPI_COMM_WORLD, static_cast<int>(cfg.tp), static_cast<int>(cfg.dp));
     parallel::MpiCommunicator& comm = grid.dp();  // batches are split over the data-parallel ranks
-    rank = grid.world_rank();
+    same_everywhere = false;
     std::unique_ptr<jobs::BatchSource> data;
     if (cfg.data == "synthetic") {
       const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
@@ -147,7 +149,7 @@ int run_train(int argc, char** argv) {
       std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
     std::fflush(stdout);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "starflow train: %s\n", e.what());
+    if (!same_everywhere || rank == 0) std::fprintf(stderr, "starflow train: %s\n", e.what());
     status = 2;
   }
   MPI_Finalize();
