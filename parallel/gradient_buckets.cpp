@@ -9,8 +9,9 @@
 namespace starflow::parallel {
 
 GradientBuckets::GradientBuckets(MpiCommunicator& dp, const core::ParameterLayout& layout, float* grads,
-                                 int64_t bucket_bytes)
+                                 int64_t bucket_bytes, bool use_thread)
     : dp_(dp), grads_(grads) {
+  mpiCheck(MPI_Comm_dup(dp.comm(), &comm_));
   const int64_t bucket_elems = std::max<int64_t>(1, bucket_bytes / int64_t(sizeof(float)));
   for (const core::ParameterView& v : layout.views()) {
     if (buckets_.empty() || buckets_.back().end - buckets_.back().begin >= bucket_elems)
@@ -22,11 +23,49 @@ GradientBuckets::GradientBuckets(MpiCommunicator& dp, const core::ParameterLayou
   }
   for (const Bucket& b : buckets_)
     if (b.end - b.begin > INT_MAX) throw std::invalid_argument("gradient bucket larger than 2^31 elements");
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  if (use_thread && level == MPI_THREAD_MULTIPLE && dp.size() > 1) worker_ = std::thread([this] { worker_loop(); });
 }
 
 GradientBuckets::~GradientBuckets() {
-  // Never leave a request pending on a communicator that outlives us (an exception mid-step).
+  if (worker_.joinable()) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      drained_.wait(lock, [this] { return queue_.empty() && in_flight_ == 0; });
+      stop_ = true;
+    }
+    wake_.notify_all();
+    worker_.join();
+  }
+  // Never leave a request pending on a communicator we free (an exception mid-step).
   if (!requests_.empty()) MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+  MPI_Comm_free(&comm_);
+}
+
+void GradientBuckets::worker_loop() {
+  for (;;) {
+    size_t index;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_
+      index = queue_.front();
+      queue_.pop_front();
+      ++in_flight_;
+    }
+    const Bucket& b = buckets_[index];
+    const int rc = MPI_Allreduce(MPI_IN_PLACE, grads_ + b.begin, static_cast<int>(b.end - b.begin), MPI_FLOAT, MPI_SUM,
+                                 comm_);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (rc != MPI_SUCCESS && worker_error_.empty())
+        worker_error_ = "MPI_Allreduce of gradient bucket " + std::to_string(index) + " failed (code " +
+                        std::to_string(rc) + ")";
+      --in_flight_;
+    }
+    drained_.notify_all();
+  }
 }
 
 void GradientBuckets::begin() {
@@ -35,17 +74,23 @@ void GradientBuckets::begin() {
   first_start_ = -1;
 }
 
-void GradientBuckets::start(Bucket& b) {
-  if (dp_.size() == 1) {
-    b.started = true;
+void GradientBuckets::start(size_t index) {
+  Bucket& b = buckets_[index];
+  b.started = true;
+  if (dp_.size() == 1) return;
+  if (first_start_ < 0) first_start_ = MPI_Wtime();
+  if (worker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(index);
+    }
+    wake_.notify_one();
     return;
   }
-  if (first_start_ < 0) first_start_ = MPI_Wtime();
   MPI_Request r;
   mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, grads_ + b.begin, static_cast<int>(b.end - b.begin), MPI_FLOAT, MPI_SUM,
-                          dp_.comm(), &r));
+                          comm_, &r));
   requests_.push_back(r);
-  b.started = true;
 }
 
 void GradientBuckets::progress() {
@@ -60,7 +105,7 @@ void GradientBuckets::gradient_ready(int64_t offset) {
   if (it == tensor_.end()) throw std::logic_error("gradient_ready: no parameter at offset " + std::to_string(offset));
   Bucket& b = buckets_[it->second.first];
   b.arrived += it->second.second;
-  if (b.arrived == b.expected && !b.started) start(b);
+  if (b.arrived == b.expected && !b.started) start(it->second.first);
   progress();
 }
 
@@ -68,8 +113,13 @@ double GradientBuckets::finish() {
   const double t0 = MPI_Wtime();
   // Buckets backward did not complete (parameters without gradient this step): in bucket order, identical
   // on every rank.
-  for (Bucket& b : buckets_)
-    if (!b.started) start(b);
+  for (size_t i = 0; i < buckets_.size(); ++i)
+    if (!buckets_[i].started) start(i);
+  if (worker_.joinable()) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    drained_.wait(lock, [this] { return queue_.empty() && in_flight_ == 0; });
+    if (!worker_error_.empty()) throw std::runtime_error(worker_error_);
+  }
   if (!requests_.empty())
     mpiCheck(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
   requests_.clear();

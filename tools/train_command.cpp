@@ -99,7 +99,10 @@ int run_train(int argc, char** argv) {
   if (preempt_requeue && !slurm_job)
     std::fprintf(stderr, "starflow train: --preempt-requeue: not running under SLURM (no SLURM_JOB_ID); "
                          "SIGUSR1 will checkpoint and stop without requeueing\n");
-  MPI_Init(&argc, &argv);
+  // MPI_THREAD_MULTIPLE lets the gradient all-reduce run on its own thread (parallel/gradient_buckets.h);
+  // with less, the buckets fall back to non-blocking collectives.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int status = 0, rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   bool preempted = false;

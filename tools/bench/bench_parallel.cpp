@@ -108,7 +108,10 @@ int bench_parallel(int argc, char** argv) {
   const int parsed = parse_options("bench parallel",
                                    "Training step at 1 rank, DP 2 and TP 2 (run under mpirun -np 2).", options, argc, argv);
   if (parsed >= 0) return parsed;
-  MPI_Init(&argc, &argv);
+  // MPI_THREAD_MULTIPLE lets the gradient all-reduce run on its own thread (parallel/gradient_buckets.h);
+  // with less, the buckets fall back to non-blocking collectives.
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int status = 0;
   try {
     int rank = 0, size = 1;
