@@ -7,36 +7,14 @@
 #include <fstream>
 
 #include "jobs/checkpoint.h"
+#include "tests/mpi/mpi_test_util.h"
 
 using namespace starflow;
 namespace fs = std::filesystem;
 
 namespace {
 
-int rank_of() {
-  int r;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int size_of() {
-  int s;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
-// A directory shared by all ranks of this run (rank 0 names it).
-std::string shared_dir(const std::string& tag) {
-  std::string dir;
-  if (rank_of() == 0) {
-    dir = (fs::temp_directory_path() / ("starflow_ckpt_" + tag + "_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir);
-  }
-  int len = static_cast<int>(dir.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  dir.resize(len);
-  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return dir;
-}
 
 std::vector<float> pattern(int64_t n, float base) {
   std::vector<float> v(n);
@@ -47,8 +25,8 @@ std::vector<float> pattern(int64_t n, float base) {
 }  // namespace
 
 TEST(Checkpoint, ReplicatedAndShardedTensorsRoundTrip) {
-  const int rank = rank_of(), size = size_of();
-  const std::string dir = shared_dir("roundtrip");
+  const int rank = mpi_test::world_rank(), size = mpi_test::world_size();
+  const std::string dir = mpi_test::shared_dir("ckpt_roundtrip");
   const auto a = pattern(1000, 1.f), b = pattern(37, -3.f), big = pattern(12345, 7.f);
   // "big" is sharded: rank r holds a contiguous slice of unequal length.
   const int64_t n = 12345, per = n / size;
@@ -80,8 +58,8 @@ TEST(Checkpoint, ReplicatedAndShardedTensorsRoundTrip) {
 }
 
 TEST(Checkpoint, KeepsTheNewestAndFindsThem) {
-  const int rank = rank_of();
-  const std::string dir = shared_dir("keep");
+  const int rank = mpi_test::world_rank();
+  const std::string dir = mpi_test::shared_dir("ckpt_keep");
   const auto a = pattern(64, 0.f);
   for (int64_t step : {10, 20, 30, 40})
     jobs::write_checkpoint(MPI_COMM_WORLD, dir, step, {{"s", step}}, {{"w", {64}, a.data()}}, 2);
@@ -101,8 +79,8 @@ TEST(Checkpoint, KeepsTheNewestAndFindsThem) {
 }
 
 TEST(Checkpoint, TruncatedOrCorruptFileIsRefusedByName) {
-  const int rank = rank_of();
-  const std::string dir = shared_dir("corrupt");
+  const int rank = mpi_test::world_rank();
+  const std::string dir = mpi_test::shared_dir("ckpt_corrupt");
   const auto a = pattern(4096, 1.f);
   const std::string path = jobs::write_checkpoint(MPI_COMM_WORLD, dir, 1, {}, {{"w", {4096}, a.data()}}, 0);
   MPI_Barrier(MPI_COMM_WORLD);

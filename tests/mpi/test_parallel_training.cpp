@@ -11,35 +11,17 @@
 #include "jobs/trainer.h"
 #include "parallel/gradient_buckets.h"
 #include "parallel/process_grid.h"
+#include "tests/mpi/mpi_test_util.h"
 
 using namespace starflow;
+using starflow::mpi_test::shared_dir;
+using starflow::mpi_test::world_rank;
+using starflow::mpi_test::world_size;
 namespace fs = std::filesystem;
 
 namespace {
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
-std::string shared_dir(const std::string& tag) {
-  std::string dir;
-  if (world_rank() == 0) {
-    dir = (fs::temp_directory_path() / ("starflow_ptrain_" + tag + "_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir);
-  }
-  int len = static_cast<int>(dir.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  dir.resize(len);
-  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return dir;
-}
 
 // 4 heads, class-conditional; no noise and no label drop so that every layout sees the same batches.
 jobs::TrainConfig config(const std::string& out, int tp) {
@@ -84,7 +66,7 @@ double fixed_batch_loss(jobs::Trainer& t) {
 }  // namespace
 
 TEST(ParallelTraining, Zero1EqualsPlainDataParallel) {
-  const std::string dir = shared_dir("zero");
+  const std::string dir = shared_dir("ptrain_zero");
   parallel::ProcessGrid grid(MPI_COMM_WORLD, 1);
   jobs::TrainConfig plain = config(dir + "/plain", 1), zero = config(dir + "/zero", 1);
   zero.zero1 = true;
@@ -117,7 +99,7 @@ TEST(ParallelTraining, Zero1EqualsPlainDataParallel) {
 
 TEST(ParallelTraining, TP2TrainingEqualsOneProcess) {
   if (world_size() != 2) GTEST_SKIP() << "runs on exactly 2 ranks";
-  const std::string dir = shared_dir("tp2");
+  const std::string dir = shared_dir("ptrain_tp2");
   parallel::ProcessGrid grid(MPI_COMM_WORLD, 2);
   jobs::TrainConfig cfg = config(dir + "/tp", 2);
   jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
@@ -139,7 +121,7 @@ TEST(ParallelTraining, TP2TrainingEqualsOneProcess) {
 
 TEST(ParallelTraining, TP2xDP2CheckpointReshardsToTP1AndTP2) {
   if (world_size() != 4) GTEST_SKIP() << "runs on exactly 4 ranks";
-  const std::string dir = shared_dir("reshard");
+  const std::string dir = shared_dir("ptrain_reshard");
   double trained_loss = 0;
   {
     parallel::ProcessGrid grid(MPI_COMM_WORLD, 2, 2);

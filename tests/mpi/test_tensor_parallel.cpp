@@ -17,8 +17,10 @@
 #include "core/optim/adamw.h"
 #include "core/random.h"
 #include "parallel/mpi_communicator.h"
+#include "tests/mpi/mpi_test_util.h"
 
 using namespace starflow;
+using starflow::mpi_test::world_size;
 
 namespace {
 
@@ -31,11 +33,6 @@ MPI_Comm first_ranks(int n) {
   return c;
 }
 
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
 
 struct Problem {
   core::FlowConfig cfg;

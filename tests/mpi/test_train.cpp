@@ -7,26 +7,13 @@
 
 #include "jobs/synthetic_latents.h"
 #include "jobs/trainer.h"
+#include "tests/mpi/mpi_test_util.h"
 
 using namespace starflow;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string shared_dir(const std::string& tag) {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::string dir;
-  if (rank == 0) {
-    dir = (fs::temp_directory_path() / ("starflow_train_" + tag + "_" + std::to_string(::getpid()))).string();
-    fs::remove_all(dir);
-  }
-  int len = static_cast<int>(dir.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  dir.resize(len);
-  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
-  return dir;
-}
 
 jobs::TrainConfig tiny_config(const std::string& dir) {
   jobs::TrainConfig c = jobs::TrainConfig::from_yaml(R"(
@@ -59,7 +46,7 @@ TEST(Train, ResumeIsBitExact) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const std::string dir = shared_dir("resume");
+  const std::string dir = mpi_test::shared_dir("train_resume");
   parallel::ProcessGrid comm(MPI_COMM_WORLD, 1);
 
   jobs::TrainConfig straight = tiny_config(dir + "/straight");
@@ -94,7 +81,7 @@ TEST(Train, DataParallelEqualsOneRankWithTheSameGlobalBatch) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const std::string dir = shared_dir("dp");
+  const std::string dir = mpi_test::shared_dir("train_dp");
   jobs::TrainConfig cfg = tiny_config(dir + "/dp");
   cfg.steps = 3;
   cfg.drop_label = 0;  // the dropout draw is per rank; the comparison needs the same conditions
