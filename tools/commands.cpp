@@ -13,6 +13,7 @@ int run_demo(int argc, char** argv);
 int run_inspect(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_submit(int argc, char** argv);
+int run_plan(int argc, char** argv);
 
 std::span<const Command> commands() {
   static const Command table[] = {
@@ -26,6 +27,7 @@ std::span<const Command> commands() {
       {"convert", "export a checkpoint's weights to safetensors under the official names", run_convert},
       {"submit", "render and submit a SLURM job: submit train|preprocess|sample INPUT [--nodes N ...] [--dry-run]",
        run_submit},
+      {"plan", "predict memory, step time and MFU of each TP x DP (x ZeRO-1) layout on a GPU cluster", run_plan},
       {"bench", "benchmarks: bench gemm | bench train", run_bench},
   };
   return table;

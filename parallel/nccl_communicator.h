@@ -1,0 +1,63 @@
+// Communicator over NCCL for GPU tensors: every pointer given to it is device memory. Built collectively
+// from an MPI communicator (rank 0 creates the NCCL unique id and broadcasts it over MPI, as Megatron and
+// llm.c do); its collectives run on one CUDA stream, its own or one it is given. The core::Communicator
+// calls wait for the stream, so their results are ready on return; the *_async calls only enqueue
+// (stream-ordered), which is what overlapping the gradient reduction with backward needs.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <cstdint>
+
+#include "core/communicator.h"
+
+namespace starflow::parallel {
+
+class NcclCommunicator final : public core::Communicator {
+ public:
+  // Collective over every rank of `comm`. Each rank's CUDA device must be selected before (see
+  // select_local_device); stream == nullptr: the communicator creates and owns one. Throws on every rank
+  // (never hangs the others) when any rank has no usable device or the id cannot be created.
+  explicit NcclCommunicator(MPI_Comm comm, cudaStream_t stream = nullptr);
+  ~NcclCommunicator() override;
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int device() const { return device_; }
+  cudaStream_t stream() const { return stream_; }
+  ncclComm_t nccl() const { return comm_; }
+
+  // core::Communicator on device buffers, blocking until done. NCCL gives the same result on every rank;
+  // it is run-to-run reproducible for a fixed rank count and topology (fix NCCL_ALGO/NCCL_PROTO to keep it
+  // so across machines).
+  void all_reduce_sum(float* data, int64_t n) override;
+  void all_reduce_sum(double* data, int64_t n) override;
+  void all_reduce_max(double* data, int64_t n) override;
+  void broadcast(void* data, int64_t bytes, int root) override;
+  void barrier() override;
+
+  // bf16 buffers (gradients, tensor-parallel activations), summed in bf16 by NCCL. wait = false only enqueues.
+  void all_reduce_sum_bf16(__nv_bfloat16* data, int64_t n, bool wait = true);
+  // Enqueue only: the result is there for later work on stream() and after synchronize().
+  void all_reduce_sum_async(float* data, int64_t n);
+  void synchronize();
+
+ private:
+  void enqueue_all_reduce(void* data, int64_t n, ncclDataType_t type, ncclRedOp_t op);
+
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  bool owns_stream_ = false;
+  int rank_ = 0, size_ = 1, device_ = -1;
+  float* barrier_word_ = nullptr;  // one device float that barrier() all-reduces
+};
+
+// Selects this rank's GPU: its rank among the ranks of its node (MPI_COMM_TYPE_SHARED) modulo the visible
+// device count. Returns the device; throws when no GPU is visible.
+int select_local_device(MPI_Comm comm);
+
+}  // namespace starflow::parallel
