@@ -47,6 +47,9 @@ Trainer::Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, Bat
   if (cfg_.ema > 0) ema_ = model_.parameters();
   checkpoint_dir_ = cfg_.checkpoint_dir.empty() ? cfg_.output_dir + "/checkpoints" : cfg_.checkpoint_dir;
   if (comm_.rank() == 0) std::filesystem::create_directories(cfg_.output_dir);
+  // Built on every rank, so that a bad autoencoder or caption fails everywhere alike; only rank 0 samples.
+  if (cfg_.sample_every > 0) preview_ = std::make_unique<PreviewGrid>(cfg_);
+  if (comm_.rank() != 0) preview_.reset();
   comm_.barrier();
 }
 
@@ -157,6 +160,8 @@ void Trainer::run(int64_t stop_at, const std::function<bool()>& should_stop) {
     log(s);
     if (!s.skipped && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 && step_ < end)
       write_checkpoint();
+    if (preview_ && !s.skipped && step_ % cfg_.sample_every == 0)
+      preview_->write(step_, ema_.empty() ? model_.parameters() : ema_);
     if (should_stop) {
       // Every rank must agree, or the collective checkpoint below would hang.
       double stop = should_stop() ? 1 : 0;
