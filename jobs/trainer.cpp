@@ -26,6 +26,17 @@ uint64_t step_key(uint64_t seed, int64_t position, int rank) {
 
 constexpr double kHalfLog2Pi = 0.91893853320467274178;
 
+// "channels 64 in the checkpoint, 32 in the config; ..." for the keys that differ.
+std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::json& config) {
+  std::string out;
+  for (const auto& [key, value] : config.items()) {
+    const nlohmann::json theirs = checkpoint.contains(key) ? checkpoint.at(key) : nlohmann::json();
+    if (theirs != value)
+      out += (out.empty() ? "" : "; ") + key + " " + theirs.dump() + " in the checkpoint, " + value.dump() + " in the config";
+  }
+  return out.empty() ? "different keys" : out;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& config, parallel::MpiCommunicator& comm, BatchSource& data)
@@ -212,7 +223,7 @@ std::string Trainer::write_checkpoint() {
 
 std::string Trainer::resume_if_possible() {
   std::string path;
-  if (comm_.rank() == 0) path = newest_checkpoint(checkpoint_dir_);
+  if (comm_.rank() == 0) path = newest_checkpoint_file(checkpoint_dir_);  // damaged: an error, not a step back
   int64_t len = static_cast<int64_t>(path.size());
   comm_.broadcast(&len, sizeof len, 0);
   path.resize(len);
@@ -220,9 +231,10 @@ std::string Trainer::resume_if_possible() {
   if (path.empty()) return "";
   CheckpointReader reader(comm_.comm(), path);
   const nlohmann::json& meta = reader.info().header.at("meta");
-  if (meta.at("model_config") != nlohmann::json::parse(cfg_.model.to_official_json()))
-    throw std::runtime_error(path + ": the checkpoint is for another model config (" + meta.at("model_config").dump() +
-                             ")");
+  const nlohmann::json ours = nlohmann::json::parse(cfg_.model.to_official_json());
+  if (meta.at("model_config") != ours)
+    throw std::runtime_error(path + ": the checkpoint is for another model config (" +
+                             config_difference(meta.at("model_config"), ours) + ")");
   for (const core::ParameterView& v : model_.layout().views()) {
     if (reader.shape("model." + v.name) != v.shape)
       throw std::runtime_error(path + ": tensor 'model." + v.name + "' has the wrong shape");
