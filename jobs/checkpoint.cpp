@@ -374,6 +374,19 @@ std::string newest_checkpoint(const std::string& dir) {
   return "";
 }
 
+std::string newest_checkpoint_file(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return "";
+  std::pair<int64_t, std::string> newest{-1, ""};
+  static const std::regex pattern(R"(ckpt_(\d+)\.sfckpt)");
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (std::regex_match(name, m, pattern) && std::stoll(m[1]) > newest.first) newest = {std::stoll(m[1]), e.path().string()};
+  }
+  return newest.second;
+}
+
 CheckpointReader::CheckpointReader(MPI_Comm comm, const std::string& path) : comm_(comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);

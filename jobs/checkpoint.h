@@ -79,4 +79,8 @@ CheckpointInfo read_checkpoint_header(const std::string& path);
 // (temporary files never match the final name pattern).
 std::string newest_checkpoint(const std::string& dir);
 
+// The newest file in dir named like a checkpoint, complete or not ("" when there is none). Resuming opens
+// this one, so that a damaged newest checkpoint is an error naming it rather than a silent step back.
+std::string newest_checkpoint_file(const std::string& dir);
+
 }  // namespace starflow::jobs

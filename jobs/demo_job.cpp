@@ -1,6 +1,7 @@
-// run_demo: each stage is the real job (preprocess, `mpirun starflow train`, sample, evaluation).
+// run_demo (Fashion-MNIST): each stage is the real job (preprocess, `mpirun starflow train`, sample, evaluation).
 #include "jobs/demo_job.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "data/shard_dataset.h"
 #include "jobs/checkpoint.h"
 #include "jobs/preprocess_job.h"
+#include "jobs/sample_job.h"
 
 namespace starflow::jobs {
 namespace {
@@ -38,12 +40,34 @@ std::string train_yaml(const DemoOptions& o, const std::string& shards) {
          "lr: 0.002\nmin_lr: 0.00002\nwarmup_steps: 100\nsteps: " + std::to_string(o.steps) + "\n"
          "batch_size: 64\ndrop_label: 0.1\nlatent_norm_regularization: 0.0001\ngrad_clip: 1.0\n"
          "data: " + shards + "\nseed: " + std::to_string(o.seed) + "\noutput_dir: " + o.out_dir + "/train\n"
-         "checkpoint_every: 300\nkeep_checkpoints: 2\nlog_every: 50\n";
+         "checkpoint_every: 300\nkeep_checkpoints: 2\nlog_every: 50\n"
+         // A preview grid (one row per class) every third of the run: the samples/ folder shows it learning.
+         "sample_every: " + std::to_string(std::max<int64_t>(1, o.steps / 3)) + "\ncfg: " + std::to_string(o.cfg) +
+         "\nautoencoder: " + default_autoencoder("fashion-mnist") + "\n";
 }
 
 }  // namespace
 
-int run_demo(const DemoOptions& o) {
+std::string demo_mpirun(const DemoOptions& o) {
+  return "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -np " + std::to_string(o.ranks) + " '" +
+         o.binary + "' ";
+}
+
+void run_demo_stage(const std::string& cmd) {
+  std::printf("[demo]     %s\n", cmd.c_str());
+  std::fflush(stdout);
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+}
+
+int run_demo(const DemoOptions& options) {
+  DemoOptions o = options;
+  if (o.dataset == "emoji") return run_emoji_demo(o);
+  if (o.dataset != "fashion-mnist") throw std::runtime_error("--dataset " + o.dataset + ": unknown (fashion-mnist, emoji)");
+  if (!o.captions.empty()) throw std::runtime_error("--caption is for --dataset emoji (fashion-mnist rows are its classes)");
+  if (o.limit > 0) throw std::runtime_error("--limit is for --dataset emoji");
+  if (o.out_dir.empty()) o.out_dir = "out/demo";
+  if (o.steps <= 0) o.steps = 900;
+  if (o.cfg < 0) o.cfg = 2.0;
   const auto t0 = std::chrono::steady_clock::now();
   fs::create_directories(o.out_dir);
   const std::string shards_train = o.out_dir + "/shards/train", shards_test = o.out_dir + "/shards/test";
@@ -51,13 +75,8 @@ int run_demo(const DemoOptions& o) {
 
   // 1. Latent shards on `ranks` MPI ranks (resumable: a rerun skips shards that are complete). Every stage
   // is the real command in a child process, so this process never initialises MPI itself.
-  const std::string mpirun = "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -np " +
-                             std::to_string(o.ranks) + " '" + o.binary + "' ";
-  auto run = [&](const std::string& cmd) {
-    std::printf("[demo]     %s\n", cmd.c_str());
-    std::fflush(stdout);
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
-  };
+  const std::string mpirun = demo_mpirun(o);
+  const auto run = run_demo_stage;
   std::printf("[demo] 1/4 preprocessing Fashion-MNIST with %s\n", fs::path(ae_path).filename().c_str());
   run(mpirun + "preprocess --dataset fashion-mnist --shard-size 6000 --out '" + shards_train + "'");
   run(mpirun + "preprocess --dataset fashion-mnist --split test --limit " + std::to_string(o.eval_samples) +
@@ -81,19 +100,19 @@ int run_demo(const DemoOptions& o) {
   std::printf("[demo] 3/4 sampling a 10x10 grid with guidance w = %.1f\n", o.cfg);
   std::fflush(stdout);
   const int64_t B = 100, E = cfg.txt_dim, n = cfg.in_channels * cfg.img_size * cfg.img_size;
-  std::vector<float> noise(B * n), y(B * E, 0.f), y_null(B * E, 0.f);
+  std::vector<float> noise(B * n);
   core::Rng rng(o.seed + 17);
   for (float& v : noise) v = float(rng.normal());
-  for (int64_t b = 0; b < B; ++b) y[b * E + b / 10] = 1.f, y_null[b * E + E - 1] = 1.f;
+  std::vector<int64_t> rows(B);
+  for (int64_t b = 0; b < B; ++b) rows[b] = b / 10;
+  const Conditioning cond = class_conditioning(cfg, rows);
   core::SampleOptions so;
   so.guidance = o.cfg;
-  std::vector<float> latents = core::sample(model, noise.data(), y.data(), y_null.data(), B, so);
-  latents = core::denoise(model, latents.data(), y.data(), B, kNoiseStd);
-  core::Autoencoder<float> ae = core::io::load_autoencoder<float>(ae_path);
+  std::vector<float> latents = core::sample(model, noise.data(), cond.y.data(), cond.y_null.data(), B, so);
+  latents = core::denoise(model, latents.data(), cond.y.data(), B, kNoiseStd);
+  core::Autoencoder<float> ae = load_autoencoder_for(cfg, ae_path);
   const auto& ac = ae.config();
-  for (float& v : latents) v = float(v / ac.scaling_factor + ac.shift_factor);
-  std::vector<float> images(B * ac.image_numel());
-  ae.decode(latents.data(), B, images.data());
+  const std::vector<float> images = decode_latents(ae, latents, B);
   const std::string grid = o.out_dir + "/samples.png";
   data::write_image_grid(grid, images, {B, ac.image_channels, ac.image_size, ac.image_size}, 10, 10);
 
@@ -140,6 +159,7 @@ int run_demo(const DemoOptions& o) {
                                   {"ranks", o.ranks},
                                   {"guidance", o.cfg},
                                   {"samples_png", grid},
+                                  {"previews", o.out_dir + "/train/samples"},
                                   {"metrics", o.out_dir + "/train/metrics.jsonl"},
                                   {"loss_curve_png", o.out_dir + "/train/loss.png"},
                                   {"seconds", seconds_since(t0)}};

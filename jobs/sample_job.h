@@ -1,9 +1,15 @@
 // The sampling job: load official-name weights, draw noise from a seed, decode (sequential or Jacobi,
-// guided or not), optionally denoise, and write the latents.
+// guided or not), optionally denoise, and write the latents. Its pieces (conditioning rows, the decode
+// through the autoencoder) are shared with the training previews and the demos.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "core/models/autoencoder.h"
+#include "core/models/flow_config.h"
+#include "data/io/text_encoder.h"
 
 namespace starflow::jobs {
 
@@ -13,8 +19,9 @@ struct SampleJobOptions {
   std::string autoencoder;    // decodes the latents for the grid
   std::string grid;           // PNG grid of the decoded samples (needs autoencoder)
   int64_t grid_columns = 0;   // 0: ⌈√B⌉
-  std::vector<int64_t> classes;  // class ids, repeated over the batch; empty: the null class
-  std::string caption;        // text conditioning (needs a text encoder)
+  std::vector<int64_t> classes;        // class ids, repeated over the batch; empty: the null class
+  std::vector<std::string> captions;   // text conditions, repeated over the batch (text-conditioned models)
+  std::string word_vectors;   // the text encoder's vectors; empty: the npm cache of tools/fetch-emoji.sh
   double cfg = 0;             // guidance weight w ≥ 0
   bool jacobi = false;
   int64_t jacobi_block_size = 16, jacobi_max_iter = 32;
@@ -34,5 +41,34 @@ struct SampleJobResult {
 // Validates everything before any work; throws std::runtime_error with one line naming the file or the
 // option at fault. Writes options.output (atomically) when it is non-empty.
 SampleJobResult run_sample_job(const SampleJobOptions& options);
+
+// The conditioning of a batch: y [B, L, E] and the null condition y_null [B, L, E] that guidance contrasts
+// it with. Both are empty for an unconditional model.
+struct Conditioning {
+  std::vector<float> y, y_null;
+};
+
+// A model is class-conditional when its prefix is one one-hot token (txt_size 1, txt_dim = classes + 1, the
+// null class last), text-conditional when the prefix is longer.
+bool is_class_conditional(const core::FlowConfig& model);
+
+// One-hot rows: sample b gets class labels[b], -1 meaning the null class. Throws naming the valid range.
+Conditioning class_conditioning(const core::FlowConfig& model, std::span<const int64_t> labels);
+
+// The word-vector text encoder sized for a text-conditioned model (L = txt_size); throws naming the
+// vectors file when it is missing or its dimension is not the model's txt_dim. Empty path: the npm cache.
+data::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path = "");
+
+// Caption rows: sample b gets captions[b] ("" is the null caption, all-zero rows).
+Conditioning caption_conditioning(const core::FlowConfig& model, const data::WordVectorTextEncoder& encoder,
+                                  std::span<const std::string> captions);
+
+// Loads the autoencoder at `path` and checks that it decodes the model's latents; throws
+// "<path>: makes latents of ..." when it does not.
+core::Autoencoder<float> load_autoencoder_for(const core::FlowConfig& model, const std::string& path);
+
+// Flow latents [B, C, h, w] → images [B, Cimg, S, S] in [−1, 1]: undoes the shift and scaling the
+// preprocessing applied ((z − shift)·scaling) and decodes.
+std::vector<float> decode_latents(core::Autoencoder<float>& autoencoder, std::span<const float> latents, int64_t B);
 
 }  // namespace starflow::jobs

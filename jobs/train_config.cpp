@@ -101,6 +101,13 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
       {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)},
+      {"autoencoder", str(c.autoencoder)},
+      {"preview_captions",
+       [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsSequence()) key_error(origin, k, "expected a list of captions, e.g. [red heart, cat]");
+         c.preview_captions.clear();
+         for (const auto& v : n) c.preview_captions.push_back(scalar<std::string>(v, origin, k, "a list of captions"));
+       }},
   };
   // Official keys with no effect here: sharding/loader switches of the PyTorch code, and names of the
   // frozen encoders (ours are chosen by the data the shards hold).
@@ -152,6 +159,10 @@ void TrainConfig::validate(const std::string& origin) const {
   need(checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
   need(keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   need(sample_every >= 0, "sample_every", "must be >= 0");
+  need(sample_every == 0 || !autoencoder.empty(), "autoencoder",
+       "required when sample_every > 0 (the preview grids decode the samples through it)");
+  need(preview_captions.empty() || model.txt_size > 1, "preview_captions",
+       "only for text-conditioned models (txt_size > 1)");
   need(log_every >= 1, "log_every", "must be >= 1");
   need(tp >= 1, "tp", "must be >= 1");
   need(model.num_heads() % tp == 0, "tp",

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/models/flow_config.h"
 
@@ -32,6 +33,8 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;          // 0: only at the end
   int64_t keep_checkpoints = 3;
   int64_t sample_every = 0;              // 0: no preview grids
+  std::string autoencoder;               // decodes the preview grids (required when sample_every > 0)
+  std::vector<std::string> preview_captions;  // text models: one preview row each (default: the null caption)
   int64_t log_every = 10;
   int64_t tp = 1;                        // tensor-parallel width (the deep block is split over tp ranks)
   int64_t dp = 0;                        // data-parallel width; 0: the launched ranks / tp

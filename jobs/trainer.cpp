@@ -26,6 +26,17 @@ uint64_t step_key(uint64_t seed, int64_t position, int rank) {
 
 constexpr double kHalfLog2Pi = 0.91893853320467274178;
 
+// "channels 64 in the checkpoint, 32 in the config; ..." for the keys that differ.
+std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::json& config) {
+  std::string out;
+  for (const auto& [key, value] : config.items()) {
+    const nlohmann::json theirs = checkpoint.contains(key) ? checkpoint.at(key) : nlohmann::json();
+    if (theirs != value)
+      out += (out.empty() ? "" : "; ") + key + " " + theirs.dump() + " in the checkpoint, " + value.dump() + " in the config";
+  }
+  return out.empty() ? "different keys" : out;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& config, parallel::ProcessGrid& grid, BatchSource& data)
@@ -52,6 +63,10 @@ Trainer::Trainer(const TrainConfig& config, parallel::ProcessGrid& grid, BatchSo
   if (cfg_.ema > 0) ema_ = model_.parameters();
   checkpoint_dir_ = cfg_.checkpoint_dir.empty() ? cfg_.output_dir + "/checkpoints" : cfg_.checkpoint_dir;
   if (grid_.world_rank() == 0) std::filesystem::create_directories(cfg_.output_dir);
+  // Built on every rank, so that a bad autoencoder or caption fails everywhere alike; the TP group of DP
+  // rank 0 samples the previews together (the deep block is split over it), its TP rank 0 writes them.
+  if (cfg_.sample_every > 0) preview_ = std::make_unique<PreviewGrid>(cfg_);
+  if (grid_.dp_rank() != 0) preview_.reset();
   grid_.world().barrier();
 }
 
@@ -180,6 +195,8 @@ void Trainer::run(int64_t stop_at, const std::function<bool()>& should_stop) {
     log(s);
     if (!s.skipped && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 && step_ < end)
       write_checkpoint();
+    if (preview_ && !s.skipped && step_ % cfg_.sample_every == 0)
+      preview_->write(step_, ema_.empty() ? model_.parameters() : ema_, &grid_.tp());
     if (should_stop) {
       // Every rank must agree, or the collective checkpoint below would hang.
       double stop = should_stop() ? 1 : 0;
@@ -267,7 +284,7 @@ std::string Trainer::write_checkpoint() {
 
 std::string Trainer::resume_if_possible() {
   std::string path;
-  if (grid_.world_rank() == 0) path = newest_checkpoint(checkpoint_dir_);
+  if (grid_.world_rank() == 0) path = newest_checkpoint_file(checkpoint_dir_);  // damaged: an error, not a step back
   int64_t len = static_cast<int64_t>(path.size());
   grid_.world().broadcast(&len, sizeof len, 0);
   path.resize(len);
@@ -275,9 +292,10 @@ std::string Trainer::resume_if_possible() {
   if (path.empty()) return "";
   CheckpointReader reader(grid_.world().comm(), path);
   const nlohmann::json& meta = reader.info().header.at("meta");
-  if (meta.at("model_config") != nlohmann::json::parse(cfg_.model.to_official_json()))
-    throw std::runtime_error(path + ": the checkpoint is for another model config (" + meta.at("model_config").dump() +
-                             ")");
+  const nlohmann::json ours = nlohmann::json::parse(cfg_.model.to_official_json());
+  if (meta.at("model_config") != ours)
+    throw std::runtime_error(path + ": the checkpoint is for another model config (" +
+                             config_difference(meta.at("model_config"), ours) + ")");
   // Whole tensors are read (checksums verified) and each rank keeps its shard and its ZeRO-1 part: any
   // layout loads any checkpoint.
   core::AdamW<float>& adam = optimizer_.adam();

@@ -12,6 +12,7 @@
 #include "core/optim/adamw.h"
 #include "core/random.h"
 #include "jobs/batch_source.h"
+#include "jobs/preview_grid.h"
 #include "jobs/train_config.h"
 #include "parallel/data_parallel_optimizer.h"
 #include "parallel/gradient_buckets.h"
@@ -65,6 +66,7 @@ class Trainer {
   int64_t step_ = 0, bad_in_row_ = 0, skipped_total_ = 0;
   std::vector<StepMetrics> history_;
   std::string checkpoint_dir_;
+  std::unique_ptr<PreviewGrid> preview_;  // rank 0, when sample_every > 0
 };
 
 }  // namespace starflow::jobs

@@ -32,8 +32,9 @@ done
 if ((${#missing[@]})); then
   echo "fetch-emoji: installing ${missing[*]} into $cache"
   # All packages in one call: with --no-save there is no package.json, so npm would prune any package
-  # not named on its command line.
-  npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error --prefix "$cache" "${PACKAGES[@]}"
+  # not named on its command line. --prefer-offline: tarballs already in npm's own cache (~/.npm) are used
+  # without asking the registry, so a machine that fetched them once needs no network.
+  npm install --no-save --no-package-lock --no-audit --no-fund --prefer-offline --loglevel=error --prefix "$cache" "${PACKAGES[@]}"
 else
   echo "fetch-emoji: packages already present in $cache"
 fi

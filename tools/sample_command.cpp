@@ -30,7 +30,10 @@ int run_sample(int argc, char** argv) {
          std::string item;
          while (std::getline(ss, item, ',')) o.classes.push_back(parse_int(item));
        }},
-      {"--caption", "TEXT", "text condition (text-conditioned models)", [&](const std::string& v) { o.caption = v; }},
+      {"--caption", "TEXT", "text condition, repeatable; repeated over the batch (text-conditioned models)",
+       [&](const std::string& v) { o.captions.push_back(v); }},
+      {"--word-vectors", "FILE", "the text encoder's word vectors (default: the npm cache of tools/fetch-emoji.sh)",
+       [&](const std::string& v) { o.word_vectors = v; }},
       {"--cfg", "W", "guidance weight w >= 0 (STARFlow guidance in the conditioned block; default 0)",
        [&](const std::string& v) { o.cfg = parse_double(v); }},
       {"--jacobi", nullptr, "Jacobi (parallel fixed-point) decoding instead of sequential",

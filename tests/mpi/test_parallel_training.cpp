@@ -7,6 +7,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include "data/io/png_io.h"
+#include "jobs/preprocess_job.h"
 #include "jobs/synthetic_latents.h"
 #include "jobs/trainer.h"
 #include "parallel/gradient_buckets.h"
@@ -207,4 +209,58 @@ TEST(ParallelTraining, GradientBucketsSumLikeOneAllReduce) {
     buckets.finish();
     EXPECT_TRUE(g == want) << (thread ? "threaded" : "non-blocking");
   }
+}
+
+TEST(ParallelTraining, TP2PreviewGridMatchesOneProcess) {
+  // The preview is sampled by the whole TP group (the deep block is split) and written by TP rank 0; it
+  // shows what one process would sample from the same weights.
+  if (world_size() != 2) GTEST_SKIP() << "runs on exactly 2 ranks";
+  const std::string dir = shared_dir("ptrain_preview");
+  auto make = [&](const std::string& out, int tp) {
+    jobs::TrainConfig c = jobs::TrainConfig::from_yaml(R"(
+channel_size: 4
+img_size: 8
+channels: 40
+head_dim: 20
+blocks: 2
+layers_per_block: [1, 1]
+txt_size: 1
+txt_dim: 4
+noise_std: 0
+drop_label: 0
+lr: 0.003
+warmup_steps: 1
+steps: 2
+batch_size: 4
+sample_every: 2
+cfg: 2
+seed: 9
+log_every: 100
+autoencoder: )" + jobs::default_autoencoder("fashion-mnist") + "\n", "preview.yaml");
+    c.output_dir = out;
+    c.tp = tp;
+    return c;
+  };
+  {
+    parallel::ProcessGrid grid(MPI_COMM_WORLD, 2);
+    jobs::TrainConfig c = make(dir + "/tp2", 2);
+    jobs::SyntheticLatents data(4, 8, 3, c.seed, c.batch_size, 0, 1);
+    jobs::Trainer t(c, grid, data);
+    t.run();
+  }
+  if (world_rank() == 0) {
+    parallel::ProcessGrid self(MPI_COMM_SELF, 1);
+    jobs::TrainConfig c = make(dir + "/tp1", 1);
+    jobs::SyntheticLatents data(4, 8, 3, c.seed, c.batch_size, 0, 1);
+    jobs::Trainer t(c, self, data);
+    t.run();
+    const data::Image a = data::read_png(dir + "/tp2/samples/step_00000002.png", data::ColorMode::kGray);
+    const data::Image b = data::read_png(dir + "/tp1/samples/step_00000002.png", data::ColorMode::kGray);
+    ASSERT_EQ(a.pixels.size(), b.pixels.size());
+    int worst = 0;
+    for (size_t i = 0; i < a.pixels.size(); ++i) worst = std::max(worst, std::abs(int(a.pixels[i]) - int(b.pixels[i])));
+    EXPECT_LE(worst, 2) << "TP 2 preview differs from one process by " << worst << " gray levels";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
 }

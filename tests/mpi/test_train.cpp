@@ -1,10 +1,16 @@
-// The training job on 1..3 ranks: resume is bit-exact (N steps, stop, resume for M more = N+M straight), and
-// data-parallel training equals one rank with the same global batch.
+// The training job on 1..3 ranks: resume is bit-exact (N steps, stop, resume for M more = N+M straight),
+// data-parallel training equals one rank with the same global batch, and preview grids are written by rank 0
+// every sample_every steps.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
+#include "data/io/png_io.h"
+#include "jobs/preprocess_job.h"
 #include "jobs/synthetic_latents.h"
 #include "jobs/trainer.h"
 #include "tests/mpi/mpi_test_util.h"
@@ -103,6 +109,71 @@ TEST(Train, DataParallelEqualsOneRankWithTheSameGlobalBatch) {
   for (size_t i = 0; i < p.size(); ++i) worst = std::max(worst, double(std::abs(p[i] - q[i]))), scale = std::max(scale, double(std::abs(q[i])));
   EXPECT_LT(worst, 1e-5 * scale) << "DP=" << size << " vs one rank";
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(dp.history()[i].loss, one.history()[i].loss, 1e-5);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) fs::remove_all(dir);
+}
+
+TEST(Train, PreviewGridsEverySampleEverySteps) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const std::string dir = mpi_test::shared_dir("train_preview");
+  jobs::TrainConfig c = jobs::TrainConfig::from_yaml(R"(
+channel_size: 4
+img_size: 8
+channels: 40
+head_dim: 20
+blocks: 2
+layers_per_block: [1, 1]
+txt_size: 1
+txt_dim: 4
+lr: 0.003
+warmup_steps: 1
+steps: 5
+batch_size: 12
+sample_every: 2
+cfg: 2
+seed: 9
+log_every: 100
+autoencoder: )" + jobs::default_autoencoder("fashion-mnist") + "\n",
+                                                     "preview.yaml");
+  c.output_dir = dir + "/run";
+  parallel::ProcessGrid comm(MPI_COMM_WORLD, 1);
+  jobs::SyntheticLatents data(4, 8, 3, c.seed, c.batch_size, rank, size);
+  jobs::Trainer trainer(c, comm, data);
+  trainer.run(/*stop_at=*/4);
+  const std::vector<float> weights4 = trainer.model().parameters();
+  trainer.run();
+  EXPECT_EQ(trainer.step(), 5);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) {
+    // Steps 2 and 4 of 5, nothing else.
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(c.output_dir + "/samples")) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"step_00000002.png", "step_00000004.png"}));
+    // One row per class (3) of 8 samples: 32-px gray tiles with 2-px borders.
+    const data::Image grid = data::read_png(c.output_dir + "/samples/step_00000004.png", data::ColorMode::kGray);
+    EXPECT_EQ(grid.width, 8 * 32 + 9 * 2);
+    EXPECT_EQ(grid.height, 3 * 32 + 4 * 2);
+    // The tiles hold pictures, not the border's flat gray.
+    int64_t off_border = 0;
+    for (uint8_t p : grid.pixels) off_border += p != 128;
+    EXPECT_GT(off_border, grid.width * grid.height / 2);
+    // The grid is the step-4 weights' samples: the same weights through a fresh PreviewGrid give the same
+    // bytes, and the weights of step 2 gave a different grid.
+    auto bytes = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+    };
+    jobs::TrainConfig again = c;
+    again.output_dir = dir + "/again";
+    jobs::PreviewGrid preview(again);
+    const std::string path = preview.write(4, weights4);
+    EXPECT_EQ(path, dir + "/again/samples/step_00000004.png");
+    EXPECT_EQ(bytes(path), bytes(c.output_dir + "/samples/step_00000004.png"));
+    EXPECT_NE(bytes(c.output_dir + "/samples/step_00000002.png"), bytes(c.output_dir + "/samples/step_00000004.png"));
+  }
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0) fs::remove_all(dir);
 }

@@ -1,12 +1,14 @@
-// The sampling job end to end on a small class-conditional model: determinism by seed, guidance changes
-// the samples, and bad input (wrong config, class out of range, negative cfg) fails with one clear line
-// before any work.
+// The sampling job end to end on small class- and text-conditional models: determinism by seed, guidance and
+// captions change the samples, and bad input (wrong config, class out of range, negative cfg) fails with one
+// clear line before any work.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/io/model_weights.h"
 #include "core/random.h"
+#include "data/io/word_vectors.h"
 #include "data/latent_shard.h"
 #include "jobs/sample_job.h"
 
@@ -85,8 +87,10 @@ TEST(SampleJob, BadInputIsOneClearError) {
   o.cfg = -1;
   EXPECT_NE(error_of(o).find("--cfg must be >= 0"), std::string::npos) << error_of(o);
   o.cfg = 1;
-  o.caption = "a cat";
-  EXPECT_NE(error_of(o).find("--caption"), std::string::npos);
+  o.captions = {"a cat"};
+  EXPECT_NE(error_of(o).find("the model is class-conditional (3 classes): give --class, not --caption"),
+            std::string::npos)
+      << error_of(o);
 
   // Weights whose tensors do not fit the config in their metadata (a checkpoint of another model).
   core::FlowConfig other = class_config(3);
@@ -98,7 +102,7 @@ TEST(SampleJob, BadInputIsOneClearError) {
   const std::string mismatched = weights + ".other.safetensors";
   core::io::write_safetensors(mismatched, tensors, {{"config", other.to_official_json()}});
   o.weights = mismatched;
-  o.caption.clear();
+  o.captions.clear();
   const std::string e = error_of(o);
   EXPECT_NE(e.find(mismatched), std::string::npos) << e;
   EXPECT_NE(e.find("expected [80"), std::string::npos) << e;
@@ -127,5 +131,48 @@ TEST(SampleJob, WritesLatentShardsAndChecksTheGridAutoencoder) {
   o.autoencoder = std::string(STARFLOW_SOURCE_DIR) + "/data/pretrained/ae_fashion_mnist_32.safetensors";
   const std::string e = error_of(o);
   EXPECT_NE(e.find("ae_fashion_mnist_32.safetensors: makes latents of 4"), std::string::npos) << e;
+  std::filesystem::remove(weights);
+}
+
+TEST(SampleJob, CaptionsGoThroughTheWordVectorEncoder) {
+  // A text-conditioned model (3 tokens × 2 dims) and a word-vector file of the same dimension.
+  core::FlowConfig c = class_config(3);
+  c.txt_size = 3;
+  c.txt_dim = 2;
+  const std::string weights = write_model(c, "starflow_sample_job_text.safetensors");
+  const std::string vectors = weights + ".vectors.json";
+  std::ofstream(vectors) << R"({"dimensions":2,"vectors":{"red":[1.5,-1],"heart":[0.5,2],"cat":[-2,0.25]}})";
+  jobs::SampleJobOptions o;
+  o.weights = weights;
+  o.word_vectors = vectors;
+  o.batch = 2;
+  o.seed = 5;
+  o.cfg = 2;
+  o.captions = {"red heart"};
+  const auto heart = jobs::run_sample_job(o);
+  EXPECT_EQ(jobs::run_sample_job(o).latents, heart.latents);
+  o.captions = {"cat"};
+  EXPECT_NE(jobs::run_sample_job(o).latents, heart.latents);
+  // Unknown words are skipped: "a red heart!" encodes exactly like "red heart".
+  o.captions = {"a red heart!"};
+  EXPECT_EQ(jobs::run_sample_job(o).latents, heart.latents);
+  // The rows the sampler saw: the vectors of the known tokens, then zero padding; the null condition is zero.
+  const auto encoder = jobs::text_encoder_for(c, vectors);
+  const std::vector<std::string> rows = {"red heart", ""};
+  const jobs::Conditioning cond = jobs::caption_conditioning(c, encoder, rows);
+  EXPECT_EQ(cond.y, (std::vector<float>{1.5f, -1.f, 0.5f, 2.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}));
+  EXPECT_EQ(cond.y_null, std::vector<float>(12, 0.f));
+
+  o.classes = {1};
+  EXPECT_NE(error_of(o).find("give --caption, not --class"), std::string::npos) << error_of(o);
+  o.classes.clear();
+  o.captions.clear();
+  EXPECT_NE(error_of(o).find("guidance (--cfg) needs a condition: give --caption"), std::string::npos) << error_of(o);
+  o.captions = {"cat"};
+  std::ofstream(vectors) << R"({"dimensions":3,"vectors":{"cat":[1,2,3]}})";
+  const std::string e = error_of(o);
+  EXPECT_NE(e.find(vectors + ": word vectors of 3 dimensions, but the model's txt_dim is 2"), std::string::npos) << e;
+  std::filesystem::remove(vectors);
+  std::filesystem::remove(data::WordVectors::cache_path_for(vectors));
   std::filesystem::remove(weights);
 }

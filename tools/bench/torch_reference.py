@@ -8,6 +8,13 @@ Run it with Debian's /usr/bin/python3 (python3-torch 1.13, OpenBLAS):
   torch_reference.py --bench train  --config A|B [--steps 5] [--threads 2]
   torch_reference.py --bench sample --config A|B [--cfg W] [--steps 2] [--threads 2]
   torch_reference.py --selftest                              # reverse(forward(x)) == x, CFG no-ops
+  torch_reference.py --forward W.safetensors --input IN.safetensors --out OUT.safetensors
+
+--forward imports weights exported by `starflow convert` (official names, `config` metadata), runs the
+input file's `x` (+ `y`) forward, and `noise` (+ `y_null`, metadata `guidance`) through the sequential
+reverse, in float64 from the float32 weights, and writes OUT in the golden-fixture layout
+(param.*, input.*, forward.*, loss.*, reverse*.x), so `starflow check-golden OUT` compares the C++ model
+with this statement on those weights within the float32 tolerances of shared/golden/README.md.
 
 State-dict names are the official ones (golden README §2.1); the deprecated buffers attn_mask, var and
 feat_rope.* are not created and are ignored when loading.
@@ -66,6 +73,24 @@ def read_safetensors(path):
         dt = np.dtype(NP_DTYPES[e["dtype"]]).newbyteorder("<")
         tensors[name] = np.frombuffer(data[b:end], dtype=dt).reshape(e["shape"]).astype(dt.type)
     return tensors, meta
+
+
+
+def write_safetensors(path, tensors, metadata):
+    """tensors: {name: np.ndarray (float32 or float64)}, in order; written to a temporary name, renamed."""
+    codes = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
+    header, blobs, at = {"__metadata__": metadata}, [], 0
+    for name, a in tensors.items():
+        blob = a.astype(a.dtype.newbyteorder("<")).tobytes(order="C")   # keeps 0-d arrays 0-d
+        header[name] = {"dtype": codes[np.dtype(a.dtype.type)], "shape": list(a.shape), "data_offsets": [at, at + len(blob)]}
+        blobs.append(blob)
+        at += len(blob)
+    text = json.dumps(header).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    os.replace(tmp, path)
 
 # ------------------------------------------------------------------------------------------- RoPE
 def inv_freq(dim):
@@ -429,6 +454,56 @@ def check_golden(folder):
     print("\ncheck-golden:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
+# --------------------------------------------------------------------------- exported weights, forward
+def forward_exported(weights_path, input_path, out_path):
+    """Imports `starflow convert` output into this statement of the model and writes its results on the
+    input file's tensors as a golden-style fixture (see the module docstring)."""
+    w, wmeta = read_safetensors(weights_path)
+    if "config" not in wmeta:
+        raise SystemExit(f"{weights_path}: no 'config' metadata (not a `starflow convert` export)")
+    cfg = make_config(json.loads(wmeta["config"]))
+    model = Model(cfg)
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in w.items()}, strict=True)
+    inp, imeta = read_safetensors(input_path)
+    if "x" not in inp:
+        raise SystemExit(f"{input_path}: no tensor 'x'")
+    conditional = cfg["txt_size"] > 0
+    if conditional and "y" not in inp:
+        raise SystemExit(f"{input_path}: the model is conditional: no tensor 'y'")
+    # What the import produced, as float32: the fixture's param.* (check-golden loads these).
+    out = {"param." + k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    model.double()
+    f64 = lambda k: torch.from_numpy(inp[k].astype(np.float32)).double()
+    x, y = f64("x"), f64("y") if conditional else None
+    out["input.x"] = inp["x"].astype(np.float32)
+    if conditional:
+        out["input.y"] = inp["y"].astype(np.float32)
+    lam = float(imeta.get("latent_norm_regularization", LATENT_LAMBDA))
+    with torch.no_grad():
+        z, lds, outs = model(x, y)
+        losses = loss_fn(z, lds, outs, lam)
+    out["forward.z"] = z.numpy()
+    for k, o in enumerate(outs):
+        out[f"forward.outputs.{k}"] = o.numpy()
+    for k, ld in enumerate(lds):
+        out[f"forward.logdet.{k}"] = ld.numpy()
+    for k, v in losses.items():
+        out[f"loss.{k}"] = np.array(v.item(), dtype=np.float64)
+    meta = {"config": wmeta["config"], "latent_norm_regularization": repr(lam),
+            "description": f"torch_reference.py --forward {os.path.basename(weights_path)} on {os.path.basename(input_path)}"}
+    if "noise" in inp:
+        out["input.sample_noise"] = inp["noise"].astype(np.float32)
+        out["reverse.x"] = model.reverse(f64("noise"), y)[0].numpy()
+        if conditional and "y_null" in inp and float(imeta.get("guidance", "0")) > 0:
+            w_cfg = float(imeta["guidance"])
+            out["input.y_null"] = inp["y_null"].astype(np.float32)
+            out["reverse_cfg.x"] = model.reverse(f64("noise"), torch.cat([y, f64("y_null")]), w_cfg)[0].numpy()
+            meta["guidance"] = repr(w_cfg)
+    write_safetensors(out_path, out, meta)
+    print(f"forward: {weights_path} on {input_path} (B={x.shape[0]}): nll {losses['nll'].item():.6f}, "
+          f"total {losses['total'].item():.6f} -> {out_path}")
+    return 0
+
 # ------------------------------------------------------------------------------------- benchmarks
 def blas_provider():
     """Real path of the library that defines the sgemm_ torch calls. Debian's torch is built with
@@ -577,6 +652,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=None, help="images for --bench sample (default 16)")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--forward", metavar="WEIGHTS", help="exported weights (starflow convert) to import and run")
+    ap.add_argument("--input", metavar="FILE", help="--forward: safetensors with x [, y, noise, y_null]")
+    ap.add_argument("--out", metavar="FILE", help="--forward: where the golden-style results go")
     a = ap.parse_args()
     if a.check_golden:
         return check_golden(a.check_golden)
@@ -584,6 +662,10 @@ def main():
         return bench(a)
     if a.selftest:
         return selftest()
+    if a.forward:
+        if not a.input or not a.out:
+            ap.error("--forward needs --input and --out")
+        return forward_exported(a.forward, a.input, a.out)
     ap.print_help()
     return 2
 
