@@ -110,8 +110,8 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   }
   const core::io::SafeTensorsFile file = core::io::SafeTensorsFile::open(o.weights);
   const core::FlowConfig cfg = core::io::read_config(file);
-  core::StarFlowModel<float> model(cfg);
-  core::io::load_weights(model, file);
+  core::StarFlowModel<float> model(cfg, o.tp);
+  core::io::load_weights(model, file);  // this rank's shard under TP
   // Before any work: the grid's autoencoder must decode this model's latents.
   std::unique_ptr<core::Autoencoder<float>> ae;
   if (!o.grid.empty()) ae = std::make_unique<core::Autoencoder<float>>(load_autoencoder_for(cfg, o.autoencoder));
@@ -156,6 +156,10 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   result.latents = core::sample(model, noise.data(), yp, o.cfg > 0 ? cond.y_null.data() : nullptr, B, so);
   if (o.denoise) result.latents = core::denoise(model, result.latents.data(), yp, B, o.noise_std);
   result.shape = {B, cfg.in_channels, cfg.img_size, cfg.img_size};
+  if (o.tp && o.tp->rank() != 0) {  // every TP rank holds the same samples; rank 0 writes them
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+  }
 
   std::vector<std::string> class_names;
   for (int64_t c : o.classes) class_names.push_back(std::to_string(c));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/models/autoencoder.h"
 #include "core/models/flow_config.h"
 #include "data/io/text_encoder.h"
@@ -30,6 +31,9 @@ struct SampleJobOptions {
   int64_t batch = 16;
   bool denoise = false;
   double noise_std = 0.3;     // σ_n of the denoising step (the training noise level)
+  // Tensor parallelism: every rank of this group runs the job (the deep block and its KV cache are split
+  // over it by heads); TP rank 0 writes the outputs. nullptr: one process.
+  core::Communicator* tp = nullptr;
 };
 
 struct SampleJobResult {

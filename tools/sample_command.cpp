@@ -1,19 +1,54 @@
 // starflow sample: the sampling job from the command line.
+#include <mpi.h>
 #include <omp.h>
 
 #include <cstdio>
 #include <sstream>
 
 #include "jobs/sample_job.h"
+#include "parallel/process_grid.h"
+#include "tools/train_command.h"
 #include "tools/options.h"
 
 extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
 
+namespace {
+
+void report(const jobs::SampleJobResult& r, const jobs::SampleJobOptions& o) {
+  std::printf("sampled %lld latents of shape [%lld, %lld, %lld] in %.2f s%s%s%s%s\n", (long long)r.shape[0],
+              (long long)r.shape[1], (long long)r.shape[2], (long long)r.shape[3], r.seconds,
+              o.output.empty() ? "" : " -> ", o.output.c_str(), o.grid.empty() ? "" : ", grid -> ", o.grid.c_str());
+}
+
+// --tp N under mpirun -np N: every rank samples with its shard of the deep block; rank 0 writes.
+int run_tensor_parallel(jobs::SampleJobOptions o, int tp, int threads, int argc, char** argv) {
+  int provided = 0, status = 0, rank = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  try {
+    parallel::ProcessGrid grid(MPI_COMM_WORLD, tp, 1);
+    const int t = threads_per_rank(threads);
+    omp_set_num_threads(t);
+    openblas_set_num_threads(t);
+    o.tp = &grid.tp();
+    const jobs::SampleJobResult r = jobs::run_sample_job(o);
+    if (rank == 0) report(r, o);
+  } catch (const std::exception& e) {
+    // Validation fails alike on every rank: say it once.
+    if (rank == 0) std::fprintf(stderr, "starflow sample: %s\n", e.what());
+    status = 2;
+  }
+  MPI_Finalize();
+  return status;
+}
+
+}  // namespace
+
 int run_sample(int argc, char** argv) {
   jobs::SampleJobOptions o;
-  int threads = 0;
+  int threads = 0, tp = 1;
   const Option options[] = {
       {"--weights", "FILE", "safetensors weights under the official names, with `config` metadata (required)",
        [&](const std::string& v) { o.weights = v; }},
@@ -51,20 +86,20 @@ int run_sample(int argc, char** argv) {
        [&](const std::string&) { o.denoise = true; }},
       {"--noise-std", "S", "σ of the denoising step (the training noise level; default 0.3)",
        [&](const std::string& v) { o.noise_std = parse_double(v); }},
-      {"--threads", "N", "CPU threads (default: all cores)",
+      {"--tp", "N", "tensor-parallel ranks (run under mpirun -np N): the deep block and its KV cache split by heads",
+       [&](const std::string& v) { tp = static_cast<int>(parse_int(v)); }},
+      {"--threads", "N", "CPU threads (default: all cores; under --tp, the cores divided among the ranks)",
        [&](const std::string& v) { threads = static_cast<int>(parse_int(v)); }},
   };
   const int parsed = parse_options("sample", "Samples latents from a STARFlow model.", options, argc, argv);
   if (parsed >= 0) return parsed;
+  if (tp > 1) return run_tensor_parallel(o, tp, threads, argc, argv);
   if (threads > 0) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
   }
   try {
-    const jobs::SampleJobResult r = jobs::run_sample_job(o);
-    std::printf("sampled %lld latents of shape [%lld, %lld, %lld] in %.2f s%s%s%s%s\n", (long long)r.shape[0],
-                (long long)r.shape[1], (long long)r.shape[2], (long long)r.shape[3], r.seconds,
-                o.output.empty() ? "" : " -> ", o.output.c_str(), o.grid.empty() ? "" : ", grid -> ", o.grid.c_str());
+    report(jobs::run_sample_job(o), o);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "starflow sample: %s\n", e.what());

@@ -16,6 +16,7 @@
 #include "core/models/starflow_model.h"
 #include "core/optim/adamw.h"
 #include "core/random.h"
+#include "jobs/sample_job.h"
 #include "parallel/mpi_communicator.h"
 #include "tests/mpi/mpi_test_util.h"
 
@@ -242,6 +243,29 @@ TEST(TensorParallel, WidthNotDividingTheHeadsIsRefused) {
       EXPECT_NE(std::string(e.what()).find("does not divide the deep block's 4 attention heads"), std::string::npos)
           << e.what();
     }
+  }
+  MPI_Comm_free(&c);
+}
+
+TEST(TensorParallel, SampleJobTP2EqualsOneProcess) {
+  // The sampling job (what `starflow sample --tp 2` runs): same weights, seed and condition, the deep block
+  // split over 2 ranks, gives one process's latents; guided, denoised.
+  if (world_size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  MPI_Comm c = first_ranks(2);
+  if (c == MPI_COMM_NULL) return;
+  {
+    parallel::MpiCommunicator tp(c);
+    jobs::SampleJobOptions o;
+    o.weights = std::string(STARFLOW_GOLDEN_DIR) + "/tiny_class.safetensors";
+    o.classes = {3, 7};
+    o.cfg = 1.5;
+    o.batch = 4;
+    o.seed = 5;
+    o.denoise = true;
+    const jobs::SampleJobResult one = jobs::run_sample_job(o);
+    o.tp = &tp;
+    const jobs::SampleJobResult split = jobs::run_sample_job(o);
+    EXPECT_LT(relative(split.latents, one.latents), 2e-5);
   }
   MPI_Comm_free(&c);
 }
