@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp) on a GPU,
+# nvidia-smi, an optional compute-sanitizer pass, and a results file. Time-boxed for a 15-minute GPU session.
+#
+#   tools/gpu-check.sh prepare   on the CPU machine: build the test into build-gpu/ and bundle it with the
+#                                non-system libraries it loads (OpenBLAS, gfortran, gomp) in build-gpu/bundle/
+#   tools/gpu-check.sh [run]     on the GPU machine: run build-gpu/bundle/ (carried there), else a binary in
+#                                build-gpu/, else build one there first (needs GTest, OpenBLAS, MPI, HDF5 ...)
+#
+# The GPU machine lacks most of the CPU-side dependencies (see ../shared/spec/ENVIRONMENT.md §11), so the
+# usual way is: `tools/gpu-check.sh prepare` here, then on the device `bash tools/gpu-check.sh` with
+# build-gpu/bundle carried. Results: $OUT/ when set (the device tool's output folder), else build-gpu/results/.
+# Environment: SANITIZE=0 skips compute-sanitizer; TEST_TIMEOUT, SANITIZE_TIMEOUT, BUILD_TIMEOUT (seconds);
+# JOBS (build parallelism: 2 for prepare, all cores when building on the GPU machine).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="$ROOT/build-gpu"
+BUNDLE="$BUILD/bundle"
+TEST_NAME=starflow_cuda_ops_tests
+MODE="${1:-run}"
+
+build() {
+  timeout "${BUILD_TIMEOUT:-900}" cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWITH_CUDA=ON
+  timeout "${BUILD_TIMEOUT:-900}" cmake --build "$BUILD" -j"${JOBS:-2}" --target "$TEST_NAME"
+}
+
+# The binary plus every shared library it loads that a stock CUDA 13 machine may lack: glibc, libstdc++ and
+# libgcc_s are newer there, cudart/cuBLAS/cuBLASLt come with its toolkit (and cuBLASLt is ~0.5 GB).
+bundle() {
+  rm -rf "$BUNDLE"
+  mkdir -p "$BUNDLE/lib"
+  cp "$BUILD/$TEST_NAME" "$BUNDLE/"
+  local lib
+  for lib in $(ldd "$BUILD/$TEST_NAME" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
+    case "$(basename "$lib")" in
+      libc.so* | libm.so* | libmvec.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux* | libstdc++.so* | \
+        libgcc_s.so* | libcudart.so* | libcublas.so* | libcublasLt.so*) ;;
+      *) cp -L "$lib" "$BUNDLE/lib/" ;;
+    esac
+  done
+  {
+    echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
+    echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+    echo "nvcc: $(nvcc --version | tail -1)"
+  } >"$BUNDLE/STAMP"
+  echo "bundle: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1)); carry build-gpu/bundle and run: bash tools/gpu-check.sh"
+}
+
+if [[ "$MODE" == prepare ]]; then
+  build
+  bundle
+  exit 0
+elif [[ "$MODE" != run ]]; then
+  echo "usage: tools/gpu-check.sh [prepare|run]" >&2
+  exit 2
+fi
+
+RESULTS="${OUT:-$BUILD/results}"
+mkdir -p "$RESULTS"
+SUMMARY="$RESULTS/gpu-check.txt"
+START=$SECONDS
+note() { echo "[gpu-check +$((SECONDS - START))s] $*" | tee -a "$SUMMARY"; }
+: >"$SUMMARY"
+
+if [[ -x "$BUNDLE/$TEST_NAME" ]]; then
+  BIN="$BUNDLE/$TEST_NAME"
+  note "using the carried bundle: $(tr '\n' ';' <"$BUNDLE/STAMP")"
+elif [[ -x "$BUILD/$TEST_NAME" ]]; then
+  BIN="$BUILD/$TEST_NAME"
+  note "using $BIN"
+else
+  note "no test binary: building here"
+  if ! (JOBS="${JOBS:-$(nproc)}" BUILD_TIMEOUT="${BUILD_TIMEOUT:-420}" build) >"$RESULTS/build.log" 2>&1; then
+    note "build failed (log: build.log); this machine may lack the CPU-side dependencies: run" \
+      "'tools/gpu-check.sh prepare' on the CPU machine and carry build-gpu/bundle"
+    tail -20 "$RESULTS/build.log"
+    exit 1
+  fi
+  BIN="$BUILD/$TEST_NAME"
+fi
+
+# The bundled libraries first; then the toolkit's, wherever this machine keeps them.
+LIBS="$(dirname "$BIN")/lib"
+for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
+  [[ -d "$dir" ]] && LIBS="$LIBS:$dir"
+done
+export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if ldd "$BIN" | grep -q "not found"; then
+  note "missing shared libraries:"
+  ldd "$BIN" | grep "not found" | tee -a "$SUMMARY"
+  exit 1
+fi
+
+note "nvidia-smi"
+nvidia-smi 2>&1 | tee -a "$SUMMARY" || note "nvidia-smi failed"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$SUMMARY" || true
+
+# Every CUDA op against its CPU twin, plus the host-side GEMM plan checks. Exit 77: no usable GPU.
+note "CUDA op tests"
+status=0
+timeout "${TEST_TIMEOUT:-300}" "$BIN" --gtest_color=no --gtest_output="xml:$RESULTS/cuda_ops.xml" \
+  2>&1 | tee "$RESULTS/cuda_ops.log" || status=${PIPESTATUS[0]}
+grep -E "^# |^  [a-z_]+ " "$RESULTS/cuda_ops.log" >>"$SUMMARY" || true
+grep -E "^\[  (PASSED|SKIPPED) +\] [0-9]+ test|^\[  FAILED  \]" "$RESULTS/cuda_ops.log" >>"$SUMMARY" || true
+case $status in
+  0) note "CUDA op tests: passed" ;;
+  77) note "CUDA op tests: skipped (no usable GPU)" ;;
+  124) note "CUDA op tests: TIMED OUT after ${TEST_TIMEOUT:-300}s" ;;
+  *) note "CUDA op tests: FAILED (exit $status)" ;;
+esac
+
+# Out-of-bounds accesses and races in our kernels (fp32 only, to stay inside the time box; cuBLAS's own
+# kernels are checked too). Not available on every runtime (see the device notes): a failure to start is
+# reported, not fatal.
+sanitizer_status=skipped
+if [[ "${SANITIZE:-1}" != 0 && $status == 0 ]] && command -v compute-sanitizer >/dev/null; then
+  note "compute-sanitizer memcheck (fp32 op tests)"
+  sanitizer_status=0
+  timeout "${SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool memcheck --error-exitcode 3 "$BIN" --gtest_color=no \
+    --gtest_filter='CudaOpTyped/fp32.*:-*AttentionCached*' >"$RESULTS/memcheck.log" 2>&1 || sanitizer_status=$?
+  tail -5 "$RESULTS/memcheck.log" | tee -a "$SUMMARY"
+  note "compute-sanitizer exit $sanitizer_status (0 clean, 3 errors found, 124 timed out)"
+fi
+
+# Other GPU ctest entries (the NCCL communicator's, for one) when this build directory was configured here.
+if [[ "$BIN" == "$BUILD/$TEST_NAME" && -f "$BUILD/CTestTestfile.cmake" ]] &&
+  grep -q "^CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT\$" "$BUILD/CMakeCache.txt"; then
+  note "other gpu.* ctest entries"
+  (cd "$BUILD" && timeout 180 ctest -R '^gpu\.' -E '^gpu\.(cuda_ops|gemm_plans)$' --output-on-failure) 2>&1 |
+    tee -a "$SUMMARY" || note "other GPU tests: failed or timed out"
+fi
+
+note "done: tests exit $status, sanitizer $sanitizer_status; results in $RESULTS"
+exit "$status"
