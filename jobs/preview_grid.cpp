@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 
@@ -96,7 +97,7 @@ std::string PreviewGrid::write_grid(int64_t step, std::span<const float> paramet
                                              kColumns);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string warning = bad ? "  WARNING: " + std::to_string(bad) + " non-finite values, drawn black" : "";
-  std::printf("%spreview: %s (%lld samples, %.1f s)%s\n", isatty(STDOUT_FILENO) ? "\n" : "", path.c_str(),
+  std::printf("%spreview: %s (%lld samples, %.1f s)%s\n", isatty(STDOUT_FILENO) && !std::getenv("OMPI_COMM_WORLD_SIZE") ? "\n" : "", path.c_str(),
               static_cast<long long>(B), seconds, warning.c_str());
   std::fflush(stdout);
   return path;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -25,6 +26,13 @@ uint64_t step_key(uint64_t seed, int64_t position, int rank) {
 }
 
 constexpr double kHalfLog2Pi = 0.91893853320467274178;
+
+// A live progress line (rewritten in place) only for a person watching one process: Open MPI hands its ranks
+// a pseudo-terminal even when mpirun's own output goes to a file, so under mpirun we print log lines.
+bool live_progress() {
+  static const bool live = isatty(STDOUT_FILENO) && !std::getenv("OMPI_COMM_WORLD_SIZE");
+  return live;
+}
 
 // "channels 64 in the checkpoint, 32 in the config; ..." for the keys that differ.
 std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::json& config) {
@@ -175,15 +183,15 @@ void Trainer::log(const StepMetrics& s) {
                           {"allreduce_wait_s", s.comm_wait_seconds}}
                .dump()
         << "\n";
-  if (isatty(STDOUT_FILENO) || s.step % cfg_.log_every == 0 || s.step == cfg_.steps) {
+  if (live_progress() || s.step % cfg_.log_every == 0 || s.step == cfg_.steps) {
     double recent = 0;
     int count = 0;
     for (auto it = history_.rbegin(); it != history_.rend() && count < 20; ++it, ++count) recent += it->seconds;
     const double eta = count ? recent / count * double(cfg_.steps - s.step) : 0;
     std::printf("%sstep %6lld/%lld  loss %.4f  bits/dim %.4f  lr %.2e  %.1f img/s  ETA %.0fs%s%s",
-                isatty(STDOUT_FILENO) ? "\r" : "", (long long)s.step, (long long)cfg_.steps, s.loss, s.bits_per_dim,
+                live_progress() ? "\r" : "", (long long)s.step, (long long)cfg_.steps, s.loss, s.bits_per_dim,
                 s.lr, s.images_per_second, eta, s.skipped ? "  (skipped: non-finite)" : "",
-                isatty(STDOUT_FILENO) ? "" : "\n");
+                live_progress() ? "" : "\n");
     std::fflush(stdout);
   }
 }
@@ -204,7 +212,7 @@ void Trainer::run(int64_t stop_at, const std::function<bool()>& should_stop) {
       if (stop > 0) break;
     }
   }
-  if (grid_.world_rank() == 0 && isatty(STDOUT_FILENO)) std::printf("\n");
+  if (grid_.world_rank() == 0 && live_progress()) std::printf("\n");
   write_checkpoint();
   if (grid_.world_rank() == 0) write_loss_curve();
 }
