@@ -30,6 +30,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   std::string output_dir = "out";
   std::string checkpoint_dir;            // default: <output_dir>/checkpoints
+  std::string init_weights;              // a fresh run starts from these official-name safetensors
   int64_t checkpoint_every = 0;          // 0: only at the end
   int64_t keep_checkpoints = 3;
   int64_t sample_every = 0;              // 0: no preview grids

@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "core/random.h"
+#include "core/io/model_weights.h"
 #include "jobs/checkpoint.h"
 #include "jobs/loss_plot.h"
 
@@ -34,13 +35,14 @@ bool live_progress() {
   return live;
 }
 
-// "channels 64 in the checkpoint, 32 in the config; ..." for the keys that differ.
-std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::json& config) {
+// "channels 64 in the checkpoint, 32 in the config; ..." for the keys that differ (`where`: "checkpoint").
+std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::json& config,
+                              const std::string& where = "checkpoint") {
   std::string out;
   for (const auto& [key, value] : config.items()) {
     const nlohmann::json theirs = checkpoint.contains(key) ? checkpoint.at(key) : nlohmann::json();
     if (theirs != value)
-      out += (out.empty() ? "" : "; ") + key + " " + theirs.dump() + " in the checkpoint, " + value.dump() + " in the config";
+      out += (out.empty() ? "" : "; ") + key + " " + theirs.dump() + " in the " + where + ", " + value.dump() + " in the config";
   }
   return out.empty() ? "different keys" : out;
 }
@@ -288,6 +290,17 @@ std::string Trainer::write_checkpoint() {
                                {"zero1", zero1}};
   return jobs::write_checkpoint(grid_.world().comm(), checkpoint_dir_, step_, meta, tensors,
                                 static_cast<int>(cfg_.keep_checkpoints));
+}
+
+void Trainer::load_initial_weights(const std::string& path) {
+  const core::io::SafeTensorsFile file = core::io::SafeTensorsFile::open(path);
+  const nlohmann::json theirs = nlohmann::json::parse(core::io::read_config(file).to_official_json());
+  const nlohmann::json ours = nlohmann::json::parse(cfg_.model.to_official_json());
+  if (theirs != ours)
+    throw std::runtime_error(path + ": the weights are for another model config (" +
+                             config_difference(theirs, ours, "file") + ")");
+  core::io::load_weights(model_, file);
+  if (!ema_.empty()) ema_ = model_.parameters();
 }
 
 std::string Trainer::resume_if_possible() {

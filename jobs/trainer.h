@@ -36,6 +36,10 @@ class Trainer {
 
   // Resumes from the newest complete checkpoint in the checkpoint directory, if any; returns its path.
   std::string resume_if_possible();
+  // A fresh run's starting weights from official-name safetensors (`starflow convert`'s export, or weights
+  // from elsewhere), instead of the random initialisation; the file's `config` must be this model's. Every
+  // rank keeps its TP shard. Throws "<path>: ..." naming the differing keys or the tensor at fault.
+  void load_initial_weights(const std::string& path);
   // Runs until `config.steps` optimiser steps (or `stop_at` if smaller and > 0), or until `should_stop()`
   // returns true between steps (preemption). Writes checkpoints as configured and a final one.
   void run(int64_t stop_at = 0, const std::function<bool()>& should_stop = {});

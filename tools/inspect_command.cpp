@@ -71,7 +71,8 @@ int run_convert(int argc, char** argv) {
   };
   const int parsed = parse_options("convert",
                                    "Exports a checkpoint's weights to safetensors under the official ml-starflow "
-                                   "names. (To start from such a file, give it to `starflow sample --weights`.)",
+                                   "names: the file `starflow sample --weights` reads, and that a training config's `init_weights` "
+                                   "key starts a fresh run from.",
                                    options, argc, argv);
   if (parsed >= 0) return parsed;
   if (from.empty() || to.empty()) {

@@ -131,9 +131,14 @@ int run_train(int argc, char** argv) {
       data = std::move(shards);
     }
     jobs::Trainer trainer(cfg, grid, *data);
+    std::string from;
     if (!fresh) {
-      const std::string from = trainer.resume_if_possible();
+      from = trainer.resume_if_possible();
       if (!from.empty() && rank == 0) std::printf("resumed from %s at step %lld\n", from.c_str(), (long long)trainer.step());
+    }
+    if (from.empty() && !cfg.init_weights.empty()) {
+      trainer.load_initial_weights(cfg.init_weights);
+      if (rank == 0) std::printf("starting from the weights in %s\n", cfg.init_weights.c_str());
     }
     if (rank == 0) {
       std::printf("training %lld parameters on %s%s × %d thread(s), global batch %lld\n",

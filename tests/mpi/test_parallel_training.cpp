@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/io/model_weights.h"
 #include "data/io/png_io.h"
 #include "jobs/preprocess_job.h"
 #include "jobs/synthetic_latents.h"
@@ -260,6 +261,46 @@ autoencoder: )" + jobs::default_autoencoder("fashion-mnist") + "\n", "preview.ya
     int worst = 0;
     for (size_t i = 0; i < a.pixels.size(); ++i) worst = std::max(worst, std::abs(int(a.pixels[i]) - int(b.pixels[i])));
     EXPECT_LE(worst, 2) << "TP 2 preview differs from one process by " << worst << " gray levels";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
+}
+
+TEST(ParallelTraining, InitialWeightsStartAFreshRunInAnyLayout) {
+  // `init_weights`: a run starts from exported official-name weights (here from a one-process run), split
+  // over TP 2 where the ranks allow; a file for another config is refused naming the key.
+  const std::string dir = shared_dir("ptrain_init");
+  const std::string weights = dir + "/w.safetensors";
+  double exported_loss = 0;
+  if (world_rank() == 0) {
+    parallel::ProcessGrid self(MPI_COMM_SELF, 1);
+    jobs::TrainConfig c = config(dir + "/source", 1);
+    jobs::SyntheticLatents d(2, 4, 4, c.seed, c.batch_size, 0, 1);
+    jobs::Trainer t(c, self, d);
+    t.run();
+    core::io::save_weights(t.model(), weights);
+    exported_loss = fixed_batch_loss(t);
+  }
+  MPI_Bcast(&exported_loss, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  const int tp = world_size() % 2 == 0 ? 2 : 1;
+  parallel::ProcessGrid grid(MPI_COMM_WORLD, tp);
+  jobs::TrainConfig c = config(dir + "/started", tp);
+  c.batch_size = 4 * grid.dp_size();
+  jobs::SyntheticLatents d(2, 4, 4, c.seed, c.batch_size, grid.dp_rank(), grid.dp_size());
+  jobs::Trainer t(c, grid, d);
+  t.load_initial_weights(weights);
+  EXPECT_NEAR(fixed_batch_loss(t), exported_loss, 1e-5 * std::abs(exported_loss)) << "TP " << tp;
+
+  jobs::TrainConfig other = config(dir + "/other", 1);
+  other.model.channels = 100;  // 5 heads of 20
+  parallel::ProcessGrid self(MPI_COMM_SELF, 1);
+  jobs::SyntheticLatents d2(2, 4, 4, other.seed, other.batch_size, 0, 1);
+  jobs::Trainer wrong(other, self, d2);
+  try {
+    wrong.load_initial_weights(weights);
+    ADD_FAILURE() << "weights of another config accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("channels 80 in the file, 100 in the config"), std::string::npos) << e.what();
   }
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) fs::remove_all(dir);
