@@ -48,21 +48,6 @@ std::string step_name(int64_t step) {
   return buf;
 }
 
-// Every rank learns whether any rank failed, and the first failing rank's message; all throw alike.
-void agree(MPI_Comm comm, const std::string& local_error) {
-  int rank = 0, size = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  int failed_rank = local_error.empty() ? size : rank, first = size;
-  MPI_Allreduce(&failed_rank, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (first == size) return;
-  int len = rank == first ? static_cast<int>(local_error.size()) : 0;
-  MPI_Bcast(&len, 1, MPI_INT, first, comm);
-  std::string msg(len, '\0');
-  if (rank == first) msg = local_error;
-  MPI_Bcast(msg.data(), len, MPI_CHAR, first, comm);
-  throw std::runtime_error(size > 1 ? "rank " + std::to_string(first) + ": " + msg : msg);
-}
 
 struct Piece {  // a contiguous byte range this rank writes
   uint64_t tensor, begin_elem, elems, file_offset;
@@ -159,6 +144,22 @@ void decode_trailer(const std::string& path, const unsigned char* trailer, uint6
 
 }  // namespace
 
+// Every rank learns whether any rank failed, and the first failing rank's message; all throw alike.
+void agree_on_error(MPI_Comm comm, const std::string& local_error) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int failed_rank = local_error.empty() ? size : rank, first = size;
+  MPI_Allreduce(&failed_rank, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size) return;
+  int len = rank == first ? static_cast<int>(local_error.size()) : 0;
+  MPI_Bcast(&len, 1, MPI_INT, first, comm);
+  std::string msg(len, '\0');
+  if (rank == first) msg = local_error;
+  MPI_Bcast(msg.data(), len, MPI_CHAR, first, comm);
+  throw std::runtime_error(size > 1 ? "rank " + std::to_string(first) + ": " + msg : msg);
+}
+
 std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step, const nlohmann::json& meta,
                              const std::vector<CheckpointTensor>& tensors, int keep) {
   int rank = 0, size = 1;
@@ -172,7 +173,7 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
     fs::create_directories(dir, ec);
     if (ec) error = dir + ": cannot create checkpoint directory: " + ec.message();
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
 
   // The index is computed identically on every rank from names and shapes alone.
   nlohmann::json index = nlohmann::json::array();
@@ -205,7 +206,7 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
     if (t.replicated && static_cast<int>(i % size) != rank) continue;
     add(t.begin, t.end < 0 ? n : t.end, t.data);
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
 
   MPI_File fh = MPI_FILE_NULL;
   try {
@@ -213,14 +214,14 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
   } catch (const std::exception& e) {
     error = tmp_path + ": " + e.what();
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
   try {
     mpiCheck(MPI_File_set_size(fh, 0));
     write_pieces(fh, comm, pieces);
   } catch (const std::exception& e) {
     error = tmp_path + ": " + e.what();
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
 
   // Rank 0 combines the pieces' CRCs per tensor (in element order) into whole-tensor CRCs.
   std::vector<uint64_t> mine;
@@ -279,14 +280,14 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
       error = tmp_path + ": " + e.what();
     }
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
   try {
     mpiCheck(MPI_File_sync(fh));
     mpiCheck(MPI_File_close(&fh));
   } catch (const std::exception& e) {
     error = tmp_path + ": " + e.what();
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
   if (rank == 0) {
     std::error_code ec;
     fs::rename(tmp_path, final_path, ec);
@@ -305,7 +306,7 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
       for (size_t i = keep; i < found.size(); ++i) fs::remove(found[i].second, ec);
     }
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
   return final_path;
 }
 
@@ -399,7 +400,7 @@ CheckpointReader::CheckpointReader(MPI_Comm comm, const std::string& path) : com
       error = e.what();
     }
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
   uint64_t len = text.size();
   MPI_Bcast(&len, 1, MPI_UINT64_T, 0, comm);
   text.resize(len);
@@ -414,7 +415,7 @@ CheckpointReader::CheckpointReader(MPI_Comm comm, const std::string& path) : com
   } catch (const std::exception& e) {
     error = path + ": " + e.what();
   }
-  agree(comm, error);
+  agree_on_error(comm, error);
 }
 
 CheckpointReader::~CheckpointReader() {

@@ -71,6 +71,10 @@ class CheckpointReader {
   CheckpointInfo info_;
 };
 
+// Collective over comm: when any rank's `local_error` is non-empty, every rank throws the same
+// std::runtime_error ("rank R: <first failing rank's message>"); otherwise returns on every rank.
+void agree_on_error(MPI_Comm comm, const std::string& local_error);
+
 // Header of one checkpoint file without MPI (for `starflow inspect` and discovery); validates the trailer
 // and the header checksum. Throws "<path>: ..." for anything that is not a complete checkpoint.
 CheckpointInfo read_checkpoint_header(const std::string& path);

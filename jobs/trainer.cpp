@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "core/random.h"
 #include "core/io/model_weights.h"
@@ -317,34 +318,60 @@ std::string Trainer::resume_if_possible() {
   if (meta.at("model_config") != ours)
     throw std::runtime_error(path + ": the checkpoint is for another model config (" +
                              config_difference(meta.at("model_config"), ours) + ")");
-  // Whole tensors are read (checksums verified) and each rank keeps its shard and its ZeRO-1 part: any
-  // layout loads any checkpoint.
+  // Each rank reads what it holds: whole tensors where it holds them whole (their checksums verified on
+  // the way), and only its runs of a TP shard or a ZeRO-1 part. Any layout loads any checkpoint, and the
+  // world reads about one file plus each rank's share, not one file per rank.
   core::AdamW<float>& adam = optimizer_.adam();
-  std::vector<float> whole, local;
+  std::set<std::string> verified;  // read whole here, so checked against their CRC-32
   auto load = [&](const std::string& name, const core::ParameterView& v, float* buffer, int64_t base, int64_t lo,
                   int64_t hi) {
     const int64_t a = std::max(lo, v.offset), b = std::min(hi, v.offset + v.size);
     if (a >= b) return;
-    whole.resize(static_cast<size_t>(core::numel(v.global_shape)));
-    reader.read(name, whole.data());
-    local.resize(static_cast<size_t>(v.size));
-    core::extract_shard(v, whole.data(), local.data());
-    std::copy(local.begin() + (a - v.offset), local.begin() + (b - v.offset), buffer + (a - base));
+    if (!v.shard.split() && a == v.offset && b == v.offset + v.size) {
+      reader.read(name, buffer + (a - base));
+      verified.insert(name);
+      return;
+    }
+    core::for_each_global_run(v, a - v.offset, b - v.offset, [&](int64_t l, int64_t g, int64_t n) {
+      reader.read(name, buffer + (v.offset + l - base), g, g + n);
+    });
   };
   const int64_t total = static_cast<int64_t>(model_.parameters().size());
-  for (const core::ParameterView& v : model_.layout().views()) {
-    if (reader.shape("model." + v.name) != v.global_shape)
-      throw std::runtime_error(path + ": tensor 'model." + v.name + "' has shape " +
-                               core::shape_string(reader.shape("model." + v.name)) + ", expected " +
-                               core::shape_string(v.global_shape));
-    load("model." + v.name, v, model_.parameters().data(), 0, 0, total);
-    load("adam_m." + v.name, v, adam.first_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end());
-    load("adam_v." + v.name, v, adam.second_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end());
-    if (!ema_.empty()) {
-      if (reader.has("ema." + v.name)) load("ema." + v.name, v, ema_.data(), 0, 0, total);
-      else std::copy_n(model_.parameters().data() + v.offset, v.size, ema_.data() + v.offset);
+  std::vector<std::string> names;
+  // A read failing on one rank (truncation, a bad run) must not leave the others waiting: every error is
+  // collected and agreed on below.
+  std::string error;
+  try {
+    for (const core::ParameterView& v : model_.layout().views()) {
+      if (reader.shape("model." + v.name) != v.global_shape)
+        throw std::runtime_error(path + ": tensor 'model." + v.name + "' has shape " +
+                                 core::shape_string(reader.shape("model." + v.name)) + ", expected " +
+                                 core::shape_string(v.global_shape));
+      load("model." + v.name, v, model_.parameters().data(), 0, 0, total);
+      load("adam_m." + v.name, v, adam.first_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end());
+      load("adam_v." + v.name, v, adam.second_moment().data(), adam.base(), optimizer_.begin(), optimizer_.end());
+      names.insert(names.end(), {"model." + v.name, "adam_m." + v.name, "adam_v." + v.name});
+      if (!ema_.empty()) {
+        if (reader.has("ema." + v.name)) {
+          load("ema." + v.name, v, ema_.data(), 0, 0, total);
+          names.push_back("ema." + v.name);
+        } else {
+          std::copy_n(model_.parameters().data() + v.offset, v.size, ema_.data() + v.offset);
+        }
+      }
     }
+    // Tensors read in parts are checked whole by one rank each (round-robin), so a corrupt shard is refused
+    // like a corrupt whole tensor, and every rank throws the same error.
+    std::vector<float> scratch;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (static_cast<int>(i % grid_.world_size()) != grid_.world_rank() || verified.count(names[i])) continue;
+      scratch.resize(static_cast<size_t>(core::numel(reader.shape(names[i]))));
+      reader.read(names[i], scratch.data());
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
   }
+  agree_on_error(grid_.world().comm(), error);
   step_ = meta.at("step").get<int64_t>();
   adam.set_steps(meta.at("adam_steps").get<int64_t>());
   bad_in_row_ = meta.at("bad_steps_in_row").get<int64_t>();

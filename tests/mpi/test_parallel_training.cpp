@@ -6,9 +6,11 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "core/io/model_weights.h"
 #include "data/io/png_io.h"
+#include "jobs/checkpoint.h"
 #include "jobs/preprocess_job.h"
 #include "jobs/synthetic_latents.h"
 #include "jobs/trainer.h"
@@ -301,6 +303,46 @@ TEST(ParallelTraining, InitialWeightsStartAFreshRunInAnyLayout) {
     ADD_FAILURE() << "weights of another config accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("channels 80 in the file, 100 in the config"), std::string::npos) << e.what();
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(dir);
+}
+
+TEST(ParallelTraining, CorruptShardIsRefusedOnEveryRank) {
+  // Under TP each rank reads only its runs of a split tensor; the tensor's checksum is still verified (by one
+  // rank) and every rank refuses the checkpoint with the same message instead of one rank hanging the rest.
+  if (world_size() != 2) GTEST_SKIP() << "runs on exactly 2 ranks";
+  const std::string dir = shared_dir("ptrain_corrupt");
+  parallel::ProcessGrid grid(MPI_COMM_WORLD, 2);
+  jobs::TrainConfig c = config(dir + "/run", 2);
+  std::string path;
+  {
+    jobs::SyntheticLatents d(2, 4, 4, c.seed, c.batch_size, 0, 1);
+    jobs::Trainer t(c, grid, d);
+    t.run();
+    path = jobs::newest_checkpoint(dir + "/run/checkpoints");
+  }
+  if (world_rank() == 0) {
+    const jobs::CheckpointInfo info = jobs::read_checkpoint_header(path);
+    uint64_t offset = 0;
+    for (const auto& t : info.header.at("tensors"))
+      if (t.at("name") == "model.blocks.1.attn_blocks.1.mlp.main.2.weight") offset = t.at("offset").get<uint64_t>();
+    ASSERT_GT(offset, 0u);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset + 4 * 7));  // row 0, column 7: rank 0's half of the columns
+    const float bad = 1234.5f;
+    f.write(reinterpret_cast<const char*>(&bad), sizeof bad);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  jobs::SyntheticLatents d(2, 4, 4, c.seed, c.batch_size, 0, 1);
+  jobs::Trainer again(c, grid, d);
+  try {
+    again.resume_if_possible();
+    ADD_FAILURE() << "a corrupt shard was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.blocks.1.attn_blocks.1.mlp.main.2.weight': checksum mismatch"),
+              std::string::npos)
+        << e.what();
   }
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) fs::remove_all(dir);
