@@ -126,7 +126,7 @@ if [[ $state == COMPLETED ]] && grep -q "^done: step 80" "$log" && [[ -f $work/s
 else
   fail "straight run: state $state"; cat "$log"
 fi
-grep -q "^training .* on 2 rank(s) × 1 thread(s)" "$log" && pass "2 ranks, 1 thread each" || fail "layout: $(grep ^training "$log")"
+grep -q "^training .* on TP 1 × DP 2 (2 ranks) × 1 thread(s)" "$log" && pass "TP 1 × DP 2 ranks, 1 thread each" || fail "layout: $(grep ^training "$log")"
 note "straight run done"
 
 # ---- 3. the same job, preempted mid-run ---------------------------------------------------------------------
