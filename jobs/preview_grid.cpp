@@ -30,6 +30,7 @@ core::Autoencoder<float> checked_autoencoder(const TrainConfig& c) {
 
 PreviewGrid::PreviewGrid(const TrainConfig& c)
     : model_(c.model),
+      split_shallow_(c.tp_shallow),
       autoencoder_(checked_autoencoder(c)),
       guidance_(c.cfg),
       noise_std_(c.noise_std),
@@ -76,7 +77,7 @@ std::string PreviewGrid::write(int64_t step, std::span<const float> parameters, 
 
 std::string PreviewGrid::write_grid(int64_t step, std::span<const float> parameters, core::Communicator* tp) {
   const auto t0 = std::chrono::steady_clock::now();
-  core::StarFlowModel<float> model(model_, tp);
+  core::StarFlowModel<float> model(model_, tp, split_shallow_);
   if (parameters.size() != model.parameters().size())
     throw std::runtime_error("preview: " + std::to_string(parameters.size()) + " weights given, the model has " +
                              std::to_string(model.parameters().size()));

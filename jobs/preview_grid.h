@@ -37,6 +37,7 @@ class PreviewGrid {
   std::string write_grid(int64_t step, std::span<const float> parameters, core::Communicator* tp);
 
   core::FlowConfig model_;
+  bool split_shallow_ = false;  // the trainer's TP layout (tp_shallow)
   core::Autoencoder<float> autoencoder_;
   Conditioning condition_;
   std::vector<float> noise_;

@@ -99,7 +99,7 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"data", str(c.data)}, {"seed", u64(c.seed)}, {"output_dir", str(c.output_dir)},
       {"checkpoint_dir", str(c.checkpoint_dir)}, {"init_weights", str(c.init_weights)}, {"checkpoint_every", i64(c.checkpoint_every)},
       {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
-      {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
+      {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"tp_shallow", flag(c.tp_shallow)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)},
       {"autoencoder", str(c.autoencoder)},
       {"preview_captions",

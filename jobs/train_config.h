@@ -38,6 +38,7 @@ struct TrainConfig {
   std::vector<std::string> preview_captions;  // text models: one preview row each (default: the null caption)
   int64_t log_every = 10;
   int64_t tp = 1;                        // tensor-parallel width (the deep block is split over tp ranks)
+  bool tp_shallow = false;               // split the shallow blocks over the tp ranks too
   int64_t dp = 0;                        // data-parallel width; 0: the launched ranks / tp
   bool zero1 = false;                    // shard the AdamW moments over the data-parallel ranks
   int64_t bucket_mb = 4;                 // gradient all-reduce bucket size (MiB), overlapped with backward

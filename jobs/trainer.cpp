@@ -55,7 +55,7 @@ Trainer::Trainer(const TrainConfig& config, parallel::ProcessGrid& grid, BatchSo
       grid_(grid),
       comm_(grid.dp()),
       data_(data),
-      model_(config.model, &grid.tp()),
+      model_(config.model, &grid.tp(), config.tp_shallow),
       optimizer_(grid.dp(), static_cast<int64_t>(model_.parameters().size()),
                  core::AdamWConfig{config.beta1, config.beta2, config.adam_eps, config.weight_decay}, config.zero1),
       buckets_(grid.dp(), model_.layout(), model_.gradients().data(), config.bucket_mb << 20) {

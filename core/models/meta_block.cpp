@@ -26,7 +26,8 @@ void scatter_rows(T* seq, const T* dense, int64_t B, int64_t S, int64_t row0, in
 }  // namespace
 
 template <class T>
-MetaBlock<T>::MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout, Communicator* tp)
+MetaBlock<T>::MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout, Communicator* tp,
+                        bool split_shallow)
     : index_(index), T_(cfg.tokens()), D_(cfg.token_dim()), C_(cfg.channels), L_(0), E_(cfg.txt_dim),
       flip_(cfg.block_flips(index)), conditioned_(cfg.block_is_conditioned(index)),
       final_norm_(cfg.use_final_norm), head_{cfg.soft_clip, cfg.use_softplus} {
@@ -42,10 +43,11 @@ MetaBlock<T>::MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& l
     proj_txt_w_ = layout.add(pre + "proj_txt.weight", {C_, E_});
     proj_txt_b_ = layout.add(pre + "proj_txt.bias", {C_});
   }
-  const bool split = tp && tp->size() > 1 && index == cfg.num_blocks - 1;
+  const bool split = tp && tp->size() > 1 && (index == cfg.num_blocks - 1 || split_shallow);
   const int parts = split ? tp->size() : 1, part = split ? tp->rank() : 0;
   if (split && (cfg.num_heads() % parts != 0))
-    throw std::invalid_argument("tensor-parallel width " + std::to_string(parts) + " does not divide the deep block's " +
+    throw std::invalid_argument("tensor-parallel width " + std::to_string(parts) + " does not divide the " +
+                                std::string(index == cfg.num_blocks - 1 ? "deep" : "shallow") + " block's " +
                                 std::to_string(cfg.num_heads()) + " attention heads (channels " +
                                 std::to_string(C_) + " / head_dim " + std::to_string(cfg.head_dim) + ")");
   for (int64_t l = 0; l < cfg.layers_per_block[index]; ++l) {

@@ -38,9 +38,10 @@ struct DecodeState {
 template <class T>
 class MetaBlock {
  public:
-  // tp: the tensor-parallel group. Only the deep block (the last, where nearly all the FLOPs are) is split
-  // over it; the shallow blocks stay whole on every rank. nullptr: no tensor parallelism.
-  MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout, Communicator* tp = nullptr);
+  // tp: the tensor-parallel group. The deep block (the last, where most of the FLOPs are) is split over it;
+  // the shallow blocks too when split_shallow (else each TP rank runs them whole). nullptr: no TP.
+  MetaBlock(const FlowConfig& cfg, int64_t index, ParameterLayout& layout, Communicator* tp = nullptr,
+            bool split_shallow = false);
 
   // u: [B, T, D] raster-order input; y: [B, L, E] (conditioned blocks; ignored otherwise).
   // Writes out [B, T, D] (raster order) and logdet [B, T, D] (−log σ, in this block's permuted order).

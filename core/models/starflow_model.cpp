@@ -10,9 +10,9 @@
 namespace starflow::core {
 
 template <class T>
-StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg, Communicator* tp) : cfg_(cfg), tp_(tp) {
+StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg, Communicator* tp, bool split_shallow) : cfg_(cfg), tp_(tp) {
   cfg_.validate();
-  for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(cfg_, k, layout_, tp);
+  for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(cfg_, k, layout_, tp, split_shallow);
   params_.assign(layout_.total_size(), T(0));
   grads_.assign(layout_.total_size(), T(0));
   const int64_t g = cfg_.grid();

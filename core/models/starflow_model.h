@@ -26,7 +26,9 @@ class StarFlowModel {
  public:
   // tp: the tensor-parallel group the deep block is split over (nullptr or one rank: the whole model here).
   // Every rank of the group must run forward, backward and sampling together (they all-reduce).
-  explicit StarFlowModel(const FlowConfig& cfg, Communicator* tp = nullptr);
+  // split_shallow: split the shallow blocks over the TP group too (they are a quarter of the FLOPs of the
+  // 3.86B config; run whole, every TP rank computes them redundantly).
+  explicit StarFlowModel(const FlowConfig& cfg, Communicator* tp = nullptr, bool split_shallow = false);
 
   const FlowConfig& config() const { return cfg_; }
   const ParameterLayout& layout() const { return layout_; }

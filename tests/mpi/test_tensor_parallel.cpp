@@ -69,10 +69,10 @@ std::vector<float> gather(const core::StarFlowModel<float>& m, const std::vector
   return out;
 }
 
-Outcome run(const Problem& p, core::Communicator* tp) {
+Outcome run(const Problem& p, core::Communicator* tp, bool split_shallow = false) {
   core::StarFlowModel<float> whole_layout_model(p.cfg);  // names → one-process offsets
   const core::ParameterLayout& whole = whole_layout_model.layout();
-  core::StarFlowModel<float> m(p.cfg, tp);
+  core::StarFlowModel<float> m(p.cfg, tp, split_shallow);
   for (const core::ParameterView& v : m.layout().views())
     core::extract_shard(v, p.weights.data() + whole.at(v.name).offset, m.parameters().data() + v.offset);
   const float* y = p.cfg.conditional() ? p.y.data() : nullptr;
@@ -176,14 +176,14 @@ Problem four_heads() {
   return p;
 }
 
-void check_tp_equals_one(const Problem& p, int tp_size, const std::string& what) {
+void check_tp_equals_one(const Problem& p, int tp_size, const std::string& what, bool split_shallow = false) {
   MPI_Comm c = first_ranks(tp_size);
   if (c == MPI_COMM_NULL) return;
   {
     parallel::MpiCommunicator tp(c);
     const Outcome one = run(p, nullptr);
-    const Outcome split = run(p, &tp);
-    expect_same(split, one, what + " TP=" + std::to_string(tp_size));
+    const Outcome split = run(p, &tp, split_shallow);
+    expect_same(split, one, what + " TP=" + std::to_string(tp_size) + (split_shallow ? " (all blocks)" : ""));
   }
   MPI_Comm_free(&c);
 }
@@ -195,13 +195,16 @@ TEST(TensorParallel, GoldenFixturesTP2EqualsTP1) {
   for (const char* f : {"tiny_uncond.safetensors", "tiny_class.safetensors", "tiny_text.safetensors",
                         "tiny_patch2.safetensors"})
     check_tp_equals_one(from_fixture(f), 2, f);
+  check_tp_equals_one(from_fixture("tiny_text.safetensors"), 2, "tiny_text", /*split_shallow=*/true);
 }
 
 TEST(TensorParallel, FourHeadsTP2AndTP4EqualTP1) {
   if (world_size() < 2) GTEST_SKIP() << "needs 2 ranks";
   const Problem p = four_heads();
   check_tp_equals_one(p, 2, "4 heads");
+  check_tp_equals_one(p, 2, "4 heads", /*split_shallow=*/true);
   if (world_size() >= 4) check_tp_equals_one(p, 4, "4 heads");
+  if (world_size() >= 4) check_tp_equals_one(p, 4, "4 heads", /*split_shallow=*/true);
 }
 
 TEST(TensorParallel, ShardsHoldTheirHeadsOnly) {
