@@ -1,6 +1,6 @@
 // CPU cached attention. Decoding runs it once per token and layer with a single query per (batch, head),
 // so per-call overhead matters more than FLOPs: scores live on the stack, the loops are plain dot
-// products over contiguous head vectors, and threads start only for large chunks.
+// products over contiguous head vectors, and threads start once a call has ~2^15 multiply-adds (one decode token of a 16-sample batch has more).
 #include "core/ops/cpu/attention_cached.h"
 #include "core/ops/cpu/vector_math.h"
 
@@ -12,8 +12,9 @@
 namespace starflow::core::cpu {
 
 namespace {
-// Work (multiply-adds) below which one thread is faster than a fork/join.
-constexpr int64_t kParallelWork = 1 << 20;
+// Work (multiply-adds) below which one thread is faster than a fork/join. One decode token of config A
+// (16 samples × 4 heads × ≤ 72 keys × 64) is ~2^18: measured 10–20% faster sequential sampling in parallel.
+constexpr int64_t kParallelWork = 1 << 15;
 
 template <class T>
 void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict Kt, const T* __restrict V,
