@@ -1,6 +1,7 @@
 // CPU cached attention. Decoding runs it once per token and layer with a single query per (batch, head),
 // so per-call overhead matters more than FLOPs: scores live on the stack, the loops are plain dot
-// products over contiguous head vectors, and threads start once a call has ~2^15 multiply-adds (one decode token of a 16-sample batch has more).
+// products over contiguous head vectors, and threads start once a call has ~2^15 multiply-adds (one
+// decode token of a 16-sample batch has more).
 #include "core/ops/cpu/attention_cached.h"
 #include "core/ops/cpu/vector_math.h"
 
