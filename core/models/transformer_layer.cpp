@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/ops/cpu/attention.h"
 #include "core/ops/cpu/gelu.h"
@@ -73,14 +74,6 @@ void DecodeScratch<T>::resize(int64_t rows, int64_t C) {
 }
 
 namespace {
-// The official scale is (dh^-1/4)², which differs from 1/√dh in the last bit of a double.
-template <class T>
-T attention_scale(int64_t head_dim) {
-  const double q = std::pow(static_cast<double>(head_dim), -0.25);
-  return static_cast<T>(q * q);
-}
-constexpr double kLayerNormEps = 1e-5;
-
 // Residual add of a row-parallel layer's output: out = partial summed over the TP group + bias + residual.
 // Without TP the bias is already in (linear_forward added it).
 template <class T>
@@ -156,6 +149,12 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
                                          int64_t B, int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const {
   const int64_t rows = B * n, I = inner();
   const bool split = tp && tp->size() > 1;
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+  if constexpr (std::is_same_v<T, float>) {
+    if (!split && rows <= kDecodeTeamRows && head_dim % 8 == 0)
+      return forward_cached_team(P, cache, s, x, out, B, n, start, rope);
+  }
+#endif
   s.resize(rows, C);  // sized for the whole layer; a TP rank uses the first 1/p of the wide buffers
   T* fc1 = s.hidden.data();
   T* act = s.hidden.data() + rows * hidden;

@@ -6,6 +6,7 @@
 // (row-parallel); one all-reduce after each row-parallel layer in forward, and after each column-parallel
 // layer's input gradient in backward. LayerNorms and the row-parallel biases are replicated.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,9 +43,19 @@ struct LayerScratch {
 };
 
 // Buffers of the cached (sampling) path, sized for the largest chunk.
+// The official attention scale is (dh^-1/4)², which differs from 1/√dh in the last bit of a double.
+template <class T>
+T attention_scale(int64_t head_dim) {
+  const double q = std::pow(static_cast<double>(head_dim), -0.25);
+  return static_cast<T>(q * q);
+}
+constexpr double kLayerNormEps = 1e-5;
+
 template <class T>
 struct DecodeScratch {
   std::vector<T> ln, mean, rstd, qkv, attn, mid, hidden;
+  // The fused decode step's transposed inputs of the qkv/fc1, proj and fc2 linears ([K, Mp] each).
+  std::vector<T> xt_in, xt_attn, xt_hidden;
   void resize(int64_t rows, int64_t C);
 };
 
@@ -72,6 +83,18 @@ struct TransformerLayer {
   // layer's KV cache (which receives their keys and values). x, out: [B, n, C]; out may not alias x.
   void forward_cached(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
                       int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
+  // forward_cached's fused float path (transformer_layer_decode.cpp): the whole layer in one parallel
+  // region of small-batch team ops. Used without TP for up to kDecodeTeamRows rows on AVX2 builds.
+  static constexpr int64_t kDecodeTeamRows = 64;
+  void forward_cached_team(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
+                           int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
 };
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+template <>
+void TransformerLayer<float>::forward_cached_team(const float* params, cpu::KVCache<float>& cache,
+                                                  DecodeScratch<float>& s, const float* x, float* out, int64_t B,
+                                                  int64_t n, int64_t start, const cpu::RopeTable<float>& rope) const;
+#endif
 
 }  // namespace starflow::core

@@ -1,38 +1,118 @@
 // The small-batch (decoding) linear kernel against a double-precision reference, across the shapes that
-// exercise its blocking: row counts with and without a remainder of 4, and shapes it hands to BLAS.
+// exercise its blocking: row counts that fill 16-row panels or end in an 8-row panel, widths that end in
+// a partial tile of weight rows, sums spanning several k blocks; its fused outputs (residual add,
+// transposed GELU output) and its independence of the thread count.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/linear_small_batch.h"
 #include "core/random.h"
 
 using namespace starflow::core;
 
-TEST(LinearSmallBatch, MatchesReferenceOnDecodeShapes) {
-  Rng rng(1);
-  struct Shape3 {
-    int64_t M, K, N;
-  };
-  for (const Shape3 s : {Shape3{1, 256, 768}, {3, 64, 10}, {16, 256, 1024}, {17, 1024, 256}, {32, 128, 8},
-                         {5, 4, 128} /* K = 4: BLAS fallback */, {6, 16, 7} /* odd N: fallback */}) {
-    std::vector<float> in(s.M * s.K), w(s.N * s.K), b(s.N), out(s.M * s.N, NAN);
+namespace {
+
+struct Shape3 {
+  int64_t M, K, N;
+};
+
+struct Problem {
+  Shape3 s;
+  std::vector<float> in, w, b;
+  explicit Problem(Shape3 shape, uint64_t seed) : s(shape), in(s.M * s.K), w(s.N * s.K), b(s.N) {
+    Rng rng(seed);
     for (float& v : in) v = float(rng.normal());
     for (float& v : w) v = float(rng.normal());
     for (float& v : b) v = float(rng.normal());
+  }
+  double reference(int64_t m, int64_t n, bool with_bias) const {
+    double ref = with_bias ? b[n] : 0.0;
+    for (int64_t k = 0; k < s.K; ++k) ref += double(in[m * s.K + k]) * w[n * s.K + k];
+    return ref;
+  }
+};
+
+// Float rounding of a K-term dot product grows like √K: 2e-5 (relative to 1 + |ref|) covers K ≤ 256, and
+// OpenBLAS's sgemm itself reaches 2.3e-5 on the K = 1024 shape here.
+double tolerance(int64_t K) { return 2e-5 * std::sqrt(std::max(1.0, double(K) / 256.0)); }
+
+const Shape3 kShapes[] = {{1, 256, 768}, {3, 64, 10}, {16, 256, 1024}, {17, 1024, 256}, {24, 96, 7},
+                          {32, 128, 8},  {48, 40, 13}, {5, 4, 128}, {6, 16, 7}};
+
+}  // namespace
+
+TEST(LinearSmallBatch, MatchesReferenceOnDecodeShapes) {
+  for (const Shape3 s : kShapes) {
+    const Problem p(s, 1);
+    std::vector<float> out(s.M * s.N, NAN);
     for (bool with_bias : {true, false}) {
       ASSERT_LE(s.M, cpu::kSmallBatchRows);
-      cpu::linear_forward(out.data(), in.data(), w.data(), with_bias ? b.data() : nullptr, s.M, s.K, s.N);
+      cpu::linear_forward(out.data(), p.in.data(), p.w.data(), with_bias ? p.b.data() : nullptr, s.M, s.K, s.N);
       double worst = 0;
       for (int64_t m = 0; m < s.M; ++m)
         for (int64_t n = 0; n < s.N; ++n) {
-          double ref = with_bias ? b[n] : 0.0;
-          for (int64_t k = 0; k < s.K; ++k) ref += double(in[m * s.K + k]) * w[n * s.K + k];
+          const double ref = p.reference(m, n, with_bias);
           worst = std::max(worst, std::abs(ref - out[m * s.N + n]) / (1.0 + std::abs(ref)));
         }
-      EXPECT_LT(worst, 2e-5) << "M=" << s.M << " K=" << s.K << " N=" << s.N << " bias=" << with_bias;
+      EXPECT_LT(worst, tolerance(s.K)) << "M=" << s.M << " K=" << s.K << " N=" << s.N << " bias=" << with_bias;
     }
   }
 }
+
+TEST(LinearSmallBatch, SameBitsForAnyThreadCount) {
+  for (const Shape3 s : kShapes) {
+    const Problem p(s, 2);
+    std::vector<float> one(s.M * s.N), two(s.M * s.N);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    cpu::linear_forward_small_batch(one.data(), p.in.data(), p.w.data(), p.b.data(), s.M, s.K, s.N);
+    omp_set_num_threads(2);
+    cpu::linear_forward_small_batch(two.data(), p.in.data(), p.w.data(), p.b.data(), s.M, s.K, s.N);
+    omp_set_num_threads(saved);
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), sizeof(float) * one.size())) << "M=" << s.M << " N=" << s.N;
+  }
+}
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+// The decode step's fused outputs, run by a team of two: out = x·Wᵀ + b + residual (row-major), and
+// GELU(x·Wᵀ + b) written transposed [N, Mp] for the next linear.
+TEST(LinearSmallBatch, TeamOutputsResidualAndTransposedGelu) {
+  for (const Shape3 s : {Shape3{16, 256, 1024}, {24, 96, 7}, {3, 64, 10}}) {
+    const Problem p(s, 3);
+    const int64_t Mp = cpu::small_batch_padded_rows(s.M);
+    std::vector<float> residual(s.M * s.N), out(s.M * s.N, NAN), xt(s.K * Mp, NAN), out_t(s.N * Mp, NAN);
+    Rng rng(4);
+    for (float& v : residual) v = float(rng.normal());
+    cpu::SmallBatchOutput row_major, transposed;
+    row_major.out = out.data();
+    row_major.residual = residual.data();
+    transposed.out_t = out_t.data();
+    transposed.gelu = true;
+#pragma omp parallel num_threads(2)
+    {
+      cpu::small_batch_transpose_team(xt.data(), p.in.data(), s.M, s.K);
+      cpu::small_batch_linear_team(row_major, xt.data(), s.M, p.w.data(), p.b.data(), s.K, s.N);
+      cpu::small_batch_linear_team(transposed, xt.data(), s.M, p.w.data(), p.b.data(), s.K, s.N);
+    }
+    double worst_res = 0, worst_gelu = 0;
+    for (int64_t m = 0; m < s.M; ++m)
+      for (int64_t n = 0; n < s.N; ++n) {
+        const double ref = p.reference(m, n, true);
+        const double with_res = ref + residual[m * s.N + n];
+        const double gelu = 0.5 * ref * (1.0 + std::erf(ref / std::sqrt(2.0)));
+        worst_res = std::max(worst_res, std::abs(with_res - out[m * s.N + n]) / (1.0 + std::abs(with_res)));
+        worst_gelu = std::max(worst_gelu, std::abs(gelu - out_t[n * Mp + m]) / (1.0 + std::abs(gelu)));
+      }
+    EXPECT_LT(worst_res, tolerance(s.K)) << "M=" << s.M << " N=" << s.N;
+    EXPECT_LT(worst_gelu, tolerance(s.K)) << "M=" << s.M << " N=" << s.N;
+    for (int64_t n = 0; n < s.N; ++n)  // the padding columns hold GELU(bias): finite
+      for (int64_t m = s.M; m < Mp; ++m) EXPECT_TRUE(std::isfinite(out_t[n * Mp + m]));
+  }
+}
+#endif

@@ -3,7 +3,10 @@
 // and the denoising step is x − σ²·numel·∂loss/∂x.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
+#include <cstring>
 
 #include "core/models/sampler.h"
 #include "core/random.h"
@@ -151,4 +154,44 @@ TEST(Sampler, DenoiseIsTheScaledInputGradient) {
   // Batch-size independence: denoising one sample alone gives the same result.
   const auto single = denoise(m, x.data(), y.data(), 1, sigma);
   for (int64_t i = 0; i < n / B; ++i) EXPECT_NEAR(single[i], out[i], 1e-10);
+}
+
+// Float sampling takes the fused decode step (one parallel region per layer, head_dim a multiple of 8, no
+// TP): its samples invert the float forward pass to float precision, agree with double sampling of the
+// same weights, and are the same bits with one thread and with two, guided or not.
+TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
+  FlowConfig c = sampler_config(true, SeqOrder::L2R);
+  c.channels = 72;
+  c.head_dim = 24;  // 3 heads
+  const auto md = make_model(c, 23);
+  StarFlowModel<float> mf(c);
+  for (size_t i = 0; i < md.parameters().size(); ++i) mf.parameters()[i] = float(md.parameters()[i]);
+  const int64_t B = 5, n = B * c.in_channels * c.img_size * c.img_size;
+  const auto noise = randn(n, 31);
+  const auto y = randn(B * c.txt_size * c.txt_dim, 32), y_null = randn(B * c.txt_size * c.txt_dim, 33);
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  const auto noise_f = to_float(noise), y_f = to_float(y), y_null_f = to_float(y_null);
+  for (double w : {0.0, 2.0}) {
+    SampleOptions opt;
+    opt.guidance = w;
+    const float* yn = w > 0 ? y_null_f.data() : nullptr;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto one = sample(mf, noise_f.data(), y_f.data(), yn, B, opt);
+    omp_set_num_threads(2);
+    const auto two = sample(mf, noise_f.data(), y_f.data(), yn, B, opt);
+    omp_set_num_threads(saved);
+    ASSERT_EQ(one.size(), two.size());
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), sizeof(float) * one.size())) << "w = " << w;
+    const auto ref = sample(md, noise.data(), y.data(), w > 0 ? y_null.data() : nullptr, B, opt);
+    double worst = 0;
+    for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(ref[i] - double(one[i])));
+    EXPECT_LT(worst, 1e-4) << "w = " << w;
+    if (w == 0) {  // unguided: the float forward pass takes the samples back to the noise
+      mf.forward(one.data(), y_f.data(), B, 0);
+      double back = 0;
+      for (size_t i = 0; i < noise.size(); ++i) back = std::max(back, std::abs(double(mf.z()[i]) - noise[i]));
+      EXPECT_LT(back, 1e-4);
+    }
+  }
 }

@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/ops/cpu/linear_small_batch.h"
+#include "core/ops/cpu/rope.h"
+
 namespace starflow::core::cpu {
 
 // Keys and values of one layer. Keys are stored transposed, [B, n_head, head_dim, capacity], so a query's
@@ -15,9 +18,10 @@ template <class T>
 struct KVCache {
   int64_t batch = 0, n_head = 0, head_dim = 0, capacity = 0;
   std::vector<T> k, v;
+  // The capacity is rounded up to a multiple of 8 so that score vectors never read past a key row.
   void reset(int64_t B, int64_t heads, int64_t dh, int64_t cap) {
-    batch = B, n_head = heads, head_dim = dh, capacity = cap;
-    k.assign(static_cast<size_t>(B * heads * cap * dh), T(0));
+    batch = B, n_head = heads, head_dim = dh, capacity = (cap + 7) / 8 * 8;
+    k.assign(static_cast<size_t>(B * heads * capacity * dh), T(0));
     v.assign(k.size(), T(0));
   }
 };
@@ -25,5 +29,14 @@ struct KVCache {
 // qkv [B, n, 3C] of the n new positions (RoPE applied to q and k). out [B, n, C] (overwritten).
 template <class T>
 void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale);
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+// The decode step's fused form (float, team op, see linear_small_batch.h): qkv [B, n, 3C] arrives with q and
+// k not yet rotated; each (head, sample) rotates its q and k with RoPE table rows start..start+n−1 (in
+// place), stores k and v in the cache and attends; the output goes transposed into out_t [C, Mp] (column
+// b·n + i, Mp = small_batch_padded_rows(B·n)): the projection's small-batch input. head_dim % 8 == 0.
+void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int64_t B, int64_t n, int64_t start,
+                           float scale, const RopeTable<float>& rope);
+#endif
 
 }  // namespace starflow::core::cpu

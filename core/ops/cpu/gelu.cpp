@@ -24,16 +24,21 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π), the norma
 constexpr int64_t kBlock = 4096;
 
 template <class T>
-void gelu_forward(T* out, const T* in, int64_t n) {
+void gelu_forward_serial(T* out, const T* in, int64_t n) {
   const T inv_sqrt2 = static_cast<T>(kInvSqrt2);
+  for (int64_t i = 0; i < n; ++i) {
+    const T x = in[i];
+    out[i] = T(0.5) * x * (T(1) + std::erf(x * inv_sqrt2));
+  }
+}
+
+template <class T>
+void gelu_forward(T* out, const T* in, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelElements)
   for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t end = std::min(n, (blk + 1) * kBlock);
-    for (int64_t i = blk * kBlock; i < end; ++i) {
-      const T x = in[i];
-      out[i] = T(0.5) * x * (T(1) + std::erf(x * inv_sqrt2));
-    }
+    const int64_t begin = blk * kBlock;
+    gelu_forward_serial(out + begin, in + begin, std::min(n, begin + kBlock) - begin);
   }
 }
 
@@ -55,6 +60,8 @@ void gelu_backward(T* din, const T* dout, const T* in, int64_t n) {
   }
 }
 
+template void gelu_forward_serial<float>(float*, const float*, int64_t);
+template void gelu_forward_serial<double>(double*, const double*, int64_t);
 template void gelu_forward<float>(float*, const float*, int64_t);
 template void gelu_forward<double>(double*, const double*, int64_t);
 template void gelu_backward<float>(float*, const float*, const float*, int64_t);

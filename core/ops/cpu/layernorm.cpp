@@ -17,6 +17,24 @@ constexpr int64_t kParallelElements = 32 * 1024;
 // training bit-reproducible when OMP_NUM_THREADS changes.
 constexpr int64_t kColumnBlock = 64;
 
+// Mean and 1/std of one row, in double. Two-pass variance: the one-pass E[x²]−E[x]² form cancels badly
+// when |mean| ≫ std.
+template <class T>
+void row_statistics(const T* x, int64_t C, T eps, T& mean, T& rstd) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < C; ++j) sum += static_cast<double>(x[j]);
+  const double mu = sum / static_cast<double>(C);
+  double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+  for (int64_t j = 0; j < C; ++j) {
+    const double d = static_cast<double>(x[j]) - mu;
+    sq += d * d;
+  }
+  mean = static_cast<T>(mu);
+  rstd = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(C) + static_cast<double>(eps)));
+}
+
 }  // namespace
 
 template <class T>
@@ -25,25 +43,28 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* gamma, co
 #pragma omp parallel for schedule(static) if (rows * C > kParallelElements)
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = in + r * C;
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < C; ++j) sum += static_cast<double>(x[j]);
-    const double mu = sum / static_cast<double>(C);
-    // Two-pass variance: the one-pass E[x²]−E[x]² form cancels badly when |mean| ≫ std.
-    double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t j = 0; j < C; ++j) {
-      const double d = static_cast<double>(x[j]) - mu;
-      sq += d * d;
-    }
-    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(C) + static_cast<double>(eps));
-    mean[r] = static_cast<T>(mu);
-    rstd[r] = static_cast<T>(rs);
-    const T mu_t = static_cast<T>(mu), rs_t = static_cast<T>(rs);
+    row_statistics(x, C, eps, mean[r], rstd[r]);
+    const T mu_t = mean[r], rs_t = rstd[r];
     T* y = out + r * C;
     for (int64_t j = 0; j < C; ++j) y[j] = (x[j] - mu_t) * rs_t * gamma[j] + beta[j];
   }
 }
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+void layernorm_transposed_team(float* xt, float* mean, float* rstd, const float* in, const float* gamma,
+                               const float* beta, int64_t M, int64_t C, float eps) {
+  const int64_t Mp = small_batch_padded_rows(M);
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < M; ++r) row_statistics(in + r * C, C, eps, mean[r], rstd[r]);
+  // Split by feature: each thread writes whole rows of xt (whole cache lines), the same values as above.
+#pragma omp for schedule(static)
+  for (int64_t j = 0; j < C; ++j) {
+    float* col = xt + j * Mp;
+    for (int64_t r = 0; r < M; ++r) col[r] = (in[r * C + j] - mean[r]) * rstd[r] * gamma[j] + beta[j];
+    for (int64_t r = M; r < Mp; ++r) col[r] = 0.f;
+  }
+}
+#endif
 
 template <class T>
 void layernorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in, const T* mean, const T* rstd,

@@ -1,6 +1,11 @@
 // Linear forward for a few rows (token-by-token decoding: one row per sample), where BLAS packing and
-// threading overheads dominate: out[m, n] = Σ_k in[m, k]·W[n, k] + b[n] as register-blocked dot products
-// that stream each weight row once from memory.
+// threading overheads dominate. The rows are held transposed, xt [K, Mp] (Mp = rows rounded up to 8,
+// padding columns arbitrary but finite), and outᵀ = W · xt is computed in register tiles that load each
+// weight once per call (the weights stream from L2/L3 once; the few rows sit in L1).
+//
+// The *_team functions are OpenMP orphaned work-sharing constructs: call them from every thread of a
+// parallel region (the decode step runs a whole layer in one region), or outside any region, where they
+// run on the calling thread. Each ends with the implicit barrier of its work-sharing loop.
 #pragma once
 #include <cstdint>
 
@@ -9,6 +14,33 @@ namespace starflow::core::cpu {
 // Rows up to which linear_forward uses this kernel for float.
 constexpr int64_t kSmallBatchRows = 48;
 
+// Kernel available in this build (AVX2 + FMA); the team functions below exist only then.
+#if defined(__AVX2__) && defined(__FMA__)
+#define STARFLOW_SMALL_BATCH_KERNEL 1
+#endif
+
+inline int64_t small_batch_padded_rows(int64_t M) { return (M + 7) / 8 * 8; }
+
+// Where a small-batch linear writes: out[m, n] = (xt-product + bias[n]) (+ residual[m, n]), row-major with
+// leading dimension N; or, when out_t is set, out_t[n, m] (the next layer's xt, Mp columns, every column
+// including the padding written) with GELU applied when gelu is set.
+struct SmallBatchOutput {
+  float* out = nullptr;
+  const float* residual = nullptr;
+  float* out_t = nullptr;
+  bool gelu = false;
+};
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+// xt [K, Mp] ← inᵀ for in [M, K] row-major; padding columns zeroed. Team op.
+void small_batch_transpose_team(float* xt, const float* in, int64_t M, int64_t K);
+
+// Weight W [N, K] (PyTorch layout), bias [N] or null, against xt [K, Mp] holding M rows. Team op.
+void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t M, const float* weight,
+                             const float* bias, int64_t K, int64_t N);
+#endif
+
+// out [M, N] = in [M, K] · Wᵀ + b: one parallel region around the two team steps (BLAS without AVX2).
 void linear_forward_small_batch(float* out, const float* in, const float* weight, const float* bias, int64_t M,
                                 int64_t K, int64_t N);
 
