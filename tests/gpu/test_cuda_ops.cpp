@@ -422,14 +422,14 @@ void check_cached_attention(int64_t B, int64_t H, int64_t dh, int64_t capacity, 
           Tol::single);
     start += n;
   }
-  // The caches hold the same numbers: the CPU's keys are [B, H, dh, cap], the GPU's [B, H, cap, dh].
+  // The caches hold the same numbers, both [B, H, cap, dh].
   const std::vector<float> k = download(cache.k), v = download(cache.v);
   std::vector<float> want_k(k.size()), got_k(k.size()), want_v(v.size()), got_v(v.size());
   size_t i = 0;
   for (int64_t bh = 0; bh < B * H; ++bh)
     for (int64_t t = 0; t < start; ++t)
       for (int64_t d = 0; d < dh; ++d, ++i) {
-        want_k[i] = cpu_cache.k[(bh * dh + d) * capacity + t];
+        want_k[i] = cpu_cache.k[(bh * capacity + t) * dh + d];
         got_k[i] = k[(bh * capacity + t) * dh + d];
         want_v[i] = cpu_cache.v[(bh * capacity + t) * dh + d];
         got_v[i] = v[(bh * capacity + t) * dh + d];

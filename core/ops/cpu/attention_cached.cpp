@@ -1,7 +1,8 @@
 // CPU cached attention. Decoding runs it once per token and layer with a single query per (batch, head),
-// so per-call overhead matters more than FLOPs: scores live on the stack, the loops are plain dot
-// products over contiguous head vectors, and threads start once a call has ~2^15 multiply-adds (one
-// decode token of a 16-sample batch has more).
+// so per-call overhead and memory traffic matter more than FLOPs: keys and values are read as contiguous
+// rows (a key's score is one dot product over the head dimension), scores live in a small per-thread
+// buffer, and threads start once a call has ~2^15 multiply-adds (one decode token of a 16-sample batch has
+// more).
 #include "core/ops/cpu/attention_cached.h"
 #include "core/ops/cpu/vector_math.h"
 
@@ -23,14 +24,14 @@ namespace {
 constexpr int64_t kParallelWork = 1 << 15;
 
 template <class T>
-void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict Kt, const T* __restrict V,
-                     int64_t keys, int64_t dh, int64_t cap, T scale, T* __restrict p) {
-  for (int64_t j = 0; j < keys; ++j) p[j] = T(0);
-  for (int64_t d = 0; d < dh; ++d) {
-    const T qd = q[d] * scale;
-    const T* __restrict row = Kt + d * cap;
-#pragma omp simd
-    for (int64_t j = 0; j < keys; ++j) p[j] += qd * row[j];
+void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict K, const T* __restrict V,
+                     int64_t keys, int64_t dh, T scale, T* __restrict p) {
+  for (int64_t j = 0; j < keys; ++j) {
+    const T* __restrict kj = K + j * dh;
+    T s = T(0);
+#pragma omp simd reduction(+ : s)
+    for (int64_t d = 0; d < dh; ++d) s += (q[d] * scale) * kj[d];
+    p[j] = s;
   }
   T mx = p[0];
   for (int64_t j = 1; j < keys; ++j) mx = std::max(mx, p[j]);
@@ -56,16 +57,16 @@ void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < H; ++h) {
-        T* Kt = cache.k.data() + ((b * H + h) * cap) * dh;
+        T* K = cache.k.data() + ((b * H + h) * cap) * dh;
         T* V = cache.v.data() + ((b * H + h) * cap) * dh;
         for (int64_t i = 0; i < n; ++i) {
           const T* row = qkv + (b * n + i) * 3 * C;
-          for (int64_t d = 0; d < dh; ++d) Kt[d * cap + start + i] = row[C + h * dh + d];
+          std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(T) * dh);
           std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(T) * dh);
         }
         for (int64_t i = 0; i < n; ++i)
-          attend_one_head(out + (b * n + i) * C + h * dh, qkv + (b * n + i) * 3 * C + h * dh, Kt, V, start + i + 1, dh,
-                          cap, scale, scores.data());
+          attend_one_head(out + (b * n + i) * C + h * dh, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
+                          scale, scores.data());
       }
   }
 }
@@ -82,34 +83,53 @@ inline void rotate_head(float* v, const float* cos, const float* sin, int64_t dh
   }
 }
 
-// One query against `keys` cached keys of one (sample, head): scores in vectors of 32 keys (the transposed
-// key rows are read 8 at a time past `keys`, up to the padded capacity; those lanes are ignored), softmax,
-// then the weighted sum of value rows in chunks of 64 dimensions held in registers. Writes o[d·stride].
-void attend_avx2(float* o, int64_t stride, const float* q, const float* Kt, const float* V, int64_t keys,
-                 int64_t dh, int64_t cap, float scale, float* p) {
-  const int64_t kp = (keys + 7) / 8 * 8;
-  for (int64_t j0 = 0; j0 < kp; j0 += 32) {
-    const int nv = static_cast<int>(std::min<int64_t>(4, (kp - j0) / 8));
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const float* row = Kt + j0;
-    if (nv == 4) {
-      for (int64_t d = 0; d < dh; ++d, row += cap) {
-        const __m256 qd = _mm256_set1_ps(q[d] * scale);
-        acc[0] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row), acc[0]);
-        acc[1] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8), acc[1]);
-        acc[2] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 16), acc[2]);
-        acc[3] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 24), acc[3]);
-      }
-    } else {
-      for (int64_t d = 0; d < dh; ++d, row += cap) {
-        const __m256 qd = _mm256_set1_ps(q[d] * scale);
-        for (int c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * c), acc[c]);
-      }
+// Sum of each of four vectors' lanes, as one vector's lanes 0..3.
+inline __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // per 128-bit half: [a b c d] partial sums
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// One query against `keys` cached keys of one (sample, head), head_dim a multiple of 8: scores eight keys
+// at a time (dot products over contiguous key rows), softmax, then the weighted sum of value rows in
+// chunks of 64 dimensions held in registers. Writes o[d·stride]. qs: scratch for the scaled query.
+void attend_avx2(float* o, int64_t stride, const float* q, const float* K, const float* V, int64_t keys,
+                 int64_t dh, float scale, float* p, float* qs) {
+  for (int64_t d = 0; d < dh; ++d) qs[d] = q[d] * scale;
+  int64_t j = 0;
+  // Eight keys at a time: eight independent FMA chains cover the FMA latency (2 per cycle × 4 cycles).
+  for (; j + 8 <= keys; j += 8) {
+    __m256 a[8];
+    for (int c = 0; c < 8; ++c) a[c] = _mm256_setzero_ps();
+    const float* k0 = K + j * dh;
+    for (int64_t d = 0; d < dh; d += 8) {
+      const __m256 qv = _mm256_loadu_ps(qs + d);
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) a[c] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + c * dh + d), a[c]);
     }
-    for (int c = 0; c < nv; ++c) _mm256_storeu_ps(p + j0 + 8 * c, acc[c]);
+    _mm_storeu_ps(p + j, sum4(a[0], a[1], a[2], a[3]));
+    _mm_storeu_ps(p + j + 4, sum4(a[4], a[5], a[6], a[7]));
+  }
+  for (; j + 4 <= keys; j += 4) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float* k0 = K + j * dh;
+    for (int64_t d = 0; d < dh; d += 8) {
+      const __m256 qv = _mm256_loadu_ps(qs + d);
+      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
+      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + dh + d), a1);
+      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * dh + d), a2);
+      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * dh + d), a3);
+    }
+    _mm_storeu_ps(p + j, sum4(a0, a1, a2, a3));
+  }
+  for (; j < keys; ++j) {
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t d = 0; d < dh; d += 8)
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(qs + d), _mm256_loadu_ps(K + j * dh + d), a);
+    p[j] = _mm_cvtss_f32(sum4(a, a, a, a));  // every lane holds a's total
   }
   float mx = p[0];
-  for (int64_t j = 1; j < keys; ++j) mx = std::max(mx, p[j]);
+  for (int64_t i = 1; i < keys; ++i) mx = std::max(mx, p[i]);
   const float inv = 1.f / exp_shifted_sum(p, keys, 1.f, mx);
   for (int64_t d0 = 0; d0 < dh; d0 += 64) {
     const int nv = static_cast<int>(std::min<int64_t>(8, (dh - d0) / 8));
@@ -117,14 +137,14 @@ void attend_avx2(float* o, int64_t stride, const float* q, const float* Kt, cons
     for (int c = 0; c < 8; ++c) acc[c] = _mm256_setzero_ps();
     const float* vj = V + d0;
     if (nv == 8) {
-      for (int64_t j = 0; j < keys; ++j, vj += dh) {
-        const __m256 w = _mm256_set1_ps(p[j] * inv);
+      for (int64_t i = 0; i < keys; ++i, vj += dh) {
+        const __m256 w = _mm256_set1_ps(p[i] * inv);
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
       }
     } else {
-      for (int64_t j = 0; j < keys; ++j, vj += dh) {
-        const __m256 w = _mm256_set1_ps(p[j] * inv);
+      for (int64_t i = 0; i < keys; ++i, vj += dh) {
+        const __m256 w = _mm256_set1_ps(p[i] * inv);
         for (int c = 0; c < nv; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * c), acc[c]);
       }
     }
@@ -142,14 +162,15 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
   const int64_t Mp = small_batch_padded_rows(B * n);
   if (start + n > cap || B > cache.batch || start + n > rope.rows)
     throw std::out_of_range("attention_cached_team: KV cache or RoPE table too small");
-  thread_local std::vector<float> scores;
-  if (scores.size() < static_cast<size_t>(cap)) scores.resize(cap);
-  float* p = scores.data();
+  thread_local std::vector<float> scratch;  // scores, then the scaled query
+  if (scratch.size() < static_cast<size_t>(cap + dh)) scratch.resize(cap + dh);
+  float* p = scratch.data();
+  float* qs = p + cap;
   // Head-major order: the two threads write disjoint rows of out_t (no false sharing on its lines).
 #pragma omp for collapse(2) schedule(static)
   for (int64_t h = 0; h < H; ++h)
     for (int64_t b = 0; b < B; ++b) {
-      float* Kt = cache.k.data() + ((b * H + h) * cap) * dh;
+      float* K = cache.k.data() + ((b * H + h) * cap) * dh;
       float* V = cache.v.data() + ((b * H + h) * cap) * dh;
       for (int64_t i = 0; i < n; ++i) {
         float* row = qkv + (b * n + i) * 3 * C;
@@ -157,12 +178,12 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
         const float* sin = rope.sin.data() + (start + i) * dh;
         rotate_head(row + h * dh, cos, sin, dh);
         rotate_head(row + C + h * dh, cos, sin, dh);
-        for (int64_t d = 0; d < dh; ++d) Kt[d * cap + start + i] = row[C + h * dh + d];
+        std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(float) * dh);
         std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(float) * dh);
       }
       for (int64_t i = 0; i < n; ++i)
-        attend_avx2(out_t + h * dh * Mp + b * n + i, Mp, qkv + (b * n + i) * 3 * C + h * dh, Kt, V, start + i + 1, dh,
-                    cap, scale, p);
+        attend_avx2(out_t + h * dh * Mp + b * n + i, Mp, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
+                    scale, p, qs);
     }
 }
 #endif

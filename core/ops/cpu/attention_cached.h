@@ -11,16 +11,16 @@
 
 namespace starflow::core::cpu {
 
-// Keys and values of one layer. Keys are stored transposed, [B, n_head, head_dim, capacity], so a query's
-// scores against all cached keys are one vectorised axpy per head dimension (no horizontal sums); values
-// are [B, n_head, capacity, head_dim], so the output is one axpy per key.
+// Keys and values of one layer, both [B, n_head, capacity, head_dim]: a new position's key and value are
+// one contiguous row each, and a query reads exactly the rows of the keys it attends to (a score is a dot
+// product over a contiguous row, the output one axpy per value row), which is what bounds a decode step's
+// attention: the cache's bytes, not its arithmetic.
 template <class T>
 struct KVCache {
   int64_t batch = 0, n_head = 0, head_dim = 0, capacity = 0;
   std::vector<T> k, v;
-  // The capacity is rounded up to a multiple of 8 so that score vectors never read past a key row.
   void reset(int64_t B, int64_t heads, int64_t dh, int64_t cap) {
-    batch = B, n_head = heads, head_dim = dh, capacity = (cap + 7) / 8 * 8;
+    batch = B, n_head = heads, head_dim = dh, capacity = cap;
     k.assign(static_cast<size_t>(B * heads * capacity * dh), T(0));
     v.assign(k.size(), T(0));
   }
