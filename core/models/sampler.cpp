@@ -30,7 +30,7 @@ void apply_guidance(T* sigma, T* mu, int64_t n, double w) {
 
 template <class T>
 void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
-                   const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations) {
+                   const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations, DecodeState<T>* state) {
   const MetaBlock<T>& block = model.block(k);
   const T* P = model.parameters().data();
   const auto& rope = model.rope_table(block.conditioned());
@@ -52,7 +52,8 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
     std::memcpy(y_cat.data() + ylen, y_null, sizeof(T) * ylen);
     y_use = y_cat.data();
   }
-  DecodeState<T> st;
+  DecodeState<T> own;
+  DecodeState<T>& st = state ? *state : own;
   block.begin_decode(P, st, y_use, rows, rope);
 
   // X [rows, T+1, D]: X[:, 0] = SOS, X[:, t+1] = generated token t (initially the noise: Jacobi's guess).
@@ -104,9 +105,10 @@ std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T>
     trace->sequence.assign(1, std::vector<T>(noise, noise + n));
     trace->jacobi_iterations.clear();
   }
+  DecodeState<T> state;
   for (int64_t k = c.num_blocks; k-- > 0;) {
     std::vector<int64_t> iters;
-    reverse_block(model, k, u.data(), next.data(), y, y_null, B, opt, &iters);
+    reverse_block(model, k, u.data(), next.data(), y, y_null, B, opt, &iters, &state);
     std::swap(u, next);
     if (trace) {
       cpu::unpatchify(image.data(), u.data(), B, c.in_channels, c.img_size, c.img_size, c.patch_size);
@@ -136,7 +138,7 @@ std::vector<T> denoise(StarFlowModel<T>& model, const T* x, NoDeduce<T> y, int64
   template std::vector<T> sample<T>(const StarFlowModel<T>&, const T*, NoDeduce<T>, NoDeduce<T>, int64_t,       \
                                     const SampleOptions&, SampleTrace<T>*);                                      \
   template void reverse_block<T>(const StarFlowModel<T>&, int64_t, const T*, T*, NoDeduce<T>, NoDeduce<T>, int64_t, \
-                                 const SampleOptions&, std::vector<int64_t>*);                                   \
+                                 const SampleOptions&, std::vector<int64_t>*, DecodeState<T>*);                  \
   template std::vector<T> denoise<T>(StarFlowModel<T>&, const T*, NoDeduce<T>, int64_t, double);
 STARFLOW_INSTANTIATE(float)
 STARFLOW_INSTANTIATE(double)

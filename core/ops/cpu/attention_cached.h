@@ -19,10 +19,12 @@ template <class T>
 struct KVCache {
   int64_t batch = 0, n_head = 0, head_dim = 0, capacity = 0;
   std::vector<T> k, v;
+  // Sizes the cache for a new sequence, keeping the memory it already has: every position is written
+  // before a query reads it, so the old contents need no clearing.
   void reset(int64_t B, int64_t heads, int64_t dh, int64_t cap) {
     batch = B, n_head = heads, head_dim = dh, capacity = cap;
-    k.assign(static_cast<size_t>(B * heads * capacity * dh), T(0));
-    v.assign(k.size(), T(0));
+    const size_t n = static_cast<size_t>(B * heads * cap * dh);
+    if (k.size() < n) k.resize(n), v.resize(n);
   }
 };
 
