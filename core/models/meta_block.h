@@ -72,9 +72,9 @@ class MetaBlock {
 
  private:
   // Runs rows [B, n, C] at sequence positions pos..pos+n−1 through every layer with the caches; the
-  // result is left in st.seq_a.
+  // result is left in st.seq_a. Without outputs the last layer only stores its keys and values.
   void run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
-                         const cpu::RopeTable<T>& rope) const;
+                         const cpu::RopeTable<T>& rope, bool outputs = true) const;
 
   int64_t index_, T_, D_, C_, L_, E_;
   bool flip_, conditioned_, final_norm_;

@@ -9,10 +9,14 @@ namespace starflow::core {
 
 template <class T>
 void MetaBlock<T>::run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
-                                     const cpu::RopeTable<T>& rope) const {
+                                     const cpu::RopeTable<T>& rope, bool outputs) const {
   const size_t need = static_cast<size_t>(B * n * C_);
   if (st.seq_b.size() < need) st.seq_b.resize(need);
   for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!outputs && l + 1 == layers_.size()) {
+      layers_[l].store_kv(P, st.caches[l], st.scratch, st.seq_a.data(), B, n, pos, rope);
+      return;
+    }
     layers_[l].forward_cached(P, st.caches[l], st.scratch, st.seq_a.data(), st.seq_b.data(), B, n, pos, rope);
     std::swap(st.seq_a, st.seq_b);
   }
@@ -27,7 +31,8 @@ void MetaBlock<T>::begin_decode(const T* P, DecodeState<T>& st, const T* y, int6
   if (!conditioned_) return;
   st.seq_a.resize(B * L_ * C_);
   cpu::linear_forward(st.seq_a.data(), y, P + proj_txt_w_, P + proj_txt_b_, B * L_, E_, C_);
-  run_cached_layers(P, st, B, L_, 0, rope);  // the text's outputs are discarded; its K/V stay in the caches
+  // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
+  run_cached_layers(P, st, B, L_, 0, rope, /*outputs=*/false);
 }
 
 template <class T>

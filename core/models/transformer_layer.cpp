@@ -173,6 +173,18 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
   finish_row_parallel(*this, out, P + p.fc2_b, s.mid.data(), rows);
 }
 
+template <class T>
+void TransformerLayer<T>::store_kv(const T* P, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, int64_t B,
+                                   int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const {
+  const int64_t rows = B * n, I = inner();
+  s.resize(rows, C);
+  cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
+                         T(kLayerNormEps));
+  cpu::linear_forward(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
+  cpu::rope_rotate(s.qkv.data() + I, B, n, n * 3 * I, 3 * I, n_head, rope, start, false);  // k only
+  cpu::attention_cached_store(cache, s.qkv.data(), B, n, start);
+}
+
 template struct DecodeScratch<float>;
 template struct DecodeScratch<double>;
 template struct LayerActivations<float>;

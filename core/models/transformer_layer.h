@@ -83,6 +83,10 @@ struct TransformerLayer {
   // layer's KV cache (which receives their keys and values). x, out: [B, n, C]; out may not alias x.
   void forward_cached(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
                       int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
+  // The part of forward_cached that fills the cache: LayerNorm, QKV, RoPE on k, keys and values stored;
+  // for positions whose layer output nobody reads (the text prefix in a block's last layer).
+  void store_kv(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, int64_t B, int64_t n,
+                int64_t start, const cpu::RopeTable<T>& rope) const;
   // forward_cached's fused float path (transformer_layer_decode.cpp): the whole layer in one parallel
   // region of small-batch team ops. Used without TP for up to kDecodeTeamRows rows on AVX2 builds.
   static constexpr int64_t kDecodeTeamRows = 64;

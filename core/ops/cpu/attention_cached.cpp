@@ -44,7 +44,28 @@ void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict
     for (int64_t d = 0; d < dh; ++d) o[d] += w * vj[d];
   }
 }
+
+// K and V rows of sample b, head h at positions start..start+n−1.
+template <class T>
+void store_head(KVCache<T>& cache, const T* qkv, int64_t b, int64_t h, int64_t n, int64_t start) {
+  const int64_t H = cache.n_head, dh = cache.head_dim, C = H * dh, cap = cache.capacity;
+  T* K = cache.k.data() + ((b * H + h) * cap) * dh;
+  T* V = cache.v.data() + ((b * H + h) * cap) * dh;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* row = qkv + (b * n + i) * 3 * C;
+    std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(T) * dh);
+    std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(T) * dh);
+  }
+}
+
 }  // namespace
+
+template <class T>
+void attention_cached_store(KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start) {
+  if (start + n > cache.capacity || B > cache.batch) throw std::out_of_range("attention_cached_store: KV cache too small");
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < cache.n_head; ++h) store_head(cache, qkv, b, h, n, start);
+}
 
 template <class T>
 void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale) {
@@ -57,13 +78,9 @@ void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < H; ++h) {
-        T* K = cache.k.data() + ((b * H + h) * cap) * dh;
-        T* V = cache.v.data() + ((b * H + h) * cap) * dh;
-        for (int64_t i = 0; i < n; ++i) {
-          const T* row = qkv + (b * n + i) * 3 * C;
-          std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(T) * dh);
-          std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(T) * dh);
-        }
+        store_head(cache, qkv, b, h, n, start);
+        const T* K = cache.k.data() + ((b * H + h) * cap) * dh;
+        const T* V = cache.v.data() + ((b * H + h) * cap) * dh;
         for (int64_t i = 0; i < n; ++i)
           attend_one_head(out + (b * n + i) * C + h * dh, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
                           scale, scores.data());
@@ -170,17 +187,16 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
 #pragma omp for collapse(2) schedule(static)
   for (int64_t h = 0; h < H; ++h)
     for (int64_t b = 0; b < B; ++b) {
-      float* K = cache.k.data() + ((b * H + h) * cap) * dh;
-      float* V = cache.v.data() + ((b * H + h) * cap) * dh;
       for (int64_t i = 0; i < n; ++i) {
         float* row = qkv + (b * n + i) * 3 * C;
         const float* cos = rope.cos.data() + (start + i) * dh;
         const float* sin = rope.sin.data() + (start + i) * dh;
         rotate_head(row + h * dh, cos, sin, dh);
         rotate_head(row + C + h * dh, cos, sin, dh);
-        std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(float) * dh);
-        std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(float) * dh);
       }
+      store_head(cache, qkv, b, h, n, start);
+      const float* K = cache.k.data() + ((b * H + h) * cap) * dh;
+      const float* V = cache.v.data() + ((b * H + h) * cap) * dh;
       for (int64_t i = 0; i < n; ++i)
         attend_avx2(out_t + h * dh * Mp + b * n + i, Mp, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
                     scale, p, qs);
@@ -188,6 +204,8 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
 }
 #endif
 
+template void attention_cached_store<float>(KVCache<float>&, const float*, int64_t, int64_t, int64_t);
+template void attention_cached_store<double>(KVCache<double>&, const double*, int64_t, int64_t, int64_t);
 template void attention_cached_forward<float>(float*, KVCache<float>&, const float*, int64_t, int64_t, int64_t, float);
 template void attention_cached_forward<double>(double*, KVCache<double>&, const double*, int64_t, int64_t, int64_t,
                                                double);

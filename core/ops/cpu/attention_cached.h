@@ -28,6 +28,12 @@ struct KVCache {
   }
 };
 
+// Writes the keys and values of n new positions (qkv [B, n, 3C], RoPE applied to k) into the cache at
+// positions start..start+n−1, without attending: positions whose outputs nobody reads (the text prefix in
+// a block's last layer) only need to be keys and values.
+template <class T>
+void attention_cached_store(KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start);
+
 // qkv [B, n, 3C] of the n new positions (RoPE applied to q and k). out [B, n, C] (overwritten).
 template <class T>
 void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale);
