@@ -103,14 +103,16 @@ int bench_sample(int argc, char** argv) {
     if (!k.jacobi) {
       sequential_ms[k.cfg > 0] = ours;
       if (reference) {
+        // As many timed runs as ours, and their median: the same statistic on both sides.
         std::vector<std::string> args = {"--bench", "sample", "--config", config, "--threads",
-                                         std::to_string(threads), "--batch", std::to_string(batch)};
+                                         std::to_string(threads), "--batch", std::to_string(batch),
+                                         "--steps", std::to_string(runs)};
         if (k.cfg > 0) args.insert(args.end(), {"--cfg", std::to_string(k.cfg)});
         std::string error;
         double torch_ms = 0;
         if (auto json = run_torch_reference(args, error)) {
           try {
-            torch_ms = nlohmann::json::parse(*json).at("ms_per_batch").get<double>();
+            torch_ms = nlohmann::json::parse(*json).at("ms_median").get<double>();
           } catch (const std::exception& e) {
             error = std::string("unreadable reference output: ") + e.what();
           }

@@ -97,7 +97,7 @@ int bench_train(int argc, char** argv) {
                                       error);
       if (json) {
         try {
-          torch_ms = nlohmann::json::parse(*json).at("ms_per_step").get<double>();
+          torch_ms = nlohmann::json::parse(*json).at("ms_median").get<double>();
         } catch (const std::exception& e) {
           error = std::string("unreadable reference output: ") + e.what();
         }

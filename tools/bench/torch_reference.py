@@ -19,7 +19,7 @@ with this statement on those weights within the float32 tolerances of shared/gol
 State-dict names are the official ones (golden README §2.1); the deprecated buffers attn_mask, var and
 feat_rope.* are not created and are ignored when loading.
 """
-import argparse, ctypes, glob, json, math, os, struct, sys, time
+import argparse, ctypes, glob, json, math, os, statistics, struct, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -605,7 +605,8 @@ def bench(args):
         ms = 1000 * sum(times) / steps
         res.update(batch=batch, cfg=args.cfg, ms_per_batch=round(ms, 2),
                    img_per_s=round(batch / ms * 1000, 3))
-    res.update(ms_min=round(1000 * min(times), 2), runs=len(times), threads=torch.get_num_threads(),
+    # The median is what the C++ side reports for its own runs: both sides compare the same statistic.
+    res.update(ms_median=round(1000 * statistics.median(times), 2), ms_min=round(1000 * min(times), 2), runs=len(times), threads=torch.get_num_threads(),
                torch=torch.__version__, blas=blas, sgemm1024_gflops=round(gflops, 1),
                busy_cores_before=round(busy, 2), busy_cores_after=round(busy_cores(), 2))
     print(json.dumps(res))
