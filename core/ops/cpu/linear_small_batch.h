@@ -23,7 +23,7 @@ inline int64_t small_batch_padded_rows(int64_t M) { return (M + 7) / 8 * 8; }
 
 // Where a small-batch linear writes: out[m, n] = (xt-product + bias[n]) (+ residual[m, n]), row-major with
 // leading dimension N; or, when out_t is set, out_t[n, m] (the next layer's xt, Mp columns, every column
-// including the padding written) with GELU applied when gelu is set.
+// including the padding written) with GELU applied when gelu is set. out must not alias residual.
 struct SmallBatchOutput {
   float* out = nullptr;
   const float* residual = nullptr;
