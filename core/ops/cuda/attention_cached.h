@@ -12,8 +12,7 @@
 namespace starflow::core::cuda {
 
 // Keys and values of one layer, both [B, n_head, capacity, head_dim] (by heads: one (batch, head)'s cache is
-// one contiguous block, each key a contiguous head vector). The CPU cache stores keys transposed; the
-// contents are the same numbers in another order.
+// one contiguous block, each key a contiguous head vector): the CPU cache's layout.
 template <class T>
 struct DeviceKVCache {
   int64_t batch = 0, n_head = 0, head_dim = 0, capacity = 0;
