@@ -91,6 +91,8 @@ void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 namespace {
 
+constexpr int64_t kPrefetchFloats = 16 * 64;  // per K and V block: 4 KB, the first 16 keys of 64 dims
+
 // Rotates one head vector in place by the angles of one table row (as rope_rotate does).
 inline void rotate_head(float* v, const float* cos, const float* sin, int64_t dh) {
   for (int64_t m = 0; m < dh; m += 2) {
@@ -197,6 +199,15 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
       store_head(cache, qkv, b, h, n, start);
       const float* K = cache.k.data() + ((b * H + h) * cap) * dh;
       const float* V = cache.v.data() + ((b * H + h) * cap) * dh;
+      if (b + 1 < B) {  // the next sample's rows of this head: start their fetch while this one computes
+        const float* K1 = cache.k.data() + (((b + 1) * H + h) * cap) * dh;
+        const float* V1 = cache.v.data() + (((b + 1) * H + h) * cap) * dh;
+        const int64_t bytes = std::min<int64_t>((start + n) * dh, kPrefetchFloats) * int64_t(sizeof(float));
+        for (int64_t off = 0; off < bytes; off += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(K1) + off, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(V1) + off, _MM_HINT_T0);
+        }
+      }
       for (int64_t i = 0; i < n; ++i)
         attend_avx2(out_t + h * dh * Mp + b * n + i, Mp, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
                     scale, p, qs);
