@@ -5,7 +5,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 #include <yaml-cpp/yaml.h>
@@ -121,6 +124,56 @@ bool shard_complete(const std::string& path) {
   }
 }
 
+// What decides the contents of a run's shards. A rerun into the same directory resumes only when these
+// agree: with another --limit, shard size, split or autoencoder, the shards already there hold other
+// samples, and "complete" would silently mean "stale".
+nlohmann::json run_manifest(const PreprocessOptions& o, const std::string& ae_path, int64_t samples, int64_t shards) {
+  auto absolute = [](const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); };
+  nlohmann::json m;
+  m["format"] = "starflow-preprocess-run";
+  m["dataset"] = o.dataset;
+  if (o.dataset == "fashion-mnist") m["split"] = o.split;
+  if (!o.images_dir.empty()) m["images"] = absolute(o.images_dir);
+  if (!o.list_file.empty()) m["list"] = absolute(o.list_file);
+  m["autoencoder"] = fs::path(ae_path).filename().string();
+  if (o.dataset == "emoji" || o.dataset == "captions") m["text_length"] = o.text_length;
+  m["samples"] = samples;
+  m["shard_size"] = o.shard_size;
+  m["shards"] = shards;
+  return m;
+}
+
+// Rank 0 of each run: the first run into a directory records its manifest (written whole, then renamed);
+// a later one must match it. Returns the refusal, or "" to go on. Nothing already written is touched.
+std::string check_or_record_manifest(const PreprocessOptions& o, const nlohmann::json& want) {
+  const fs::path path = fs::path(o.out_dir) / (o.prefix + ".preprocess.json");
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    nlohmann::json have;
+    try {
+      std::ifstream in(path);
+      have = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+      return path.string() + ": unreadable (" + e.what() + "); remove it only if the shards beside it are yours";
+    }
+    for (const auto& [key, value] : want.items())
+      if (!have.contains(key) || have[key] != value)
+        return path.string() + ": the shards here come from another run (" + key + " " +
+               (have.contains(key) ? have[key].dump() : std::string("unset")) + ", this run " + value.dump() +
+               "); use another --out, or remove the directory to redo it";
+    return "";
+  }
+  const fs::path tmp = path.string() + ".tmp" + std::to_string(o.shard_index);
+  {
+    std::ofstream out(tmp);
+    out << want.dump(2) << "\n";
+    if (!out) return tmp.string() + ": cannot write the run manifest";
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) return path.string() + ": cannot write the run manifest (" + ec.message() + ")";
+  return "";
+}
+
 }  // namespace
 
 PreprocessOptions preprocess_options_from_file(const std::string& path) {
@@ -203,8 +256,22 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   const int64_t workers = o.shard_count * ranks, me = o.shard_index * ranks + rank;
   std::vector<int64_t> mine;
   for (int64_t s = me; s < summary.shards_total; s += workers) mine.push_back(s);
-  if (rank == 0) fs::create_directories(o.out_dir);
-  MPI_Barrier(comm);
+  std::string refusal;
+  if (rank == 0) {
+    try {  // every rank must reach the broadcast: rank 0's failure becomes everyone's error
+      fs::create_directories(o.out_dir);
+      refusal = check_or_record_manifest(o, run_manifest(o, ae_path, n, summary.shards_total));
+    } catch (const std::exception& e) {
+      refusal = o.out_dir + ": " + e.what();
+    }
+  }
+  int refusal_length = static_cast<int>(refusal.size());
+  MPI_Bcast(&refusal_length, 1, MPI_INT, 0, comm);
+  if (refusal_length > 0) {
+    refusal.resize(static_cast<size_t>(refusal_length));
+    MPI_Bcast(refusal.data(), refusal_length, MPI_CHAR, 0, comm);
+    throw std::runtime_error(refusal);
+  }
 
   data::ShardHeader header;
   header.autoencoder = fs::path(ae_path).filename().string();

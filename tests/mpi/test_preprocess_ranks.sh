@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 2-rank preprocessing writes the same set of samples as 1 rank (same ids, same latents, same labels), the
-# shards open in h5py, and a rerun skips every complete shard. Usage: test_preprocess_ranks.sh STARFLOW
+# shards open in h5py, a rerun skips every complete shard, and a rerun with another --limit is refused. Usage: test_preprocess_ranks.sh STARFLOW
 set -euo pipefail
 starflow=$1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -14,6 +14,16 @@ grep -q "7 shards (7 written, 0 already complete), 700 samples written, 0 images
 rm "$dir/two/shard-00003.h5"
 OMP_NUM_THREADS=1 mpiexec -n 2 "$starflow" "${args[@]}" --out "$dir/two" > "$dir/rerun.log"
 grep -q "7 shards (1 written, 6 already complete)" "$dir/rerun.log" || { cat "$dir/rerun.log"; exit 1; }
+# Another --limit into the same directory would make "complete" mean "stale": refused on every rank, naming
+# the run manifest and the differing setting, and the shards already there are left as they were.
+before=$(cksum "$dir"/two/*.h5)
+if OMP_NUM_THREADS=1 mpiexec -n 2 "$starflow" preprocess --dataset fashion-mnist --split test --limit 600 \
+     --shard-size 100 --out "$dir/two" > "$dir/other.log" 2>&1; then
+  echo "a rerun with another --limit was not refused"; cat "$dir/other.log"; exit 1
+fi
+grep -q "two/shard.preprocess.json: the shards here come from another run (samples 700, this run 600)" \
+  "$dir/other.log" || { cat "$dir/other.log"; exit 1; }
+[ "$before" = "$(cksum "$dir"/two/*.h5)" ] || { echo "the refused run changed the shards"; exit 1; }
 /usr/bin/python3 - "$dir/one" "$dir/two" <<'PY'
 import glob, sys
 import h5py, numpy as np
