@@ -270,7 +270,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   if (refusal_length > 0) {
     refusal.resize(static_cast<size_t>(refusal_length));
     MPI_Bcast(refusal.data(), refusal_length, MPI_CHAR, 0, comm);
-    throw std::runtime_error(refusal);
+    throw PreprocessRefused(refusal);
   }
 
   data::ShardHeader header;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,11 @@ struct PreprocessSummary {
 // split, images, list, autoencoder, out, prefix, shard_size, limit, text_length). Unknown keys and bad
 // values are refused with "<path>: key 'K': ...".
 PreprocessOptions preprocess_options_from_file(const std::string& path);
+
+// Thrown alike by every rank (rank 0's refusal, broadcast): a command reports it once.
+struct PreprocessRefused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // Collective over comm. progress(shards done by this rank, shards of this rank) is called on rank 0.
 PreprocessSummary run_preprocess(const PreprocessOptions& options, MPI_Comm comm,

@@ -63,6 +63,9 @@ int run_preprocess(int argc, char** argv) {
                   tty ? "\n" : "", (long long)s.shards_total, (long long)s.shards_written,
                   (long long)s.shards_already_complete, (long long)s.samples_written, (long long)s.images_skipped,
                   s.seconds, o.out_dir.c_str());
+  } catch (const jobs::PreprocessRefused& e) {
+    if (rank == 0) std::fprintf(stderr, "starflow preprocess: %s\n", e.what());  // the same on every rank
+    status = 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "starflow preprocess: %s\n", e.what());
     status = 2;

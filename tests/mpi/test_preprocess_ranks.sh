@@ -24,6 +24,7 @@ fi
 grep -q "two/shard.preprocess.json: the shards here come from another run (samples 700, this run 600)" \
   "$dir/other.log" || { cat "$dir/other.log"; exit 1; }
 [ "$before" = "$(cksum "$dir"/two/*.h5)" ] || { echo "the refused run changed the shards"; exit 1; }
+[ "$(grep -c "come from another run" "$dir/other.log")" = 1 ] || { echo "not reported exactly once"; cat "$dir/other.log"; exit 1; }
 /usr/bin/python3 - "$dir/one" "$dir/two" <<'PY'
 import glob, sys
 import h5py, numpy as np
