@@ -1,19 +1,14 @@
-// cudaCheck / ncclCheck: every CUDA runtime and NCCL call is checked, and a failure becomes an exception
-// naming the call, its site and the library's own error text (NCCL's last-error detail when it has one).
+// ncclCheck: every NCCL call is checked, and a failure becomes an exception naming the call, its site and
+// NCCL's error text (with its last-error detail when it has one). CUDA runtime calls use core's cudaCheck.
 #pragma once
-#include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <stdexcept>
 #include <string>
 
-namespace starflow::parallel {
+#include "core/ops/cuda/cuda_check.h"
 
-inline void cuda_check(cudaError_t code, const char* call, const char* file, int line) {
-  if (code == cudaSuccess) return;
-  throw std::runtime_error(std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " +
-                           cudaGetErrorName(code) + ": " + cudaGetErrorString(code));
-}
+namespace starflow::parallel {
 
 inline void nccl_check(ncclResult_t code, const char* call, const char* file, int line) {
   if (code == ncclSuccess) return;
@@ -26,5 +21,4 @@ inline void nccl_check(ncclResult_t code, const char* call, const char* file, in
 
 }  // namespace starflow::parallel
 
-#define cudaCheck(call) ::starflow::parallel::cuda_check((call), #call, __FILE__, __LINE__)
 #define ncclCheck(call) ::starflow::parallel::nccl_check((call), #call, __FILE__, __LINE__)

@@ -1,6 +1,6 @@
 // cudaCheck / cublasCheck: every CUDA runtime, cuBLAS and cuBLASLt call of the CUDA ops is checked, and a
 // failure becomes an exception naming the call, its site and the library's own error text (llm.c style).
-// The macros are guarded so that parallel/nccl_check.h (which defines its own cudaCheck) can coexist.
+// The one definition for the project: parallel/nccl_check.h includes it.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -24,13 +24,9 @@ inline void cublas_check(cublasStatus_t code, const char* call, const char* file
 
 }  // namespace starflow::core::cuda
 
-#ifndef cudaCheck
 #define cudaCheck(call) ::starflow::core::cuda::cuda_check((call), #call, __FILE__, __LINE__)
-#endif
 // cuBLAS and cuBLASLt share cublasStatus_t, so one macro checks both.
-#ifndef cublasCheck
 #define cublasCheck(call) ::starflow::core::cuda::cublas_check((call), #call, __FILE__, __LINE__)
-#endif
 // After a kernel launch: reports a bad launch configuration at its site (execution errors surface at the
 // next synchronising call).
 #define cudaCheckLaunch() cudaCheck(cudaGetLastError())
