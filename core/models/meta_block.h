@@ -33,6 +33,7 @@ struct DecodeState {
   std::vector<cpu::KVCache<T>> caches;
   DecodeScratch<T> scratch;
   std::vector<T> seq_a, seq_b, emb, h, h_norm, rrms, o;
+  std::vector<T> xt_io;  // the fused step's transposed proj_in / proj_out inputs
 };
 
 template <class T>
@@ -75,6 +76,11 @@ class MetaBlock {
   // result is left in st.seq_a. Without outputs the last layer only stores its keys and values.
   void run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
                          const cpu::RopeTable<T>& rope, bool outputs = true) const;
+  // decode_chunk as one parallel region of team ops (float, every layer able to decode as a team): the
+  // embedding, the layers, the final norm, proj_out and the head without a fork/join or a serial op between
+  // them. Returns false (nothing done) where it does not apply.
+  bool decode_chunk_team(const T* P, DecodeState<T>& st, const T* inp, int64_t start, int64_t n, T* sigma, T* mu,
+                         const cpu::RopeTable<T>& rope) const;
 
   int64_t index_, T_, D_, C_, L_, E_;
   bool flip_, conditioned_, final_norm_;

@@ -1,8 +1,12 @@
 // MetaBlock sampling path: the text prefix once, then chunks of image positions against the KV caches.
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "core/models/meta_block.h"
 #include "core/ops/cpu/linear.h"
+#include "core/ops/cpu/linear_small_batch.h"
 #include "core/ops/cpu/rmsnorm.h"
 
 namespace starflow::core {
@@ -36,8 +40,52 @@ void MetaBlock<T>::begin_decode(const T* P, DecodeState<T>& st, const T* y, int6
 }
 
 template <class T>
+bool MetaBlock<T>::decode_chunk_team(const T*, DecodeState<T>&, const T*, int64_t, int64_t, T*, T*,
+                                     const cpu::RopeTable<T>&) const {
+  return false;
+}
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+template <>
+bool MetaBlock<float>::decode_chunk_team(const float* P, DecodeState<float>& st, const float* inp, int64_t start,
+                                         int64_t n, float* sigma, float* mu,
+                                         const cpu::RopeTable<float>& rope) const {
+  const int64_t B = st.batch, rows = B * n, Mp = cpu::small_batch_padded_rows(rows);
+  for (const auto& layer : layers_)
+    if (!layer.can_decode_team(rows)) return false;
+  for (const auto& layer : layers_) layer.prepare_decode_team(st.scratch, rows);
+  for (auto* v : {&st.seq_a, &st.seq_b})
+    if (v->size() < static_cast<size_t>(rows * C_)) v->resize(rows * C_);
+  st.o.resize(rows * 2 * D_);
+  st.rrms.resize(rows);
+  st.xt_io.resize(std::max(C_, D_) * Mp);
+  float* xt = st.xt_io.data();
+  cpu::SmallBatchOutput to_emb, to_o;
+  to_emb.out = st.seq_a.data();
+  to_o.out = st.o.data();
+#pragma omp parallel if (decode_team_parallel(rows, C_))
+  {
+    cpu::small_batch_transpose_team(xt, inp, rows, D_);
+    cpu::small_batch_linear_team(to_emb, xt, rows, P + proj_in_w_, P + proj_in_b_, D_, C_);
+    float *x = st.seq_a.data(), *y = st.seq_b.data();
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      layers_[l].decode_team(P, st.caches[l], st.scratch, x, y, B, n, L_ + start, rope);
+      std::swap(x, y);
+    }
+    if (final_norm_) cpu::rmsnorm_transposed_team(xt, st.rrms.data(), x, P + final_norm_w_, rows, C_, 1e-6f);
+    else cpu::small_batch_transpose_team(xt, x, rows, C_);
+    cpu::small_batch_linear_team(to_o, xt, rows, P + proj_out_w_, P + proj_out_b_, C_, 2 * D_);
+#pragma omp single
+    cpu::flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D_, head_);
+  }
+  return true;
+}
+#endif
+
+template <class T>
 void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, int64_t start, int64_t n, T* sigma,
                                 T* mu, const cpu::RopeTable<T>& rope) const {
+  if (decode_chunk_team(P, st, inp, start, n, sigma, mu, rope)) return;
   const int64_t B = st.batch, rows = B * n;
   if (st.seq_a.size() < static_cast<size_t>(rows * C_)) st.seq_a.resize(rows * C_);
   cpu::linear_forward(st.seq_a.data(), inp, P + proj_in_w_, P + proj_in_b_, rows, D_, C_);

@@ -151,8 +151,7 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
   const bool split = tp && tp->size() > 1;
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
-    if (!split && rows <= kDecodeTeamRows && head_dim % 8 == 0)
-      return forward_cached_team(P, cache, s, x, out, B, n, start, rope);
+    if (can_decode_team(rows)) return forward_cached_team(P, cache, s, x, out, B, n, start, rope);
   }
 #endif
   s.resize(rows, C);  // sized for the whole layer; a TP rank uses the first 1/p of the wide buffers

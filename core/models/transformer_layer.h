@@ -88,13 +88,31 @@ struct TransformerLayer {
   void store_kv(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, int64_t B, int64_t n,
                 int64_t start, const cpu::RopeTable<T>& rope) const;
   // forward_cached's fused float path (transformer_layer_decode.cpp): the whole layer in one parallel
-  // region of small-batch team ops. Used without TP for up to kDecodeTeamRows rows on AVX2 builds.
+  // region of small-batch team ops, used when can_decode_team (no TP, ≤ kDecodeTeamRows rows, head_dim a
+  // multiple of 8, AVX2 build). decode_team is the region's body, for callers that run more than one layer
+  // (or a whole block step) in one region: every thread of the region calls it, after prepare_decode_team
+  // sized the scratch outside the region.
   static constexpr int64_t kDecodeTeamRows = 64;
+  bool can_decode_team(int64_t rows) const;
+  void prepare_decode_team(DecodeScratch<T>& s, int64_t rows) const;
+  void decode_team(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
+                   int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
   void forward_cached_team(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
                            int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
 };
 
+// A second thread pays for a decode region above ~100k multiply-adds per layer (config A: 3M per sample row).
+inline bool decode_team_parallel(int64_t rows, int64_t C) { return rows * C * C > (1 << 14); }
+
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
+template <>
+bool TransformerLayer<float>::can_decode_team(int64_t rows) const;
+template <>
+void TransformerLayer<float>::prepare_decode_team(DecodeScratch<float>& s, int64_t rows) const;
+template <>
+void TransformerLayer<float>::decode_team(const float* params, cpu::KVCache<float>& cache, DecodeScratch<float>& s,
+                                          const float* x, float* out, int64_t B, int64_t n, int64_t start,
+                                          const cpu::RopeTable<float>& rope) const;
 template <>
 void TransformerLayer<float>::forward_cached_team(const float* params, cpu::KVCache<float>& cache,
                                                   DecodeScratch<float>& s, const float* x, float* out, int64_t B,

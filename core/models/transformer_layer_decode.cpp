@@ -16,14 +16,24 @@ namespace starflow::core {
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 template <>
-void TransformerLayer<float>::forward_cached_team(const float* P, cpu::KVCache<float>& cache, DecodeScratch<float>& s,
-                                                  const float* x, float* out, int64_t B, int64_t n, int64_t start,
-                                                  const cpu::RopeTable<float>& rope) const {
-  const int64_t rows = B * n, Mp = cpu::small_batch_padded_rows(rows), I = inner();
+bool TransformerLayer<float>::can_decode_team(int64_t rows) const {
+  return !(tp && tp->size() > 1) && rows <= kDecodeTeamRows && head_dim % 8 == 0;
+}
+
+template <>
+void TransformerLayer<float>::prepare_decode_team(DecodeScratch<float>& s, int64_t rows) const {
+  const int64_t Mp = cpu::small_batch_padded_rows(rows);
   s.resize(rows, C);
   s.xt_in.resize(C * Mp);
-  s.xt_attn.resize(I * Mp);
+  s.xt_attn.resize(inner() * Mp);
   s.xt_hidden.resize(hidden * Mp);
+}
+
+template <>
+void TransformerLayer<float>::decode_team(const float* P, cpu::KVCache<float>& cache, DecodeScratch<float>& s,
+                                          const float* x, float* out, int64_t B, int64_t n, int64_t start,
+                                          const cpu::RopeTable<float>& rope) const {
+  const int64_t rows = B * n, I = inner();
   float* qkv = s.qkv.data();
   float* mid = s.mid.data();
   float* xt_in = s.xt_in.data();
@@ -38,17 +48,22 @@ void TransformerLayer<float>::forward_cached_team(const float* P, cpu::KVCache<f
   to_hidden.gelu = true;
   to_out.out = out;
   to_out.residual = mid;
-  // A second thread pays for the region above ~100k multiply-adds per layer (config A: 3M per sample row).
-#pragma omp parallel if (rows * C * C > (1 << 14))
-  {
-    cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C, eps);
-    cpu::small_batch_linear_team(to_qkv, xt_in, rows, P + p.qkv_w, P + p.qkv_b, C, 3 * I);
-    cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope);
-    cpu::small_batch_linear_team(to_mid, xt_attn, rows, P + p.proj_w, P + p.proj_b, I, C);
-    cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), mid, P + p.ln2_w, P + p.ln2_b, rows, C, eps);
-    cpu::small_batch_linear_team(to_hidden, xt_in, rows, P + p.fc1_w, P + p.fc1_b, C, hidden);
-    cpu::small_batch_linear_team(to_out, xt_hidden, rows, P + p.fc2_w, P + p.fc2_b, hidden, C);
-  }
+  cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C, eps);
+  cpu::small_batch_linear_team(to_qkv, xt_in, rows, P + p.qkv_w, P + p.qkv_b, C, 3 * I);
+  cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope);
+  cpu::small_batch_linear_team(to_mid, xt_attn, rows, P + p.proj_w, P + p.proj_b, I, C);
+  cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), mid, P + p.ln2_w, P + p.ln2_b, rows, C, eps);
+  cpu::small_batch_linear_team(to_hidden, xt_in, rows, P + p.fc1_w, P + p.fc1_b, C, hidden);
+  cpu::small_batch_linear_team(to_out, xt_hidden, rows, P + p.fc2_w, P + p.fc2_b, hidden, C);
+}
+
+template <>
+void TransformerLayer<float>::forward_cached_team(const float* P, cpu::KVCache<float>& cache, DecodeScratch<float>& s,
+                                                  const float* x, float* out, int64_t B, int64_t n, int64_t start,
+                                                  const cpu::RopeTable<float>& rope) const {
+  prepare_decode_team(s, B * n);
+#pragma omp parallel if (decode_team_parallel(B * n, C))
+  decode_team(P, cache, s, x, out, B, n, start, rope);
 }
 #endif
 

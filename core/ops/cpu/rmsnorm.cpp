@@ -16,6 +16,15 @@ constexpr int64_t kParallelElements = 32 * 1024;
 // summation order for any thread count.
 constexpr int64_t kColumnBlock = 64;
 
+// 1/√(mean(x²) + eps) of one row, accumulated in double.
+template <class T>
+T row_rrms(const T* x, int64_t C, T eps) {
+  double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+  for (int64_t j = 0; j < C; ++j) sq += static_cast<double>(x[j]) * static_cast<double>(x[j]);
+  return static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(C) + static_cast<double>(eps)));
+}
+
 }  // namespace
 
 template <class T>
@@ -23,16 +32,27 @@ void rmsnorm_forward(T* out, T* rrms, const T* in, const T* g, int64_t rows, int
 #pragma omp parallel for schedule(static) if (rows * C > kParallelElements)
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = in + r * C;
-    double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t j = 0; j < C; ++j) sq += static_cast<double>(x[j]) * static_cast<double>(x[j]);
-    const double rr = 1.0 / std::sqrt(sq / static_cast<double>(C) + static_cast<double>(eps));
-    rrms[r] = static_cast<T>(rr);
-    const T rr_t = static_cast<T>(rr);
+    rrms[r] = row_rrms(x, C, eps);
+    const T rr_t = rrms[r];
     T* y = out + r * C;
     for (int64_t j = 0; j < C; ++j) y[j] = x[j] * rr_t * (T(1) + g[j]);
   }
 }
+
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+void rmsnorm_transposed_team(float* xt, float* rrms, const float* in, const float* g, int64_t M, int64_t C,
+                             float eps) {
+  const int64_t Mp = small_batch_padded_rows(M);
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < M; ++r) rrms[r] = row_rrms(in + r * C, C, eps);
+#pragma omp for schedule(static)
+  for (int64_t j = 0; j < C; ++j) {
+    float* col = xt + j * Mp;
+    for (int64_t r = 0; r < M; ++r) col[r] = in[r * C + j] * rrms[r] * (1.f + g[j]);
+    for (int64_t r = M; r < Mp; ++r) col[r] = 0.f;
+  }
+}
+#endif
 
 template <class T>
 void rmsnorm_backward(T* din, T* dg, const T* dout, const T* in, const T* rrms, const T* g, int64_t rows,
