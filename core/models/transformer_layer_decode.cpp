@@ -4,8 +4,8 @@
 // per image batch on config A with ~12M multiply-adds each, so the per-op overheads were a third of the
 // time. Every intermediate that feeds a linear is written transposed ([K, Mp], the small-batch kernel's
 // input): the LayerNorms write it directly, attention writes its output that way, and fc1 writes GELU
-// of its output that way, so fc2 reads it without a transpose. Same arithmetic per element as the
-// unfused path, whatever the thread count.
+// of its output that way, so fc2 reads it without a transpose. Results do not depend on the thread
+// count (each element is computed by one thread, in a fixed order).
 #include <algorithm>
 
 #include "core/models/transformer_layer.h"
