@@ -20,6 +20,7 @@
 #include "data/io/text_encoder.h"
 #include "data/io/word_vectors.h"
 #include "data/latent_shard.h"
+#include "jobs/checkpoint.h"
 
 namespace starflow::jobs {
 namespace {
@@ -215,40 +216,82 @@ std::string default_autoencoder(const std::string& dataset) {
   return (fs::path(STARFLOW_SOURCE_DIR) / "data" / "pretrained" / name).string();
 }
 
+namespace {
+
+// Everything a run needs before it writes anything: checked options, the autoencoder, the source and the
+// text encoder. Throws on the first problem.
+struct Prepared {
+  std::string ae_path;
+  core::Autoencoder<float> ae;
+  std::unique_ptr<Source> source;
+  std::unique_ptr<data::WordVectorTextEncoder> encoder;
+  bool text = false;
+  explicit Prepared(const PreprocessOptions& o) : ae_path(checked_autoencoder_path(o)), ae(core::io::load_autoencoder<float>(ae_path)) {
+    const auto& aec = ae.config();
+    if (o.dataset == "fashion-mnist") {
+      if (aec.image_channels != 1) throw std::runtime_error(ae_path + ": the autoencoder takes RGB images, Fashion-MNIST is gray");
+      source = std::make_unique<FashionMnistSource>(o.split, aec.image_size);
+    } else if (o.dataset == "emoji") {
+      source = std::make_unique<FolderSource>(data::open_emoji_dataset(), aec.image_channels, aec.image_size);
+    } else if (o.dataset == "captions" || o.dataset == "labels") {
+      if (o.images_dir.empty() || o.list_file.empty()) throw std::runtime_error("--images DIR and --list FILE are required for '" + o.dataset + "'");
+      source = std::make_unique<FolderSource>(o.dataset == "captions" ? data::ImageFolder::with_captions(o.images_dir, o.list_file)
+                                                                      : data::ImageFolder::with_labels(o.images_dir, o.list_file),
+                                              aec.image_channels, aec.image_size);
+    } else {
+      throw std::runtime_error("unknown dataset '" + o.dataset + "' (fashion-mnist, emoji, captions, labels)");
+    }
+    text = o.dataset == "emoji" || o.dataset == "captions";
+    if (text)
+      encoder = std::make_unique<data::WordVectorTextEncoder>(
+          std::make_shared<const data::WordVectors>(data::WordVectors::load(data::default_word_vectors_path())),
+          o.text_length);
+  }
+
+ private:
+  static std::string checked_autoencoder_path(const PreprocessOptions& o) {
+    if (o.out_dir.empty()) throw std::runtime_error("no output directory (--out DIR)");
+    if (o.shard_size < 1 || o.batch < 1 || o.text_length < 1) throw std::runtime_error("--shard-size, --batch and --text-length must be positive");
+    if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
+      throw std::runtime_error("--shard-index must be in [0, --shard-count)");
+    return o.autoencoder.empty() ? default_autoencoder(o.dataset) : o.autoencoder;
+  }
+};
+
+// Collective: when any rank's error is set, every rank throws PreprocessRefused with the first failing
+// rank's message (see agree_on_error); otherwise returns everywhere.
+void agree(MPI_Comm comm, const std::string& error) {
+  try {
+    agree_on_error(comm, error);
+  } catch (const std::runtime_error& e) {
+    throw PreprocessRefused(e.what());
+  }
+}
+
+}  // namespace
+
 PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   int rank = 0, ranks = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &ranks);
-  if (o.out_dir.empty()) throw std::runtime_error("no output directory (--out DIR)");
-  if (o.shard_size < 1 || o.batch < 1 || o.text_length < 1) throw std::runtime_error("--shard-size, --batch and --text-length must be positive");
-  if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
-    throw std::runtime_error("--shard-index must be in [0, --shard-count)");
-
-  const std::string ae_path = o.autoencoder.empty() ? default_autoencoder(o.dataset) : o.autoencoder;
-  core::Autoencoder<float> ae = core::io::load_autoencoder<float>(ae_path);
-  const auto& aec = ae.config();
-  std::unique_ptr<Source> source;
-  if (o.dataset == "fashion-mnist") {
-    if (aec.image_channels != 1) throw std::runtime_error(ae_path + ": the autoencoder takes RGB images, Fashion-MNIST is gray");
-    source = std::make_unique<FashionMnistSource>(o.split, aec.image_size);
-  } else if (o.dataset == "emoji") {
-    source = std::make_unique<FolderSource>(data::open_emoji_dataset(), aec.image_channels, aec.image_size);
-  } else if (o.dataset == "captions" || o.dataset == "labels") {
-    if (o.images_dir.empty() || o.list_file.empty()) throw std::runtime_error("--images DIR and --list FILE are required for '" + o.dataset + "'");
-    source = std::make_unique<FolderSource>(o.dataset == "captions" ? data::ImageFolder::with_captions(o.images_dir, o.list_file)
-                                                                    : data::ImageFolder::with_labels(o.images_dir, o.list_file),
-                                            aec.image_channels, aec.image_size);
-  } else {
-    throw std::runtime_error("unknown dataset '" + o.dataset + "' (fashion-mnist, emoji, captions, labels)");
+  // Every failure is agreed on by all ranks before anyone goes on (a rank that threw alone would leave the
+  // others waiting in a collective): all of them stop with the first failing rank's message.
+  std::unique_ptr<Prepared> prep;
+  std::string error;
+  try {
+    prep = std::make_unique<Prepared>(o);
+  } catch (const std::exception& e) {
+    error = e.what();
   }
-  const bool text = o.dataset == "emoji" || o.dataset == "captions";
-  std::unique_ptr<data::WordVectorTextEncoder> encoder;
-  if (text)
-    encoder = std::make_unique<data::WordVectorTextEncoder>(
-        std::make_shared<const data::WordVectors>(data::WordVectors::load(data::default_word_vectors_path())),
-        o.text_length);
+  agree(comm, error);
+  const std::string& ae_path = prep->ae_path;
+  core::Autoencoder<float>& ae = prep->ae;
+  const auto& aec = ae.config();
+  const std::unique_ptr<Source>& source = prep->source;
+  const std::unique_ptr<data::WordVectorTextEncoder>& encoder = prep->encoder;
+  const bool text = prep->text;
 
   const int64_t n = o.limit > 0 ? std::min(o.limit, source->size()) : source->size();
   PreprocessSummary summary;
@@ -256,22 +299,15 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   const int64_t workers = o.shard_count * ranks, me = o.shard_index * ranks + rank;
   std::vector<int64_t> mine;
   for (int64_t s = me; s < summary.shards_total; s += workers) mine.push_back(s);
-  std::string refusal;
   if (rank == 0) {
-    try {  // every rank must reach the broadcast: rank 0's failure becomes everyone's error
+    try {
       fs::create_directories(o.out_dir);
-      refusal = check_or_record_manifest(o, run_manifest(o, ae_path, n, summary.shards_total));
+      error = check_or_record_manifest(o, run_manifest(o, ae_path, n, summary.shards_total));
     } catch (const std::exception& e) {
-      refusal = o.out_dir + ": " + e.what();
+      error = o.out_dir + ": " + e.what();
     }
   }
-  int refusal_length = static_cast<int>(refusal.size());
-  MPI_Bcast(&refusal_length, 1, MPI_INT, 0, comm);
-  if (refusal_length > 0) {
-    refusal.resize(static_cast<size_t>(refusal_length));
-    MPI_Bcast(refusal.data(), refusal_length, MPI_CHAR, 0, comm);
-    throw PreprocessRefused(refusal);
-  }
+  agree(comm, error);
 
   data::ShardHeader header;
   header.autoencoder = fs::path(ae_path).filename().string();
@@ -295,39 +331,44 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   });
   const int64_t latent_numel = aec.latent_numel();
   int64_t done = 0;
-  for (int64_t s : mine) {
-    const std::string path = shard_path(o, s);
-    if (shard_complete(path)) {
-      ++summary.shards_already_complete;
-    } else {
-      data::LatentShardWriter writer(path, header);
-      for (int64_t begin = s * o.shard_size, end = std::min(n, (s + 1) * o.shard_size); begin < end; begin += o.batch) {
-        const SourceBatch b = source->load(begin, std::min(end, begin + o.batch), skipped);
-        if (b.count == 0) continue;
-        std::vector<float> latents(b.count * latent_numel);
-        ae.encode(b.images.data(), b.count, latents.data());
-        for (float& v : latents) v = float((v - aec.shift_factor) * aec.scaling_factor);
-        data::SampleSpans spans;
-        spans.count = b.count;
-        spans.latents = latents;
-        spans.sample_ids = b.ids;
-        if (header.conditioning == data::Conditioning::ClassLabels) spans.labels = b.labels;
-        data::TextEmbeddings t;
-        if (text) {
-          t = encoder->encode(b.captions);
-          spans.text_embeddings = t.embeddings.data;
-          spans.text_mask = t.mask.data;
+  try {
+    for (int64_t s : mine) {
+      const std::string path = shard_path(o, s);
+      if (shard_complete(path)) {
+        ++summary.shards_already_complete;
+      } else {
+        data::LatentShardWriter writer(path, header);
+        for (int64_t begin = s * o.shard_size, end = std::min(n, (s + 1) * o.shard_size); begin < end; begin += o.batch) {
+          const SourceBatch b = source->load(begin, std::min(end, begin + o.batch), skipped);
+          if (b.count == 0) continue;
+          std::vector<float> latents(b.count * latent_numel);
+          ae.encode(b.images.data(), b.count, latents.data());
+          for (float& v : latents) v = float((v - aec.shift_factor) * aec.scaling_factor);
+          data::SampleSpans spans;
+          spans.count = b.count;
+          spans.latents = latents;
+          spans.sample_ids = b.ids;
+          if (header.conditioning == data::Conditioning::ClassLabels) spans.labels = b.labels;
+          data::TextEmbeddings t;
+          if (text) {
+            t = encoder->encode(b.captions);
+            spans.text_embeddings = t.embeddings.data;
+            spans.text_mask = t.mask.data;
+          }
+          if (header.has_captions) spans.captions = b.captions;
+          writer.append(spans);
         }
-        if (header.has_captions) spans.captions = b.captions;
-        writer.append(spans);
+        summary.samples_written += writer.num_samples();
+        writer.finish();
+        ++summary.shards_written;
       }
-      summary.samples_written += writer.num_samples();
-      writer.finish();
-      ++summary.shards_written;
+      ++done;
+      if (rank == 0 && progress) progress(done, static_cast<int64_t>(mine.size()));
     }
-    ++done;
-    if (rank == 0 && progress) progress(done, static_cast<int64_t>(mine.size()));
+  } catch (const std::exception& e) {
+    error = e.what();
   }
+  agree(comm, error);
   int64_t counts[4] = {summary.shards_written, summary.shards_already_complete, summary.samples_written, skipped.count()};
   MPI_Allreduce(MPI_IN_PLACE, counts, 4, MPI_INT64_T, MPI_SUM, comm);
   summary.shards_written = counts[0];

@@ -25,6 +25,12 @@ grep -q "two/shard.preprocess.json: the shards here come from another run (sampl
   "$dir/other.log" || { cat "$dir/other.log"; exit 1; }
 [ "$before" = "$(cksum "$dir"/two/*.h5)" ] || { echo "the refused run changed the shards"; exit 1; }
 [ "$(grep -c "come from another run" "$dir/other.log")" = 1 ] || { echo "not reported exactly once"; cat "$dir/other.log"; exit 1; }
+# An error every rank meets alike (a missing autoencoder) stops every rank, reported once.
+if OMP_NUM_THREADS=1 mpiexec -n 2 "$starflow" preprocess --dataset fashion-mnist --autoencoder "$dir/missing.safetensors" \
+     --out "$dir/three" > "$dir/missing.log" 2>&1; then
+  echo "a missing autoencoder was not an error"; exit 1
+fi
+[ "$(grep -c "missing.safetensors: cannot open" "$dir/missing.log")" = 1 ] || { cat "$dir/missing.log"; exit 1; }
 /usr/bin/python3 - "$dir/one" "$dir/two" <<'PY'
 import glob, sys
 import h5py, numpy as np
