@@ -34,6 +34,9 @@ struct DecodeState {
   DecodeScratch<T> scratch;
   std::vector<T> seq_a, seq_b, emb, h, h_norm, rrms, o;
   std::vector<T> xt_io;  // the fused step's transposed proj_in / proj_out inputs
+  // Guidance: samples [batch/2, batch) are the null-condition copies of [0, batch/2) and receive the same
+  // inputs (the sampler keeps them equal), so their first layer's LayerNorm and QKV can be copied.
+  bool paired_halves = false;
 };
 
 template <class T>

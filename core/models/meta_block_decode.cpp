@@ -68,8 +68,9 @@ bool MetaBlock<float>::decode_chunk_team(const float* P, DecodeState<float>& st,
     cpu::small_batch_transpose_team(xt, inp, rows, D_);
     cpu::small_batch_linear_team(to_emb, xt, rows, P + proj_in_w_, P + proj_in_b_, D_, C_);
     float *x = st.seq_a.data(), *y = st.seq_b.data();
+    const int64_t shared = st.paired_halves && B % 2 == 0 ? rows / 2 : 0;
     for (size_t l = 0; l < layers_.size(); ++l) {
-      layers_[l].decode_team(P, st.caches[l], st.scratch, x, y, B, n, L_ + start, rope);
+      layers_[l].decode_team(P, st.caches[l], st.scratch, x, y, B, n, L_ + start, rope, l == 0 ? shared : 0);
       std::swap(x, y);
     }
     if (final_norm_) cpu::rmsnorm_transposed_team(xt, st.rrms.data(), x, P + final_norm_w_, rows, C_, 1e-6f);

@@ -55,6 +55,7 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
   DecodeState<T> own;
   DecodeState<T>& st = state ? *state : own;
   block.begin_decode(P, st, y_use, rows, rope);
+  st.paired_halves = guided;  // both halves are fed the same X below
 
   // X [rows, T+1, D]: X[:, 0] = SOS, X[:, t+1] = generated token t (initially the noise: Jacobi's guess).
   std::vector<T> X(rows * (Tn + 1) * D);

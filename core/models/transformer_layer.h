@@ -91,12 +91,13 @@ struct TransformerLayer {
   // region of small-batch team ops, used when can_decode_team (no TP, ≤ kDecodeTeamRows rows, head_dim a
   // multiple of 8, AVX2 build). decode_team is the region's body, for callers that run more than one layer
   // (or a whole block step) in one region: every thread of the region calls it, after prepare_decode_team
-  // sized the scratch outside the region.
+  // sized the scratch outside the region. shared_rows > 0 says input rows [shared_rows, 2·shared_rows) equal
+  // rows [0, shared_rows) (guidance's two halves at the first layer): their LayerNorm and QKV are copied.
   static constexpr int64_t kDecodeTeamRows = 64;
   bool can_decode_team(int64_t rows) const;
   void prepare_decode_team(DecodeScratch<T>& s, int64_t rows) const;
   void decode_team(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
-                   int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
+                   int64_t n, int64_t start, const cpu::RopeTable<T>& rope, int64_t shared_rows) const;
   void forward_cached_team(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
                            int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
 };
@@ -112,7 +113,7 @@ void TransformerLayer<float>::prepare_decode_team(DecodeScratch<float>& s, int64
 template <>
 void TransformerLayer<float>::decode_team(const float* params, cpu::KVCache<float>& cache, DecodeScratch<float>& s,
                                           const float* x, float* out, int64_t B, int64_t n, int64_t start,
-                                          const cpu::RopeTable<float>& rope) const;
+                                          const cpu::RopeTable<float>& rope, int64_t shared_rows) const;
 template <>
 void TransformerLayer<float>::forward_cached_team(const float* params, cpu::KVCache<float>& cache,
                                                   DecodeScratch<float>& s, const float* x, float* out, int64_t B,

@@ -32,8 +32,9 @@ void TransformerLayer<float>::prepare_decode_team(DecodeScratch<float>& s, int64
 template <>
 void TransformerLayer<float>::decode_team(const float* P, cpu::KVCache<float>& cache, DecodeScratch<float>& s,
                                           const float* x, float* out, int64_t B, int64_t n, int64_t start,
-                                          const cpu::RopeTable<float>& rope) const {
+                                          const cpu::RopeTable<float>& rope, int64_t shared_rows) const {
   const int64_t rows = B * n, I = inner();
+  const int64_t qkv_rows = shared_rows > 0 ? shared_rows : rows;
   float* qkv = s.qkv.data();
   float* mid = s.mid.data();
   float* xt_in = s.xt_in.data();
@@ -48,8 +49,14 @@ void TransformerLayer<float>::decode_team(const float* P, cpu::KVCache<float>& c
   to_hidden.gelu = true;
   to_out.out = out;
   to_out.residual = mid;
-  cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C, eps);
-  cpu::small_batch_linear_team(to_qkv, xt_in, rows, P + p.qkv_w, P + p.qkv_b, C, 3 * I);
+  cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, qkv_rows, C,
+                                 eps);
+  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, P + p.qkv_w, P + p.qkv_b, C, 3 * I);
+  if (shared_rows > 0) {  // the second half's input rows equal the first's: so do their q, k and v
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < shared_rows; ++r)
+      std::copy(qkv + r * 3 * I, qkv + (r + 1) * 3 * I, qkv + (shared_rows + r) * 3 * I);
+  }
   cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope);
   cpu::small_batch_linear_team(to_mid, xt_attn, rows, P + p.proj_w, P + p.proj_b, I, C);
   cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), mid, P + p.ln2_w, P + p.ln2_b, rows, C, eps);
@@ -63,7 +70,7 @@ void TransformerLayer<float>::forward_cached_team(const float* P, cpu::KVCache<f
                                                   const cpu::RopeTable<float>& rope) const {
   prepare_decode_team(s, B * n);
 #pragma omp parallel if (decode_team_parallel(B * n, C))
-  decode_team(P, cache, s, x, out, B, n, start, rope);
+  decode_team(P, cache, s, x, out, B, n, start, rope, 0);
 }
 #endif
 
