@@ -31,6 +31,7 @@ template <class T>
 struct DecodeState {
   int64_t batch = 0;
   std::vector<cpu::KVCache<T>> caches;
+  std::vector<cpu::KVCache<T>> prefix_caches;  // one group of samples' text prefix (begin_decode)
   DecodeScratch<T> scratch;
   std::vector<T> seq_a, seq_b, emb, h, h_norm, rrms, o;
   std::vector<T> xt_io;  // the fused step's transposed proj_in / proj_out inputs
@@ -66,6 +67,8 @@ class MetaBlock {
   void decode_chunk(const T* P, DecodeState<T>& st, const T* inp, int64_t start, int64_t n, T* sigma, T* mu,
                     const cpu::RopeTable<T>& rope) const;
   const T* sos(const T* P) const { return P + sos_; }
+  // Whether decode_chunk runs `rows` rows as one fused parallel region (decode_chunk_team).
+  bool decodes_as_team(int64_t rows) const;
 
   bool conditioned() const { return conditioned_; }
   bool tensor_parallel() const { return !layers_.empty() && layers_[0].tp != nullptr; }
@@ -77,8 +80,8 @@ class MetaBlock {
  private:
   // Runs rows [B, n, C] at sequence positions pos..pos+n−1 through every layer with the caches; the
   // result is left in st.seq_a. Without outputs the last layer only stores its keys and values.
-  void run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
-                         const cpu::RopeTable<T>& rope, bool outputs = true) const;
+  void run_cached_layers(const T* P, DecodeState<T>& st, std::vector<cpu::KVCache<T>>& caches, int64_t B, int64_t n,
+                         int64_t pos, const cpu::RopeTable<T>& rope, bool outputs = true) const;
   // decode_chunk as one parallel region of team ops (float, every layer able to decode as a team): the
   // embedding, the layers, the final norm, proj_out and the head without a fork/join or a serial op between
   // them. Returns false (nothing done) where it does not apply.

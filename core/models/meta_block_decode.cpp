@@ -12,16 +12,16 @@
 namespace starflow::core {
 
 template <class T>
-void MetaBlock<T>::run_cached_layers(const T* P, DecodeState<T>& st, int64_t B, int64_t n, int64_t pos,
-                                     const cpu::RopeTable<T>& rope, bool outputs) const {
+void MetaBlock<T>::run_cached_layers(const T* P, DecodeState<T>& st, std::vector<cpu::KVCache<T>>& caches, int64_t B,
+                                     int64_t n, int64_t pos, const cpu::RopeTable<T>& rope, bool outputs) const {
   const size_t need = static_cast<size_t>(B * n * C_);
   if (st.seq_b.size() < need) st.seq_b.resize(need);
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (!outputs && l + 1 == layers_.size()) {
-      layers_[l].store_kv(P, st.caches[l], st.scratch, st.seq_a.data(), B, n, pos, rope);
+      layers_[l].store_kv(P, caches[l], st.scratch, st.seq_a.data(), B, n, pos, rope);
       return;
     }
-    layers_[l].forward_cached(P, st.caches[l], st.scratch, st.seq_a.data(), st.seq_b.data(), B, n, pos, rope);
+    layers_[l].forward_cached(P, caches[l], st.scratch, st.seq_a.data(), st.seq_b.data(), B, n, pos, rope);
     std::swap(st.seq_a, st.seq_b);
   }
 }
@@ -33,10 +33,31 @@ void MetaBlock<T>::begin_decode(const T* P, DecodeState<T>& st, const T* y, int6
   st.caches.resize(layers_.size());
   for (auto& c : st.caches) c.reset(B, layers_[0].n_head, layers_[0].head_dim, L_ + T_);
   if (!conditioned_) return;
-  st.seq_a.resize(B * L_ * C_);
-  cpu::linear_forward(st.seq_a.data(), y, P + proj_txt_w_, P + proj_txt_b_, B * L_, E_, C_);
-  // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
-  run_cached_layers(P, st, B, L_, 0, rope, /*outputs=*/false);
+  // The prefix runs in groups of a fixed number of samples (as many as the fused decode step takes), each
+  // into small caches whose rows are then copied: every sample's keys and values come out of the same
+  // kernels whatever the batch size, so samples do not depend on the batch or on its split between threads.
+  const int64_t H = layers_[0].n_head, dh = layers_[0].head_dim, cap = L_ + T_;
+  const int64_t group = std::max<int64_t>(1, TransformerLayer<T>::kDecodeTeamRows / L_);
+  st.prefix_caches.resize(layers_.size());
+  st.seq_a.resize(std::min(group, B) * L_ * C_);
+  for (int64_t b0 = 0; b0 < B; b0 += group) {
+    const int64_t nb = std::min(group, B - b0);
+    for (auto& c : st.prefix_caches) c.reset(nb, H, dh, L_);
+    decode_linear(st.seq_a.data(), y + b0 * L_ * E_, P + proj_txt_w_, P + proj_txt_b_, nb * L_, E_, C_);
+    // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
+    run_cached_layers(P, st, st.prefix_caches, nb, L_, 0, rope, /*outputs=*/false);
+    for (size_t l = 0; l < layers_.size(); ++l)
+      for (int64_t bh = 0; bh < nb * H; ++bh) {
+        const size_t from = static_cast<size_t>(bh * L_ * dh), to = static_cast<size_t>((b0 * H + bh) * cap * dh);
+        std::copy_n(st.prefix_caches[l].k.data() + from, L_ * dh, st.caches[l].k.data() + to);
+        std::copy_n(st.prefix_caches[l].v.data() + from, L_ * dh, st.caches[l].v.data() + to);
+      }
+  }
+}
+
+template <class T>
+bool MetaBlock<T>::decodes_as_team(int64_t) const {
+  return false;
 }
 
 template <class T>
@@ -47,12 +68,18 @@ bool MetaBlock<T>::decode_chunk_team(const T*, DecodeState<T>&, const T*, int64_
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 template <>
+bool MetaBlock<float>::decodes_as_team(int64_t rows) const {
+  for (const auto& layer : layers_)
+    if (!layer.can_decode_team(rows)) return false;
+  return true;
+}
+
+template <>
 bool MetaBlock<float>::decode_chunk_team(const float* P, DecodeState<float>& st, const float* inp, int64_t start,
                                          int64_t n, float* sigma, float* mu,
                                          const cpu::RopeTable<float>& rope) const {
   const int64_t B = st.batch, rows = B * n, Mp = cpu::small_batch_padded_rows(rows);
-  for (const auto& layer : layers_)
-    if (!layer.can_decode_team(rows)) return false;
+  if (!decodes_as_team(rows)) return false;
   for (const auto& layer : layers_) layer.prepare_decode_team(st.scratch, rows);
   for (auto* v : {&st.seq_a, &st.seq_b})
     if (v->size() < static_cast<size_t>(rows * C_)) v->resize(rows * C_);
@@ -90,7 +117,7 @@ void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, in
   const int64_t B = st.batch, rows = B * n;
   if (st.seq_a.size() < static_cast<size_t>(rows * C_)) st.seq_a.resize(rows * C_);
   cpu::linear_forward(st.seq_a.data(), inp, P + proj_in_w_, P + proj_in_b_, rows, D_, C_);
-  run_cached_layers(P, st, B, n, L_ + start, rope);
+  run_cached_layers(P, st, st.caches, B, n, L_ + start, rope);
   const T* h = st.seq_a.data();
   if (final_norm_) {
     st.h_norm.resize(rows * C_);
@@ -103,6 +130,10 @@ void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, in
   cpu::flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D_, head_);
 }
 
+template bool MetaBlock<double>::decodes_as_team(int64_t) const;
+#ifndef STARFLOW_SMALL_BATCH_KERNEL
+template bool MetaBlock<float>::decodes_as_team(int64_t) const;
+#endif
 template void MetaBlock<float>::begin_decode(const float*, DecodeState<float>&, const float*, int64_t,
                                              const cpu::RopeTable<float>&) const;
 template void MetaBlock<double>::begin_decode(const double*, DecodeState<double>&, const double*, int64_t,

@@ -1,9 +1,12 @@
 // Sampler: token loops, Jacobi fixed-point iteration and guidance over MetaBlock's cached decode path.
 #include "core/models/sampler.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "core/ops/cpu/tokens.h"
 
@@ -26,11 +29,10 @@ void apply_guidance(T* sigma, T* mu, int64_t n, double w) {
   }
 }
 
-}  // namespace
-
+// reverse_block for one group of samples, with its state.
 template <class T>
-void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
-                   const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations, DecodeState<T>* state) {
+void reverse_rows(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, const T* y, const T* y_null, int64_t B,
+                  const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations, DecodeState<T>& st) {
   const MetaBlock<T>& block = model.block(k);
   const T* P = model.parameters().data();
   const auto& rope = model.rope_table(block.conditioned());
@@ -52,8 +54,6 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
     std::memcpy(y_cat.data() + ylen, y_null, sizeof(T) * ylen);
     y_use = y_cat.data();
   }
-  DecodeState<T> own;
-  DecodeState<T>& st = state ? *state : own;
   block.begin_decode(P, st, y_use, rows, rope);
   st.paired_halves = guided;  // both halves are fed the same X below
 
@@ -95,6 +95,61 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
   cpu::permute_tokens(x, out.data(), B, Tn, D, block.flips());
 }
 
+// Sequential decoding treats every sample on its own, so groups of whole samples can run on separate
+// threads without any synchronisation for a whole block, each through the fused step as a team of one:
+// no barriers (a token step of the team's row split has ~20, and any stall of one core idles the other at
+// the next). It pays where a group still has ≥ kGroupMinRows rows, a full panel of the small-batch kernel
+// (guidance on 16 images: 2 × 8 rows per thread); below that, splitting every linear's weights between the
+// threads is faster. Jacobi decoding's stopping rule spans the batch, so it keeps one group.
+constexpr int64_t kGroupMinRows = 16;
+
+template <class T>
+int64_t sample_groups(const MetaBlock<T>& block, const SampleOptions& opt, int64_t B, int64_t rows_per_sample,
+                      int64_t threads) {
+  if (opt.jacobi || threads < 2) return 1;
+  const int64_t fused = TransformerLayer<T>::kDecodeTeamRows;
+  int64_t groups = threads;
+  while ((B + groups - 1) / groups * rows_per_sample > fused) groups += threads;  // every group fits one step
+  if (groups > B || B / groups * rows_per_sample < kGroupMinRows) return 1;
+  return block.decodes_as_team((B + groups - 1) / groups * rows_per_sample) ? groups : 1;
+}
+
+}  // namespace
+
+template <class T>
+void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
+                   const SampleOptions& opt, std::vector<int64_t>* jacobi_iterations,
+                   std::vector<DecodeState<T>>* states) {
+  const MetaBlock<T>& block = model.block(k);
+  const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const bool guided = block.conditioned() && y_null != nullptr;
+  const int64_t groups = sample_groups(block, opt, B, guided ? 2 : 1, threads);
+  std::vector<DecodeState<T>> own;
+  std::vector<DecodeState<T>>& st = states ? *states : own;
+  if (st.size() < static_cast<size_t>(std::min(groups, threads))) st.resize(std::min(groups, threads));
+  if (groups == 1) return reverse_rows(model, k, z, x, y, y_null, B, opt, jacobi_iterations, st[0]);
+
+  const auto& c = model.config();
+  const int64_t per_sample = block.tokens() * block.token_dim(), per_text = c.txt_size * c.txt_dim;
+  std::exception_ptr error;
+#pragma omp parallel num_threads(static_cast<int>(std::min(groups, threads)))
+  {
+    omp_set_num_threads(1);  // this thread's decode regions: a team of one
+    const int64_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    try {
+      for (int64_t g = tid; g < groups; g += nth) {
+        const int64_t b0 = B * g / groups, b1 = B * (g + 1) / groups;
+        reverse_rows(model, k, z + b0 * per_sample, x + b0 * per_sample, y ? y + b0 * per_text : nullptr,
+                     y_null ? y_null + b0 * per_text : nullptr, b1 - b0, opt, nullptr, st[tid]);
+      }
+    } catch (...) {
+#pragma omp critical(starflow_reverse_block_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 template <class T>
 std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
                       const SampleOptions& opt, SampleTrace<T>* trace) {
@@ -106,10 +161,10 @@ std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T>
     trace->sequence.assign(1, std::vector<T>(noise, noise + n));
     trace->jacobi_iterations.clear();
   }
-  DecodeState<T> state;
+  std::vector<DecodeState<T>> states;
   for (int64_t k = c.num_blocks; k-- > 0;) {
     std::vector<int64_t> iters;
-    reverse_block(model, k, u.data(), next.data(), y, y_null, B, opt, &iters, &state);
+    reverse_block(model, k, u.data(), next.data(), y, y_null, B, opt, &iters, &states);
     std::swap(u, next);
     if (trace) {
       cpu::unpatchify(image.data(), u.data(), B, c.in_channels, c.img_size, c.img_size, c.patch_size);
@@ -139,7 +194,7 @@ std::vector<T> denoise(StarFlowModel<T>& model, const T* x, NoDeduce<T> y, int64
   template std::vector<T> sample<T>(const StarFlowModel<T>&, const T*, NoDeduce<T>, NoDeduce<T>, int64_t,       \
                                     const SampleOptions&, SampleTrace<T>*);                                      \
   template void reverse_block<T>(const StarFlowModel<T>&, int64_t, const T*, T*, NoDeduce<T>, NoDeduce<T>, int64_t, \
-                                 const SampleOptions&, std::vector<int64_t>*, DecodeState<T>*);                  \
+                                 const SampleOptions&, std::vector<int64_t>*, std::vector<DecodeState<T>>*);                  \
   template std::vector<T> denoise<T>(StarFlowModel<T>&, const T*, NoDeduce<T>, int64_t, double);
 STARFLOW_INSTANTIATE(float)
 STARFLOW_INSTANTIATE(double)

@@ -35,12 +35,12 @@ std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T>
                       const SampleOptions& options, SampleTrace<T>* trace = nullptr);
 
 // One reverse pass of block k: z [B, T, D] raster → x [B, T, D] raster (guided when y_null is given).
-// state, when given, is reused (sample() passes one for all blocks so that the KV caches and buffers are
-// allocated once per call, not once per block).
+// states, when given, are reused (sample() passes the same for all blocks so that the KV caches and
+// buffers are allocated once per call, not once per block); one per thread that decodes a group of samples.
 template <class T>
 void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
                    const SampleOptions& options, std::vector<int64_t>* jacobi_iterations = nullptr,
-                   DecodeState<T>* state = nullptr);
+                   std::vector<DecodeState<T>>* states = nullptr);
 
 // x + σ_n²·∇ₓ log p(x | y): the gradient of the per-dimension NLL (no regulariser) scaled by the element
 // count, applied once. Uses the model's backward pass (the model's forward state is overwritten).

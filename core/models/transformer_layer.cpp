@@ -9,6 +9,7 @@
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
+#include "core/ops/cpu/linear_small_batch.h"
 
 namespace starflow::core {
 
@@ -173,17 +174,29 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
 }
 
 template <class T>
+void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N) {
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+  if constexpr (std::is_same_v<T, float>) {
+    if (M <= TransformerLayer<T>::kDecodeTeamRows) return cpu::linear_forward_small_batch(out, in, weight, bias, M, K, N);
+  }
+#endif
+  cpu::linear_forward(out, in, weight, bias, M, K, N);
+}
+
+template <class T>
 void TransformerLayer<T>::store_kv(const T* P, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, int64_t B,
                                    int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const {
   const int64_t rows = B * n, I = inner();
   s.resize(rows, C);
   cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
                          T(kLayerNormEps));
-  cpu::linear_forward(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
+  decode_linear(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
   cpu::rope_rotate(s.qkv.data() + I, B, n, n * 3 * I, 3 * I, n_head, rope, start, false);  // k only
   cpu::attention_cached_store(cache, s.qkv.data(), B, n, start);
 }
 
+template void decode_linear<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t);
+template void decode_linear<double>(double*, const double*, const double*, const double*, int64_t, int64_t, int64_t);
 template struct DecodeScratch<float>;
 template struct DecodeScratch<double>;
 template struct LayerActivations<float>;

@@ -102,6 +102,11 @@ struct TransformerLayer {
                            int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
 };
 
+// The linear of the decode paths: the small-batch kernel (float, AVX2) up to kDecodeTeamRows rows, whose
+// per-row results do not depend on how many rows a call holds; linear_forward otherwise.
+template <class T>
+void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N);
+
 // A second thread pays for a decode region above ~100k multiply-adds per layer (config A: 3M per sample row).
 inline bool decode_team_parallel(int64_t rows, int64_t C) { return rows * C * C > (1 << 14); }
 

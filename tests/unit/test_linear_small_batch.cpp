@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "core/ops/cpu/gelu.h"
+#include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/linear_small_batch.h"
+#include "core/ops/cpu/rmsnorm.h"
 #include "core/random.h"
 
 using namespace starflow::core;
@@ -113,6 +115,39 @@ TEST(LinearSmallBatch, TeamOutputsResidualAndTransposedGelu) {
     EXPECT_LT(worst_gelu, tolerance(s.K)) << "M=" << s.M << " N=" << s.N;
     for (int64_t n = 0; n < s.N; ++n)  // the padding columns hold GELU(bias): finite
       for (int64_t m = s.M; m < Mp; ++m) EXPECT_TRUE(std::isfinite(out_t[n * Mp + m]));
+  }
+}
+
+// The decode step's LayerNorm and RMSNorm write xt [C, Mp] with the values of the row-major forms (the
+// same arithmetic), padding rows zero, for row counts that end in a partial block of 8 and widths that
+// end in a partial block of features; on a team of two, as the decode step calls them.
+TEST(LinearSmallBatch, TransposedNormsEqualTheRowMajorForms) {
+  for (const auto& [M, C] : {std::pair<int64_t, int64_t>{16, 256}, {13, 72}, {3, 20}, {64, 36}}) {
+    const int64_t Mp = cpu::small_batch_padded_rows(M);
+    std::vector<float> in(M * C), gamma(C), beta(C);
+    Rng rng(7);
+    for (float& v : in) v = float(3.0 + rng.normal());  // an offset: the mean matters
+    for (float& v : gamma) v = float(rng.normal());
+    for (float& v : beta) v = float(rng.normal());
+    std::vector<float> ln(M * C), mean(M), rstd(M), rms(M * C), rrms(M);
+    cpu::layernorm_forward(ln.data(), mean.data(), rstd.data(), in.data(), gamma.data(), beta.data(), M, C, 1e-5f);
+    cpu::rmsnorm_forward(rms.data(), rrms.data(), in.data(), gamma.data(), M, C, 1e-6f);
+    std::vector<float> xt_ln(C * Mp, NAN), xt_rms(C * Mp, NAN), mean_t(M), rstd_t(M), rrms_t(M);
+#pragma omp parallel num_threads(2)
+    {
+      cpu::layernorm_transposed_team(xt_ln.data(), mean_t.data(), rstd_t.data(), in.data(), gamma.data(),
+                                     beta.data(), M, C, 1e-5f);
+      cpu::rmsnorm_transposed_team(xt_rms.data(), rrms_t.data(), in.data(), gamma.data(), M, C, 1e-6f);
+    }
+    for (int64_t j = 0; j < C; ++j)
+      for (int64_t r = 0; r < Mp; ++r) {
+        const float want_ln = r < M ? ln[r * C + j] : 0.f, want_rms = r < M ? rms[r * C + j] : 0.f;
+        ASSERT_NEAR(xt_ln[j * Mp + r], want_ln, 1e-6f * (1.f + std::abs(want_ln))) << "M=" << M << " C=" << C;
+        ASSERT_NEAR(xt_rms[j * Mp + r], want_rms, 1e-6f * (1.f + std::abs(want_rms))) << "M=" << M << " C=" << C;
+      }
+    EXPECT_EQ(mean, mean_t);
+    EXPECT_EQ(rstd, rstd_t);
+    EXPECT_EQ(rrms, rrms_t);
   }
 }
 #endif

@@ -2,8 +2,13 @@
 // float tensors, so long rows cannot lose the mean to cancellation and float stays close to the reference.
 #include "core/ops/cpu/layernorm.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "core/ops/cpu/normalize_transposed.h"
 
 namespace starflow::core::cpu {
 
@@ -53,16 +58,18 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* gamma, co
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 void layernorm_transposed_team(float* xt, float* mean, float* rstd, const float* in, const float* gamma,
                                const float* beta, int64_t M, int64_t C, float eps) {
+  // Every thread computes every row's statistics (a few µs at decode sizes, against a barrier and the
+  // wait for the slower thread when the rows are split), into its own copy padded to Mp rows.
   const int64_t Mp = small_batch_padded_rows(M);
-#pragma omp for schedule(static)
-  for (int64_t r = 0; r < M; ++r) row_statistics(in + r * C, C, eps, mean[r], rstd[r]);
-  // Split by feature: each thread writes whole rows of xt (whole cache lines), the same values as above.
-#pragma omp for schedule(static)
-  for (int64_t j = 0; j < C; ++j) {
-    float* col = xt + j * Mp;
-    for (int64_t r = 0; r < M; ++r) col[r] = (in[r * C + j] - mean[r]) * rstd[r] * gamma[j] + beta[j];
-    for (int64_t r = M; r < Mp; ++r) col[r] = 0.f;
+  thread_local std::vector<float> stats;
+  stats.assign(2 * Mp, 0.f);
+  float *mu = stats.data(), *rs = stats.data() + Mp;
+  for (int64_t r = 0; r < M; ++r) row_statistics(in + r * C, C, eps, mu[r], rs[r]);
+  if (omp_get_thread_num() == 0) {
+    std::copy(mu, mu + M, mean);
+    std::copy(rs, rs + M, rstd);
   }
+  normalize_transposed_team(xt, in, M, C, mu, rs, gamma, beta, /*unit_offset=*/false);
 }
 #endif
 

@@ -14,7 +14,7 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* gamma, co
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 // The decode step's form (team op, see linear_small_batch.h): the LayerNorm of in [M, C] written
 // transposed into xt [C, Mp], the next small-batch linear's input (padding columns zeroed), with the
-// same values as layernorm_forward. mean, rstd [M]: scratch shared by the team.
+// same values as layernorm_forward. mean, rstd [M] are written too.
 void layernorm_transposed_team(float* xt, float* mean, float* rstd, const float* in, const float* gamma,
                                const float* beta, int64_t M, int64_t C, float eps);
 #endif

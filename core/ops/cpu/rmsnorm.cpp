@@ -2,8 +2,13 @@
 // is accumulated in double even for float tensors, matching the spec's "computed in fp32" intent with margin.
 #include "core/ops/cpu/rmsnorm.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "core/ops/cpu/normalize_transposed.h"
 
 namespace starflow::core::cpu {
 
@@ -42,15 +47,14 @@ void rmsnorm_forward(T* out, T* rrms, const T* in, const T* g, int64_t rows, int
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 void rmsnorm_transposed_team(float* xt, float* rrms, const float* in, const float* g, int64_t M, int64_t C,
                              float eps) {
+  // As layernorm_transposed_team: every thread computes every row's statistic, no barrier in between.
   const int64_t Mp = small_batch_padded_rows(M);
-#pragma omp for schedule(static)
-  for (int64_t r = 0; r < M; ++r) rrms[r] = row_rrms(in + r * C, C, eps);
-#pragma omp for schedule(static)
-  for (int64_t j = 0; j < C; ++j) {
-    float* col = xt + j * Mp;
-    for (int64_t r = 0; r < M; ++r) col[r] = in[r * C + j] * rrms[r] * (1.f + g[j]);
-    for (int64_t r = M; r < Mp; ++r) col[r] = 0.f;
-  }
+  thread_local std::vector<float> stats;
+  stats.assign(2 * Mp, 0.f);
+  float *zero = stats.data(), *rr = stats.data() + Mp;
+  for (int64_t r = 0; r < M; ++r) rr[r] = row_rrms(in + r * C, C, eps);
+  if (omp_get_thread_num() == 0) std::copy(rr, rr + M, rrms);
+  normalize_transposed_team(xt, in, M, C, zero, rr, g, nullptr, /*unit_offset=*/true);
 }
 #endif
 
