@@ -98,20 +98,19 @@ void reverse_rows(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, co
 // Sequential decoding treats every sample on its own, so groups of whole samples can run on separate
 // threads without any synchronisation for a whole block, each through the fused step as a team of one:
 // no barriers (a token step of the team's row split has ~20, and any stall of one core idles the other at
-// the next). It pays where a group still has ≥ kGroupMinRows rows, a full panel of the small-batch kernel
-// (guidance on 16 images: 2 × 8 rows per thread); below that, splitting every linear's weights between the
-// threads is faster. Jacobi decoding's stopping rule spans the batch, so it keeps one group.
-constexpr int64_t kGroupMinRows = 16;
+// the next). A group is one 16-row panel of the small-batch kernel (guidance on 16 images: 8 samples × 2
+// rows per thread): fewer rows run the kernel below its FMA throughput, more make each thread's KV caches
+// outgrow the caches (64 images: 16-row groups 6.5 ms per image, 32-row groups 7 ms, one team 8 ms). With
+// fewer groups than threads the team's row split of every linear is used instead, as it is for Jacobi
+// decoding, whose stopping rule spans the batch. Returns the samples per group, 0 for no split.
+constexpr int64_t kGroupRows = 16;
 
 template <class T>
-int64_t sample_groups(const MetaBlock<T>& block, const SampleOptions& opt, int64_t B, int64_t rows_per_sample,
-                      int64_t threads) {
-  if (opt.jacobi || threads < 2) return 1;
-  const int64_t fused = TransformerLayer<T>::kDecodeTeamRows;
-  int64_t groups = threads;
-  while ((B + groups - 1) / groups * rows_per_sample > fused) groups += threads;  // every group fits one step
-  if (groups > B || B / groups * rows_per_sample < kGroupMinRows) return 1;
-  return block.decodes_as_team((B + groups - 1) / groups * rows_per_sample) ? groups : 1;
+int64_t samples_per_group(const MetaBlock<T>& block, const SampleOptions& opt, int64_t B, int64_t rows_per_sample,
+                          int64_t threads) {
+  const int64_t per_group = std::max<int64_t>(1, kGroupRows / rows_per_sample);
+  if (opt.jacobi || threads < 2 || (B + per_group - 1) / per_group < threads) return 0;
+  return block.decodes_as_team(per_group * rows_per_sample) ? per_group : 0;
 }
 
 }  // namespace
@@ -123,7 +122,8 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
   const MetaBlock<T>& block = model.block(k);
   const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   const bool guided = block.conditioned() && y_null != nullptr;
-  const int64_t groups = sample_groups(block, opt, B, guided ? 2 : 1, threads);
+  const int64_t per_group = samples_per_group(block, opt, B, guided ? 2 : 1, threads);
+  const int64_t groups = per_group > 0 ? (B + per_group - 1) / per_group : 1;
   std::vector<DecodeState<T>> own;
   std::vector<DecodeState<T>>& st = states ? *states : own;
   if (st.size() < static_cast<size_t>(std::min(groups, threads))) st.resize(std::min(groups, threads));
@@ -138,7 +138,7 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
     const int64_t tid = omp_get_thread_num(), nth = omp_get_num_threads();
     try {
       for (int64_t g = tid; g < groups; g += nth) {
-        const int64_t b0 = B * g / groups, b1 = B * (g + 1) / groups;
+        const int64_t b0 = g * per_group, b1 = std::min(B, b0 + per_group);
         reverse_rows(model, k, z + b0 * per_sample, x + b0 * per_sample, y ? y + b0 * per_text : nullptr,
                      y_null ? y_null + b0 * per_text : nullptr, b1 - b0, opt, nullptr, st[tid]);
       }

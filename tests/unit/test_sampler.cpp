@@ -159,8 +159,9 @@ TEST(Sampler, DenoiseIsTheScaledInputGradient) {
 // Float sampling takes the fused decode step (one parallel region per layer, head_dim a multiple of 8, no
 // TP): its samples invert the float forward pass to float precision, agree with double sampling of the
 // same weights, and are the same bits with one thread and with two, guided or not, whether the two
-// threads split each step's work (5 samples) or take a group of samples each (17 guided: 2 × 8 or 9 rows
-// each; 33 unguided: 16 or 17 each), and whatever the batch (the text prefix runs in fixed groups).
+// threads split each step's work (5 samples) or take groups of samples (17 guided: groups of 8, 8 and 1
+// samples, 2 rows each; 33 unguided: 16, 16 and 1), and whatever the batch (the text prefix runs in
+// fixed groups).
 TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
   FlowConfig c = sampler_config(true, SeqOrder::L2R);
   c.channels = 72;
