@@ -39,12 +39,35 @@ constexpr int64_t kSumBlock = 128;
 // this, measured with 24 MB of weights; no change when they are L3-resident).
 constexpr int64_t kPrefetch = 256;
 
+// Stores lanes 0..n−1 of v at dst with plain stores (n ≤ 8).
+template <int n>
+inline void store_first(float* dst, __m256 v) {
+  if constexpr (n == 8) {
+    _mm256_storeu_ps(dst, v);
+  } else {
+    const __m128 lo = _mm256_castps256_ps128(v);
+    if constexpr (n >= 4) {
+      _mm_storeu_ps(dst, lo);
+      if constexpr (n > 4) {
+        const __m128 hi = _mm256_extractf128_ps(v, 1);
+        if constexpr (n == 5) _mm_store_ss(dst + 4, hi);
+        if constexpr (n >= 6) _mm_storel_pi(reinterpret_cast<__m64*>(dst + 4), hi);
+        if constexpr (n == 7) _mm_store_ss(dst + 6, _mm_movehl_ps(hi, hi));
+      }
+    } else {
+      if constexpr (n == 1) _mm_store_ss(dst, lo);
+      if constexpr (n >= 2) _mm_storel_pi(reinterpret_cast<__m64*>(dst), lo);
+      if constexpr (n == 3) _mm_store_ss(dst + 2, _mm_movehl_ps(lo, lo));
+    }
+  }
+}
+
 // One panel: rows m0..m0+8·MV of xt against weight rows n0..n0+NR. The pragmas make GCC unroll the
 // register arrays before scalar replacement; without them it spills every accumulator on every k. The
 // block totals live in memory (L1) between blocks: only the k loop needs its accumulators in registers.
 template <int MV, int NR>
 void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, int64_t M, const float* w,
-           const float* bias, int64_t K, int64_t N, int64_t n0, int64_t n_limit) {
+           const float* bias, int64_t K, int64_t N, int64_t n0) {
   const float* wr[NR];
 #pragma GCC unroll 8
   for (int i = 0; i < NR; ++i) wr[i] = w + (n0 + i) * K;
@@ -94,13 +117,11 @@ void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, i
     return;
   }
   // Row-major: transpose each 8-row block in registers (column i of the tile becomes lane i of row m), so
-  // a row's NR outputs are one masked vector store instead of NR scalar ones.
+  // a row's NR outputs leave in one or two plain stores of exactly NR floats (masked stores are slow on this
+  // core, ~10% of a K = 256 tile, and wider stores would write columns another thread may own).
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(NR), lanes);
   const __m256 b = bias ? _mm256_maskload_ps(bias + n0, mask) : _mm256_setzero_ps();
-  // Masked stores are slow on this core (~10% of a K = 256 tile): a full 8-wide store is used whenever the
-  // 8 − NR columns it overwrites belong to a later tile of this thread, which rewrites them.
-  const bool wide = n0 + 8 <= n_limit;
 #pragma GCC unroll 2
   for (int j = 0; j < MV; ++j) {
     __m256 r[8];
@@ -111,35 +132,30 @@ void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, i
     for (int64_t l = 0; l < rows; ++l) {
       const int64_t m = m0 + 8 * j + l;
       __m256 v = _mm256_add_ps(r[l], b);
-      if (wide) {
-        if (o.residual) v = _mm256_add_ps(v, _mm256_loadu_ps(o.residual + m * N + n0));
-        _mm256_storeu_ps(o.out + m * N + n0, v);
-      } else {
-        if (o.residual) v = _mm256_add_ps(v, _mm256_maskload_ps(o.residual + m * N + n0, mask));
-        _mm256_maskstore_ps(o.out + m * N + n0, mask, v);
-      }
+      if (o.residual) v = _mm256_add_ps(v, _mm256_maskload_ps(o.residual + m * N + n0, mask));
+      store_first<NR>(o.out + m * N + n0, v);
     }
   }
 }
 
 template <int NR>
 void tile(const SmallBatchOutput& o, const float* xt, int64_t M, const float* w, const float* bias, int64_t K,
-          int64_t N, int64_t n0, int64_t n_limit) {
+          int64_t N, int64_t n0) {
   const int64_t Mp = small_batch_padded_rows(M);
   int64_t m0 = 0;
-  for (; m0 + 16 <= Mp; m0 += 16) panel<2, NR>(o, xt, Mp, m0, M, w, bias, K, N, n0, n_limit);
-  if (m0 < Mp) panel<1, NR>(o, xt, Mp, m0, M, w, bias, K, N, n0, n_limit);
+  for (; m0 + 16 <= Mp; m0 += 16) panel<2, NR>(o, xt, Mp, m0, M, w, bias, K, N, n0);
+  if (m0 < Mp) panel<1, NR>(o, xt, Mp, m0, M, w, bias, K, N, n0);
 }
 
-// The short tile at the end of a thread's rows.
+// The short tile at the end of the weight rows.
 void remainder_tile(int nr, const SmallBatchOutput& o, const float* xt, int64_t M, const float* w,
-                    const float* bias, int64_t K, int64_t N, int64_t n0, int64_t n_limit) {
+                    const float* bias, int64_t K, int64_t N, int64_t n0) {
   switch (nr) {
-    case 1: return tile<1>(o, xt, M, w, bias, K, N, n0, n_limit);
-    case 2: return tile<2>(o, xt, M, w, bias, K, N, n0, n_limit);
-    case 3: return tile<3>(o, xt, M, w, bias, K, N, n0, n_limit);
-    case 4: return tile<4>(o, xt, M, w, bias, K, N, n0, n_limit);
-    default: return tile<5>(o, xt, M, w, bias, K, N, n0, n_limit);
+    case 1: return tile<1>(o, xt, M, w, bias, K, N, n0);
+    case 2: return tile<2>(o, xt, M, w, bias, K, N, n0);
+    case 3: return tile<3>(o, xt, M, w, bias, K, N, n0);
+    case 4: return tile<4>(o, xt, M, w, bias, K, N, n0);
+    default: return tile<5>(o, xt, M, w, bias, K, N, n0);
   }
 }
 
@@ -157,19 +173,18 @@ void small_batch_transpose_team(float* xt, const float* in, int64_t M, int64_t K
 
 void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t M, const float* weight,
                              const float* bias, int64_t K, int64_t N) {
-  // Each thread takes an equal share of the weight rows (not of whole tiles: 256 rows are 42⅔ tiles of 6,
-  // and a 22/21 split idles one core 5% of the time), tiled from its first row with one short tile at its
-  // end; it then applies GELU to exactly the rows of out_t it wrote, without another barrier. A row's
-  // sums do not depend on the tile it falls in, so the split does not change any bits.
-  const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
-  const int64_t n_begin = N * tid / nth, n_end = N * (tid + 1) / nth;
-  int64_t n0 = n_begin;
-  for (; n0 + kTileRows <= n_end; n0 += kTileRows) tile<kTileRows>(o, xt, M, weight, bias, K, N, n0, n_end);
-  if (n0 < n_end) remainder_tile(static_cast<int>(n_end - n0), o, xt, M, weight, bias, K, N, n0, n_end);
-  if (o.out_t != nullptr && o.gelu && n_end > n_begin) {
-    const int64_t Mp = small_batch_padded_rows(M);
-    float* rows = o.out_t + n_begin * Mp;
-    gelu_forward_serial(rows, rows, (n_end - n_begin) * Mp);
+  // Tiles of weight rows are handed out dynamically, large runs first (guided): an equal static split left
+  // one thread waiting at the barrier for the other 5-10% of the time (whichever core the cache misses or
+  // another tenant slowed), and the runs shrink to single tiles at the end. A row's sums do not depend on
+  // the tile it falls in or the thread that computes it, so the schedule does not change any bits. GELU
+  // follows each tile on the rows of out_t it wrote (whole packets of 8: Mp is a multiple of 8).
+  const int64_t tiles = (N + kTileRows - 1) / kTileRows, Mp = small_batch_padded_rows(M);
+#pragma omp for schedule(guided) nowait
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t n0 = t * kTileRows, nr = std::min<int64_t>(kTileRows, N - n0);
+    if (nr == kTileRows) tile<kTileRows>(o, xt, M, weight, bias, K, N, n0);
+    else remainder_tile(static_cast<int>(nr), o, xt, M, weight, bias, K, N, n0);
+    if (o.out_t != nullptr && o.gelu) gelu_forward_serial(o.out_t + n0 * Mp, o.out_t + n0 * Mp, nr * Mp);
   }
 #pragma omp barrier
 }
