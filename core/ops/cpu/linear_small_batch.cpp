@@ -84,21 +84,25 @@ void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, i
       for (int j = 0; j < MV; ++j) acc[i][j] = _mm256_setzero_ps();
     const int64_t k_end = std::min(K, kb + kSumBlock);
     const float* x = xt + kb * Mp + m0;
-    for (int64_t k = kb; k < k_end; ++k, x += Mp) {
-      if (first_panel && (k & 15) == 0) {
+    for (int64_t k0 = kb; k0 < k_end; k0 += 16) {
+      if (first_panel) {
         // kPrefetch floats ahead along this thread's weight stream, into the next tile's rows near the end.
-        const int64_t ahead = k + kPrefetch < K ? k + kPrefetch : NR * K + k + kPrefetch - K;
+        const int64_t ahead = k0 + kPrefetch < K ? k0 + kPrefetch : NR * K + k0 + kPrefetch - K;
 #pragma GCC unroll 8
         for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(wr[i] + ahead), _MM_HINT_T0);
       }
-      __m256 xv[MV];
+      const int64_t k1 = std::min(k_end, k0 + 16);
+#pragma GCC unroll 4
+      for (int64_t k = k0; k < k1; ++k, x += Mp) {
+        __m256 xv[MV];
 #pragma GCC unroll 2
-      for (int j = 0; j < MV; ++j) xv[j] = _mm256_loadu_ps(x + 8 * j);
+        for (int j = 0; j < MV; ++j) xv[j] = _mm256_loadu_ps(x + 8 * j);
 #pragma GCC unroll 8
-      for (int i = 0; i < NR; ++i) {
-        const __m256 b = _mm256_broadcast_ss(wr[i] + k);
+        for (int i = 0; i < NR; ++i) {
+          const __m256 b = _mm256_broadcast_ss(wr[i] + k);
 #pragma GCC unroll 2
-        for (int j = 0; j < MV; ++j) acc[i][j] = _mm256_fmadd_ps(b, xv[j], acc[i][j]);
+          for (int j = 0; j < MV; ++j) acc[i][j] = _mm256_fmadd_ps(b, xv[j], acc[i][j]);
+        }
       }
     }
 #pragma GCC unroll 8
