@@ -1,11 +1,11 @@
 // starflow bench sample: KV-cached sequential and Jacobi decoding of 16 images on config A, with and without
-// guidance, against the PyTorch reference's sequential sampler measured in the same command.
+// guidance, against the PyTorch reference's sequential sampler measured in the same command, run for run.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,41 +92,48 @@ int bench_sample(int argc, char** argv) {
     opt.jacobi_block_size = 16;
     opt.jacobi_max_iter = 32;
     opt.jacobi_threshold = 1e-3;
-    std::vector<double> ms;
-    for (int r = 0; r < runs; ++r) {
+    auto ours_once = [&] {
       const auto t0 = std::chrono::steady_clock::now();
       core::sample(model, noise.data(), y.data(), k.cfg > 0 ? y_null.data() : nullptr, batch, opt);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    };
+    // With the reference, its runs alternate with ours (one each, `runs` times) after one warm-up run on
+    // each side: load that drifts on a shared machine then slows both sides alike, and both report the
+    // median of the same number of runs.
+    std::string error;
+    std::vector<std::string> args = {"--bench", "sample", "--config", config, "--threads",
+                                     std::to_string(threads), "--batch", std::to_string(batch)};
+    if (k.cfg > 0) args.insert(args.end(), {"--cfg", std::to_string(k.cfg)});
+    std::optional<ReferenceSession> session =
+        !k.jacobi && reference ? ReferenceSession::start(args, error) : std::nullopt;
+    ours_once();
+    std::vector<double> ms, torch_ms;
+    bool torch_ok = session.has_value();
+    for (int r = 0; r < runs; ++r) {
+      ms.push_back(ours_once());
+      if (torch_ok) {
+        if (const auto t = session->run_once(error)) torch_ms.push_back(*t);
+        else torch_ok = false;
+      }
+    }
+    if (session) {
+      std::string finish_error;
+      if (!session->finish(finish_error) && torch_ok) torch_ok = false, error = finish_error;
     }
     const double ours = median(ms);
     std::string torch = "-", speedup = "-";
     if (!k.jacobi) {
       sequential_ms[k.cfg > 0] = ours;
-      if (reference) {
-        // As many timed runs as ours, and their median: the same statistic on both sides.
-        std::vector<std::string> args = {"--bench", "sample", "--config", config, "--threads",
-                                         std::to_string(threads), "--batch", std::to_string(batch),
-                                         "--steps", std::to_string(runs)};
-        if (k.cfg > 0) args.insert(args.end(), {"--cfg", std::to_string(k.cfg)});
-        std::string error;
-        double torch_ms = 0;
-        if (auto json = run_torch_reference(args, error)) {
-          try {
-            torch_ms = nlohmann::json::parse(*json).at("ms_median").get<double>();
-          } catch (const std::exception& e) {
-            error = std::string("unreadable reference output: ") + e.what();
-          }
-        }
-        if (torch_ms > 0) {
-          char buf[64];
-          std::snprintf(buf, sizeof buf, "%.1f", torch_ms);
-          torch = buf;
-          std::snprintf(buf, sizeof buf, "%.2fx", torch_ms / ours);
-          speedup = buf;
-        } else {
-          std::fprintf(stderr, "bench sample: no PyTorch reference: %s\n", error.c_str());
-          status = 1;
-        }
+      if (torch_ok) {
+        const double t = median(torch_ms);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.1f", t);
+        torch = buf;
+        std::snprintf(buf, sizeof buf, "%.2fx", t / ours);
+        speedup = buf;
+      } else if (reference) {
+        std::fprintf(stderr, "bench sample: no PyTorch reference: %s\n", error.c_str());
+        status = 1;
       }
     } else {
       char buf[64];

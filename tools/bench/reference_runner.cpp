@@ -1,23 +1,42 @@
-// popen() the reference script; its stderr passes through so the user sees why it refused to run.
+// The reference script as a child process; its stderr passes through so the user sees why it refused to run.
 #include "tools/bench/reference_runner.h"
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace starflow::tools {
+namespace {
 
-std::optional<std::string> run_torch_reference(const std::vector<std::string>& args, std::string& error) {
+std::optional<std::string> reference_script(std::string& error) {
   const char* env = std::getenv("STARFLOW_TORCH_REFERENCE");
   const std::string script = env ? env : std::string(STARFLOW_SOURCE_DIR) + "/tools/bench/torch_reference.py";
   if (!std::filesystem::exists(script)) {
     error = script + ": reference script not found (set STARFLOW_TORCH_REFERENCE)";
     return std::nullopt;
   }
-  std::string cmd = "/usr/bin/python3 '" + script + "'";
+  return script;
+}
+
+std::string exit_description(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by ") + strsignal(WTERMSIG(status));
+  return "ended abnormally";
+}
+
+}  // namespace
+
+std::optional<std::string> run_torch_reference(const std::vector<std::string>& args, std::string& error) {
+  const auto script = reference_script(error);
+  if (!script) return std::nullopt;
+  std::string cmd = "/usr/bin/python3 '" + *script + "'";
   for (const std::string& a : args) cmd += " '" + a + "'";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) {
@@ -29,13 +48,145 @@ std::optional<std::string> run_torch_reference(const std::vector<std::string>& a
   while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
   const int status = pclose(pipe);
   if (status != 0) {
-    error = "PyTorch reference exited with status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    error = "PyTorch reference " + exit_description(status);
     return std::nullopt;
   }
   // The JSON result is the last non-empty line.
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   const size_t nl = out.rfind('\n');
   return nl == std::string::npos ? out : out.substr(nl + 1);
+}
+
+std::optional<ReferenceSession> ReferenceSession::start(const std::vector<std::string>& args, std::string& error) {
+  const auto script = reference_script(error);
+  if (!script) return std::nullopt;
+  signal(SIGPIPE, SIG_IGN);  // a reference that died makes our next request fail with EPIPE, not kill us
+  int down[2], up[2];  // down: our requests to its stdin; up: its stdout to us
+  if (pipe(down) != 0 || pipe(up) != 0) {
+    error = std::string("pipe: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::vector<std::string> argv_s = {"/usr/bin/python3", *script};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  argv_s.push_back("--serve");
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    error = std::string("fork: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    dup2(down[0], STDIN_FILENO);
+    dup2(up[1], STDOUT_FILENO);
+    for (int fd : {down[0], down[1], up[0], up[1]}) close(fd);
+    execv(argv[0], argv.data());
+    std::fprintf(stderr, "cannot start /usr/bin/python3: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  close(down[0]);
+  close(up[1]);
+  ReferenceSession s;
+  s.pid_ = pid;
+  s.to_child_ = down[1];
+  s.from_child_ = up[0];
+  // Lines before "ready" (none expected) are skipped; EOF means the script refused (its reason is on stderr).
+  while (true) {
+    const auto line = s.read_line(error);
+    if (!line) {
+      std::string ignored;
+      s.close_and_wait(ignored);
+      error = "PyTorch reference did not start: " + error;
+      return std::nullopt;
+    }
+    if (*line == "ready") break;
+  }
+  return s;
+}
+
+ReferenceSession::ReferenceSession(ReferenceSession&& o) noexcept
+    : pid_(o.pid_), to_child_(o.to_child_), from_child_(o.from_child_), buffered_(std::move(o.buffered_)) {
+  o.pid_ = -1;
+  o.to_child_ = o.from_child_ = -1;
+}
+
+ReferenceSession::~ReferenceSession() {
+  if (pid_ > 0) {  // an unfinished session (an error on our side): stop the child, do not leave it behind
+    kill(pid_, SIGTERM);
+    std::string ignored;
+    close_and_wait(ignored);
+  }
+}
+
+std::optional<std::string> ReferenceSession::read_line(std::string& error) {
+  while (true) {
+    const size_t nl = buffered_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    char buf[4096];
+    const ssize_t n = read(from_child_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = n < 0 ? std::string("read: ") + std::strerror(errno) : "its output ended";
+      return std::nullopt;
+    }
+    buffered_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::optional<double> ReferenceSession::run_once(std::string& error) {
+  static const char request[] = "run\n";
+  if (write(to_child_, request, sizeof request - 1) != static_cast<ssize_t>(sizeof request - 1)) {
+    error = std::string("PyTorch reference: write: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  const auto line = read_line(error);
+  if (!line) {
+    error = "PyTorch reference: " + error;
+    return std::nullopt;
+  }
+  char* end = nullptr;
+  const double ms = std::strtod(line->c_str(), &end);
+  if (end == line->c_str() || ms <= 0) {
+    error = "PyTorch reference: unexpected reply '" + *line + "'";
+    return std::nullopt;
+  }
+  return ms;
+}
+
+bool ReferenceSession::close_and_wait(std::string& error) {
+  if (to_child_ >= 0) close(to_child_);
+  to_child_ = -1;
+  int status = 0;
+  const pid_t pid = pid_;
+  pid_ = -1;
+  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (from_child_ >= 0) close(from_child_);
+  from_child_ = -1;
+  if (pid > 0 && status != 0) {
+    error = "PyTorch reference " + exit_description(status);
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::string> ReferenceSession::finish(std::string& error) {
+  close(to_child_);  // EOF on its stdin: it prints the summary and exits
+  to_child_ = -1;
+  std::string json, err;
+  while (const auto line = read_line(err))
+    if (!line->empty()) json = *line;
+  if (!close_and_wait(error)) return std::nullopt;
+  if (json.empty()) {
+    error = "PyTorch reference printed no summary";
+    return std::nullopt;
+  }
+  return json;
 }
 
 }  // namespace starflow::tools

@@ -7,6 +7,8 @@ Run it with Debian's /usr/bin/python3 (python3-torch 1.13, OpenBLAS):
   torch_reference.py --check-golden /work/shared/golden     # float64 + float32 check, every fixture
   torch_reference.py --bench train  --config A|B [--steps 5] [--threads 2]
   torch_reference.py --bench sample --config A|B [--cfg W] [--steps 2] [--threads 2]
+  torch_reference.py --bench ... --serve     # after set-up and warm-up prints "ready", then times one
+                                             # run per "run" line on stdin (prints its ms), until EOF
   torch_reference.py --selftest                              # reverse(forward(x)) == x, CFG no-ops
   torch_reference.py --forward W.safetensors --input IN.safetensors --out OUT.safetensors
 
@@ -561,6 +563,24 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
+def _timed_runs(fn, steps, serve):
+    """`steps` timed runs; or, serving, one per "run" line on stdin, each answered with its ms, so that
+    the caller can alternate them with its own runs (drifting load on a shared machine then hits both
+    sides alike)."""
+    if not serve:
+        return [_timed(fn) for _ in range(steps)]
+    print("ready", flush=True)
+    times = []
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        times.append(_timed(fn))
+        print(f"{1000 * times[-1]:.3f}", flush=True)
+    if not times:
+        raise SystemExit("torch_reference: --serve: no run was requested")
+    return times
+
+
 def bench(args):
     torch.set_num_threads(args.threads)
     busy = busy_cores()     # OpenMP timings collapse (up to 20x) when other processes use the cores
@@ -583,11 +603,10 @@ def bench(args):
             z, lds, outs = model(x, y)
             loss_fn(z, lds, outs)["total"].backward()
             opt.step()
-        steps = args.steps or 5
         for _ in range(2):
             step()
-        times = [_timed(step) for _ in range(steps)]
-        ms = 1000 * sum(times) / steps
+        times = _timed_runs(step, args.steps or 5, args.serve)
+        ms = 1000 * sum(times) / len(times)
         res.update(batch=batch, ms_per_step=round(ms, 2), img_per_s=round(batch / ms * 1000, 2))
     else:
         batch = args.batch or 16
@@ -598,11 +617,10 @@ def bench(args):
             y_null[:, 0] = torch.randn(E, generator=g)
             y = torch.cat([y, y_null])
         run = lambda: model.reverse(noise, y, args.cfg)
-        steps = args.steps or 2
         with torch.inference_mode():
             run()
-            times = [_timed(run) for _ in range(steps)]
-        ms = 1000 * sum(times) / steps
+            times = _timed_runs(run, args.steps or 2, args.serve)
+        ms = 1000 * sum(times) / len(times)
         res.update(batch=batch, cfg=args.cfg, ms_per_batch=round(ms, 2),
                    img_per_s=round(batch / ms * 1000, 3))
     # The median is what the C++ side reports for its own runs: both sides compare the same statistic.
@@ -651,6 +669,7 @@ def main():
     ap.add_argument("--cfg", type=float, default=0.0, help="guidance weight for --bench sample")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (train 5, sample 2)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--serve", action="store_true", help="--bench: time one run per 'run' line on stdin")
     ap.add_argument("--batch", type=int, default=None, help="images for --bench sample (default 16)")
     ap.add_argument("--selftest", action="store_true")
     ap.add_argument("--forward", metavar="WEIGHTS", help="exported weights (starflow convert) to import and run")
