@@ -97,22 +97,25 @@ int bench_sample(int argc, char** argv) {
       core::sample(model, noise.data(), y.data(), k.cfg > 0 ? y_null.data() : nullptr, batch, opt);
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     };
-    // With the reference, its runs alternate with ours (one each, `runs` times) after one warm-up run on
-    // each side: load that drifts on a shared machine then slows both sides alike, and both report the
-    // median of the same number of runs.
+    // With the reference, the two sides take turns, `runs` times: a turn is an untimed run, then a timed
+    // one, so every timed run finds its own side's data in the caches (as in a sampling loop), while load
+    // that drifts on a shared machine slows both sides alike. Both report the median of `runs` timed runs.
     std::string error;
     std::vector<std::string> args = {"--bench", "sample", "--config", config, "--threads",
                                      std::to_string(threads), "--batch", std::to_string(batch)};
     if (k.cfg > 0) args.insert(args.end(), {"--cfg", std::to_string(k.cfg)});
     std::optional<ReferenceSession> session =
         !k.jacobi && reference ? ReferenceSession::start(args, error) : std::nullopt;
-    ours_once();
     std::vector<double> ms, torch_ms;
     bool torch_ok = session.has_value();
+    if (!torch_ok) ours_once();
     for (int r = 0; r < runs; ++r) {
+      if (torch_ok) ours_once();
       ms.push_back(ours_once());
       if (torch_ok) {
-        if (const auto t = session->run_once(error)) torch_ms.push_back(*t);
+        const auto warm = session->run_once(error);
+        const auto t = warm ? session->run_once(error) : std::nullopt;
+        if (t) torch_ms.push_back(*t);
         else torch_ok = false;
       }
     }
