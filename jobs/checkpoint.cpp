@@ -30,14 +30,22 @@ constexpr uint64_t kChunkBytes = 256ull << 20;  // one MPI call moves at most th
 
 uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
+// CRC-32 of a range in blocks computed on all threads and combined in order (crc32_combine): zlib's
+// crc32 runs at ~3.6 GB/s per core here, a third of a 256 MB checkpoint's write time on one core.
 uint32_t crc_of(const void* data, uint64_t bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+  constexpr uint64_t kBlock = 4ull << 20;
   const auto* p = static_cast<const Bytef*>(data);
-  while (bytes > 0) {
-    const uInt n = static_cast<uInt>(std::min<uint64_t>(bytes, 1u << 30));
-    crc = crc32(crc, p, n);
-    p += n;
-    bytes -= n;
+  const int64_t blocks = static_cast<int64_t>((bytes + kBlock - 1) / kBlock);
+  std::vector<uLong> part(static_cast<size_t>(blocks));
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint64_t begin = static_cast<uint64_t>(b) * kBlock;
+    part[b] = crc32(crc32(0L, Z_NULL, 0), p + begin, static_cast<uInt>(std::min(kBlock, bytes - begin)));
+  }
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint64_t begin = static_cast<uint64_t>(b) * kBlock;
+    crc = crc32_combine(crc, part[b], static_cast<z_off_t>(std::min(kBlock, bytes - begin)));
   }
   return static_cast<uint32_t>(crc);
 }
@@ -79,30 +87,32 @@ void write_pieces(MPI_File fh, MPI_Comm comm, std::vector<Piece> pieces) {
   int mine = static_cast<int>(rounds.size()), all = 0;
   mpiCheck(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MAX, comm));
   rounds.resize(all);
-  std::vector<char> buffer;
+  // Each round goes straight from the tensors' memory: a memory datatype of the chunks' absolute addresses
+  // against a file view of their offsets (no packing copy: a 256 MB checkpoint used to cost a 256 MB
+  // zero-filled buffer, its page faults and a memcpy before the write).
   for (const auto& round : rounds) {
     std::vector<int> lengths;
-    std::vector<MPI_Aint> displacements;
-    uint64_t total = 0;
-    for (const Chunk& c : round) total += c.bytes;
-    buffer.resize(total);
-    uint64_t at = 0;
+    std::vector<MPI_Aint> displacements, addresses;
     for (const Chunk& c : round) {
-      std::memcpy(buffer.data() + at, c.src, c.bytes);
-      at += c.bytes;
       lengths.push_back(static_cast<int>(c.bytes));
       displacements.push_back(static_cast<MPI_Aint>(c.offset));
+      MPI_Aint address;
+      mpiCheck(MPI_Get_address(c.src, &address));
+      addresses.push_back(address);
     }
-    MPI_Datatype filetype = MPI_BYTE;
+    MPI_Datatype filetype = MPI_BYTE, memtype = MPI_BYTE;
     if (!round.empty()) {
-      mpiCheck(MPI_Type_create_hindexed(static_cast<int>(round.size()), lengths.data(), displacements.data(), MPI_BYTE,
-                                        &filetype));
+      const int n = static_cast<int>(round.size());
+      mpiCheck(MPI_Type_create_hindexed(n, lengths.data(), displacements.data(), MPI_BYTE, &filetype));
       mpiCheck(MPI_Type_commit(&filetype));
+      mpiCheck(MPI_Type_create_hindexed(n, lengths.data(), addresses.data(), MPI_BYTE, &memtype));
+      mpiCheck(MPI_Type_commit(&memtype));
     }
     mpiCheck(MPI_File_set_view(fh, 0, MPI_BYTE, filetype, "native", MPI_INFO_NULL));
     MPI_Status status;
-    mpiCheck(MPI_File_write_all(fh, buffer.data(), static_cast<int>(total), MPI_BYTE, &status));
+    mpiCheck(MPI_File_write_all(fh, MPI_BOTTOM, round.empty() ? 0 : 1, memtype, &status));
     if (filetype != MPI_BYTE) MPI_Type_free(&filetype);
+    if (memtype != MPI_BYTE) MPI_Type_free(&memtype);
   }
   mpiCheck(MPI_File_set_view(fh, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL));
 }
