@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,45 +96,24 @@ int bench_sample(int argc, char** argv) {
       core::sample(model, noise.data(), y.data(), k.cfg > 0 ? y_null.data() : nullptr, batch, opt);
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     };
-    // With the reference, the two sides take turns, `runs` times: a turn is an untimed run, then a timed
-    // one, so every timed run finds its own side's data in the caches (as in a sampling loop), while load
-    // that drifts on a shared machine slows both sides alike. Both report the median of `runs` timed runs.
-    std::string error;
     std::vector<std::string> args = {"--bench", "sample", "--config", config, "--threads",
                                      std::to_string(threads), "--batch", std::to_string(batch)};
     if (k.cfg > 0) args.insert(args.end(), {"--cfg", std::to_string(k.cfg)});
-    std::optional<ReferenceSession> session =
-        !k.jacobi && reference ? ReferenceSession::start(args, error) : std::nullopt;
-    std::vector<double> ms, torch_ms;
-    bool torch_ok = session.has_value();
-    if (!torch_ok) ours_once();
-    for (int r = 0; r < runs; ++r) {
-      if (torch_ok) ours_once();
-      ms.push_back(ours_once());
-      if (torch_ok) {
-        const auto warm = session->run_once(error);
-        const auto t = warm ? session->run_once(error) : std::nullopt;
-        if (t) torch_ms.push_back(*t);
-        else torch_ok = false;
-      }
-    }
-    if (session) {
-      std::string finish_error;
-      if (!session->finish(finish_error) && torch_ok) torch_ok = false, error = finish_error;
-    }
+    const TurnTimes turns = take_turns(!k.jacobi && reference ? &args : nullptr, runs, ours_once);
+    const std::vector<double>& ms = turns.ours;
     const double ours = median(ms);
     std::string torch = "-", speedup = "-";
     if (!k.jacobi) {
       sequential_ms[k.cfg > 0] = ours;
-      if (torch_ok) {
-        const double t = median(torch_ms);
+      if (!turns.reference.empty()) {
+        const double t = median(turns.reference);
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.1f", t);
         torch = buf;
         std::snprintf(buf, sizeof buf, "%.2fx", t / ours);
         speedup = buf;
       } else if (reference) {
-        std::fprintf(stderr, "bench sample: no PyTorch reference: %s\n", error.c_str());
+        std::fprintf(stderr, "bench sample: no PyTorch reference: %s\n", turns.error.c_str());
         status = 1;
       }
     } else {

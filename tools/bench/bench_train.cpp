@@ -1,12 +1,11 @@
 // starflow bench train: the CPU training step (forward + loss + backward + AdamW, float32) on configs A and
-// B, against the PyTorch reference measured in the same command.
+// B, against the PyTorch reference measured in the same command, step for step.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -26,28 +25,34 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Milliseconds per training step of our implementation (median over `steps` after 2 warm-up steps).
-double time_our_train_step(const BenchConfig& bc, int steps) {
-  core::StarFlowModel<float> model(bc.model);
-  model.init_parameters(1);
-  core::AdamW<float> opt(static_cast<int64_t>(model.parameters().size()), core::AdamWConfig{});
-  const auto& c = bc.model;
-  core::Rng rng(7);
-  std::vector<float> x(bc.batch * c.in_channels * c.img_size * c.img_size), y(bc.batch * c.txt_size * c.txt_dim);
-  for (float& v : x) v = float(rng.normal());
-  for (float& v : y) v = float(rng.normal());
-  std::vector<double> ms;
-  for (int s = 0; s < steps + 2; ++s) {
-    const auto t0 = std::chrono::steady_clock::now();
-    model.zero_gradients();
-    model.forward(x.data(), y.data(), bc.batch, 1e-4);
-    model.backward(nullptr);
-    opt.step(model.parameters(), model.gradients(), 1e-4);
-    const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (s >= 2) ms.push_back(dt);
+// Our training step on a bench config: one call of step() is one timed step, in ms.
+class OurTrainStep {
+ public:
+  explicit OurTrainStep(const BenchConfig& bc)
+      : bc_(bc), model_(bc.model), opt_(static_cast<int64_t>(model_.parameters().size()), core::AdamWConfig{}) {
+    model_.init_parameters(1);
+    const auto& c = bc.model;
+    core::Rng rng(7);
+    x_.resize(bc.batch * c.in_channels * c.img_size * c.img_size);
+    y_.resize(bc.batch * c.txt_size * c.txt_dim);
+    for (float& v : x_) v = float(rng.normal());
+    for (float& v : y_) v = float(rng.normal());
   }
-  return median(ms);
-}
+  double step() {
+    const auto t0 = std::chrono::steady_clock::now();
+    model_.zero_gradients();
+    model_.forward(x_.data(), y_.data(), bc_.batch, 1e-4);
+    model_.backward(nullptr);
+    opt_.step(model_.parameters(), model_.gradients(), 1e-4);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+ private:
+  BenchConfig bc_;
+  core::StarFlowModel<float> model_;
+  core::AdamW<float> opt_;
+  std::vector<float> x_, y_;
+};
 
 }  // namespace
 
@@ -76,7 +81,8 @@ int bench_train(int argc, char** argv) {
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
-  std::printf("bench train: %d threads, median of %d steps after 2 warm-up steps\n", threads, steps);
+  std::printf("bench train: %d threads, median of %d steps (the reference's and ours take turns, an untimed\n"
+              "step before each timed one)\n", threads, steps);
   std::printf("%-7s %6s %12s %10s %14s %10s %8s\n", "config", "batch", "ours ms/step", "ours img/s", "torch ms/step",
               "torch img/s", "speedup");
   int status = 0;
@@ -88,21 +94,12 @@ int bench_train(int argc, char** argv) {
       std::fprintf(stderr, "bench train: %s\n", e.what());
       return 2;
     }
-    const double ours = time_our_train_step(bc, steps);
-    double torch_ms = 0;
-    std::string error;
-    if (reference) {
-      auto json = run_torch_reference({"--bench", "train", "--config", name, "--threads", std::to_string(threads),
-                                       "--steps", std::to_string(steps)},
-                                      error);
-      if (json) {
-        try {
-          torch_ms = nlohmann::json::parse(*json).at("ms_median").get<double>();
-        } catch (const std::exception& e) {
-          error = std::string("unreadable reference output: ") + e.what();
-        }
-      }
-    }
+    OurTrainStep ours_step(bc);
+    ours_step.step();  // a first step allocates what the later ones reuse
+    const std::vector<std::string> args = {"--bench", "train", "--config", name, "--threads", std::to_string(threads)};
+    const TurnTimes turns = take_turns(reference ? &args : nullptr, steps, [&] { return ours_step.step(); });
+    const double ours = median(turns.ours), torch_ms = turns.reference.empty() ? 0 : median(turns.reference);
+    const std::string& error = turns.error;
     if (torch_ms > 0) {
       std::printf("%-7s %6lld %12.1f %10.1f %14.1f %10.1f %7.2fx\n", name.c_str(), (long long)bc.batch, ours,
                   1000.0 * bc.batch / ours, torch_ms, 1000.0 * bc.batch / torch_ms, torch_ms / ours);

@@ -5,7 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -32,30 +31,6 @@ std::string exit_description(int status) {
 }
 
 }  // namespace
-
-std::optional<std::string> run_torch_reference(const std::vector<std::string>& args, std::string& error) {
-  const auto script = reference_script(error);
-  if (!script) return std::nullopt;
-  std::string cmd = "/usr/bin/python3 '" + *script + "'";
-  for (const std::string& a : args) cmd += " '" + a + "'";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) {
-    error = "cannot start /usr/bin/python3";
-    return std::nullopt;
-  }
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  if (status != 0) {
-    error = "PyTorch reference " + exit_description(status);
-    return std::nullopt;
-  }
-  // The JSON result is the last non-empty line.
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  const size_t nl = out.rfind('\n');
-  return nl == std::string::npos ? out : out.substr(nl + 1);
-}
 
 std::optional<ReferenceSession> ReferenceSession::start(const std::vector<std::string>& args, std::string& error) {
   const auto script = reference_script(error);
@@ -187,6 +162,29 @@ std::optional<std::string> ReferenceSession::finish(std::string& error) {
     return std::nullopt;
   }
   return json;
+}
+
+TurnTimes take_turns(const std::vector<std::string>* reference_args, int runs, const std::function<double()>& ours_once) {
+  TurnTimes t;
+  std::optional<ReferenceSession> session =
+      reference_args ? ReferenceSession::start(*reference_args, t.error) : std::nullopt;
+  bool reference_ok = session.has_value();
+  for (int r = 0; r < runs; ++r) {
+    if (r == 0 || reference_ok) ours_once();  // alone, our runs follow each other: one warm-up is enough
+    t.ours.push_back(ours_once());
+    if (reference_ok) {
+      const auto warm = session->run_once(t.error);
+      const auto timed = warm ? session->run_once(t.error) : std::nullopt;
+      if (timed) t.reference.push_back(*timed);
+      else reference_ok = false;
+    }
+  }
+  if (session) {
+    std::string finish_error;
+    if (!session->finish(finish_error) && reference_ok) reference_ok = false, t.error = finish_error;
+  }
+  if (!reference_ok) t.reference.clear();
+  return t;
 }
 
 }  // namespace starflow::tools

@@ -1,17 +1,26 @@
 // Runs the project's PyTorch statement of the model (tools/bench/torch_reference.py, Debian's
-// python3-torch) as a child process: either to completion, returning the one JSON line it prints, or as a
-// session that times one run per request, so a benchmark can alternate its own runs with the reference's.
+// python3-torch) as a child process that times one run per request, so that a benchmark's runs and the
+// reference's take turns: load that drifts on a shared machine then slows both sides alike.
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace starflow::tools {
 
-// Returns the JSON text, or nullopt with `error` set (script missing, torch missing, netlib BLAS, ...).
-std::optional<std::string> run_torch_reference(const std::vector<std::string>& args, std::string& error);
+struct TurnTimes {
+  std::vector<double> ours, reference;  // ms of the timed runs; `reference` empty without a reference
+  std::string error;                    // why there are no reference times, when it was asked for
+};
+
+// `runs` turns, ours first: each side does an untimed run, then a timed one, so that every timed run finds
+// its own side's data in the caches, as in a loop. reference_args (the script's --bench options) null, or a
+// reference that cannot start or fails (`reference` empty, `error` says why): one untimed run of ours, then
+// `runs` timed ones.
+TurnTimes take_turns(const std::vector<std::string>* reference_args, int runs, const std::function<double()>& ours_once);
 
 // torch_reference.py --serve: the reference builds its model and warms up once, then times one run per
 // run_once(). finish() ends the session and returns the reference's JSON summary of those runs.
