@@ -35,8 +35,17 @@ int main(int argc, char** argv) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  for (const Command& c : starflow::tools::commands())
-    if (std::string(argv[1]) == c.name) return c.run(argc - 1, argv + 1);
+  for (const Command& c : starflow::tools::commands()) {
+    if (std::string(argv[1]) != c.name) continue;
+    const auto launch = starflow::tools::launched_ranks();
+    if (!c.ranks && launch.size > 1) {
+      if (launch.rank == 0)
+        std::fprintf(stderr, "starflow %s: launched as %d ranks, but it runs as one process (each rank would do the "
+                     "same work and write the same files): run it without mpirun/srun\n", c.name, launch.size);
+      return 2;
+    }
+    return c.run(argc - 1, argv + 1);
+  }
   std::fprintf(stderr, "starflow: unknown command '%s' (see 'starflow --help')\n", argv[1]);
   return 2;
 }

@@ -7,8 +7,9 @@
 
 #include "jobs/sample_job.h"
 #include "parallel/process_grid.h"
-#include "tools/train_command.h"
+#include "tools/commands.h"
 #include "tools/options.h"
+#include "tools/train_command.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -94,6 +95,13 @@ int run_sample(int argc, char** argv) {
   const int parsed = parse_options("sample", "Samples latents from a STARFlow model.", options, argc, argv);
   if (parsed >= 0) return parsed;
   if (tp > 1) return run_tensor_parallel(o, tp, threads, argc, argv);
+  if (const auto launch = launched_ranks(); launch.size > 1) {
+    if (launch.rank == 0)
+      std::fprintf(stderr, "starflow sample: launched as %d ranks without --tp: each would write the same samples; "
+                   "give --tp %d (the deep block split over the ranks) or run one process\n", launch.size,
+                   launch.size);
+    return 2;
+  }
   if (threads > 0) {
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
