@@ -116,7 +116,7 @@ void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, in
   if (decode_chunk_team(P, st, inp, start, n, sigma, mu, rope)) return;
   const int64_t B = st.batch, rows = B * n;
   if (st.seq_a.size() < static_cast<size_t>(rows * C_)) st.seq_a.resize(rows * C_);
-  cpu::linear_forward(st.seq_a.data(), inp, P + proj_in_w_, P + proj_in_b_, rows, D_, C_);
+  decode_linear(st.seq_a.data(), inp, P + proj_in_w_, P + proj_in_b_, rows, D_, C_);
   run_cached_layers(P, st, st.caches, B, n, L_ + start, rope);
   const T* h = st.seq_a.data();
   if (final_norm_) {
@@ -126,7 +126,7 @@ void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, in
     h = st.h_norm.data();
   }
   st.o.resize(rows * 2 * D_);
-  cpu::linear_forward(st.o.data(), h, P + proj_out_w_, P + proj_out_b_, rows, C_, 2 * D_);
+  decode_linear(st.o.data(), h, P + proj_out_w_, P + proj_out_b_, rows, C_, 2 * D_);
   cpu::flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D_, head_);
 }
 

@@ -160,16 +160,16 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
   T* act = s.hidden.data() + rows * hidden;
   cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
                          T(kLayerNormEps));
-  cpu::linear_forward(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
+  decode_linear(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
   cpu::rope_rotate(s.qkv.data(), B, n, n * 3 * I, 3 * I, 2 * n_head, rope, start, false);
   cpu::attention_cached_forward(s.attn.data(), cache, s.qkv.data(), B, n, start, attention_scale<T>(head_dim));
-  cpu::linear_forward(s.mid.data(), s.attn.data(), P + p.proj_w, split ? nullptr : P + p.proj_b, rows, I, C);
+  decode_linear(s.mid.data(), s.attn.data(), P + p.proj_w, split ? nullptr : P + p.proj_b, rows, I, C);
   finish_row_parallel(*this, s.mid.data(), P + p.proj_b, x, rows);
   cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.mid.data(), P + p.ln2_w, P + p.ln2_b, rows, C,
                          T(kLayerNormEps));
-  cpu::linear_forward(fc1, s.ln.data(), P + p.fc1_w, P + p.fc1_b, rows, C, hidden);
+  decode_linear(fc1, s.ln.data(), P + p.fc1_w, P + p.fc1_b, rows, C, hidden);
   cpu::gelu_forward(act, fc1, rows * hidden);
-  cpu::linear_forward(out, act, P + p.fc2_w, split ? nullptr : P + p.fc2_b, rows, hidden, C);
+  decode_linear(out, act, P + p.fc2_w, split ? nullptr : P + p.fc2_b, rows, hidden, C);
   finish_row_parallel(*this, out, P + p.fc2_b, s.mid.data(), rows);
 }
 
@@ -177,7 +177,12 @@ template <class T>
 void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N) {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
-    if (M <= TransformerLayer<T>::kDecodeTeamRows) return cpu::linear_forward_small_batch(out, in, weight, bias, M, K, N);
+    // In row blocks of the fused step's size: the small-batch kernel runs near the FMA peak at any M, and
+    // unlike BLAS (whose sums change with its thread count) gives a row the same bits in any call.
+    constexpr int64_t kRows = TransformerLayer<T>::kDecodeTeamRows;
+    for (int64_t m0 = 0; m0 < M; m0 += kRows)
+      cpu::linear_forward_small_batch(out + m0 * N, in + m0 * K, weight, bias, std::min(kRows, M - m0), K, N);
+    return;
   }
 #endif
   cpu::linear_forward(out, in, weight, bias, M, K, N);

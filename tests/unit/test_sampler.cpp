@@ -203,3 +203,33 @@ TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
     }
   }
 }
+
+// Text prefixes longer than the fused step's 64 rows per sample take the op-by-op path, and Jacobi chunks
+// of 16 positions × 5 samples (80 rows) too: their linears still give each row the same bits whatever the
+// number of rows or threads (BLAS would not: OpenBLAS's sums change with its thread count).
+TEST(Sampler, LongPrefixAndJacobiIgnoreThreadCount) {
+  FlowConfig c = sampler_config(true, SeqOrder::L2R);
+  c.channels = 48;
+  c.head_dim = 24;
+  c.txt_size = 70;
+  const auto md = make_model(c, 29);
+  StarFlowModel<float> mf(c);
+  for (size_t i = 0; i < md.parameters().size(); ++i) mf.parameters()[i] = float(md.parameters()[i]);
+  const int64_t B = 5, per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
+  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  const auto noise = to_float(randn(B * per_sample, 41)), y = to_float(randn(B * per_text, 42)),
+             y_null = to_float(randn(B * per_text, 43));
+  for (const bool jacobi : {false, true}) {
+    SampleOptions opt;
+    opt.guidance = 1.5;
+    opt.jacobi = jacobi;
+    opt.jacobi_block_size = 16;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto one = sample(mf, noise.data(), y.data(), y_null.data(), B, opt);
+    omp_set_num_threads(2);
+    const auto two = sample(mf, noise.data(), y.data(), y_null.data(), B, opt);
+    omp_set_num_threads(saved);
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), sizeof(float) * one.size())) << "jacobi = " << jacobi;
+  }
+}
