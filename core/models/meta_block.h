@@ -32,6 +32,7 @@ struct DecodeState {
   int64_t batch = 0;
   std::vector<cpu::KVCache<T>> caches;
   std::vector<cpu::KVCache<T>> prefix_caches;  // one group of samples' text prefix (begin_decode)
+  std::vector<T> prefix_y;                      // the distinct conditions, when some samples share one
   DecodeScratch<T> scratch;
   std::vector<T> seq_a, seq_b, emb, h, h_norm, rrms, o;
   std::vector<T> xt_io;  // the fused step's transposed proj_in / proj_out inputs

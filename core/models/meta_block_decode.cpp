@@ -1,6 +1,8 @@
 // MetaBlock sampling path: the text prefix once, then chunks of image positions against the KV caches.
 #include <algorithm>
 #include <cstring>
+#include <string_view>
+#include <unordered_map>
 #include <type_traits>
 #include <utility>
 
@@ -33,26 +35,53 @@ void MetaBlock<T>::begin_decode(const T* P, DecodeState<T>& st, const T* y, int6
   st.caches.resize(layers_.size());
   for (auto& c : st.caches) c.reset(B, layers_[0].n_head, layers_[0].head_dim, L_ + T_);
   if (!conditioned_) return;
+  // Samples with the same condition (a class repeated over a grid, guidance's null caption in every row)
+  // have the same prefix: it is computed once, for the first of them, and copied.
+  const int64_t text = L_ * E_;
+  std::vector<int64_t> source(B), distinct;
+  std::unordered_map<std::string_view, int64_t> first;
+  for (int64_t b = 0; b < B; ++b) {
+    const std::string_view bytes(reinterpret_cast<const char*>(y + b * text), sizeof(T) * text);
+    const auto [it, fresh] = first.emplace(bytes, b);
+    source[b] = it->second;
+    if (fresh) distinct.push_back(b);
+  }
+  const int64_t D = static_cast<int64_t>(distinct.size());
+  const T* y_distinct = y;
+  if (D < B) {
+    st.prefix_y.resize(D * text);
+    for (int64_t i = 0; i < D; ++i) std::copy_n(y + distinct[i] * text, text, st.prefix_y.data() + i * text);
+    y_distinct = st.prefix_y.data();
+  }
   // The prefix runs in groups of a fixed number of samples (as many as the fused decode step takes), each
   // into small caches whose rows are then copied: every sample's keys and values come out of the same
   // kernels whatever the batch size, so samples do not depend on the batch or on its split between threads.
   const int64_t H = layers_[0].n_head, dh = layers_[0].head_dim, cap = L_ + T_;
   const int64_t group = std::max<int64_t>(1, TransformerLayer<T>::kDecodeTeamRows / L_);
+  auto copy_prefix = [&](const cpu::KVCache<T>& from_cache, int64_t from_sample, cpu::KVCache<T>& to_cache,
+                         int64_t to_sample) {
+    const int64_t from_cap = from_cache.capacity;
+    for (int64_t h = 0; h < H; ++h) {
+      const size_t from = static_cast<size_t>((from_sample * H + h) * from_cap * dh);
+      const size_t to = static_cast<size_t>((to_sample * H + h) * cap * dh);
+      std::copy_n(from_cache.k.data() + from, L_ * dh, to_cache.k.data() + to);
+      std::copy_n(from_cache.v.data() + from, L_ * dh, to_cache.v.data() + to);
+    }
+  };
   st.prefix_caches.resize(layers_.size());
-  st.seq_a.resize(std::min(group, B) * L_ * C_);
-  for (int64_t b0 = 0; b0 < B; b0 += group) {
-    const int64_t nb = std::min(group, B - b0);
+  st.seq_a.resize(std::min(group, D) * L_ * C_);
+  for (int64_t i0 = 0; i0 < D; i0 += group) {
+    const int64_t nb = std::min(group, D - i0);
     for (auto& c : st.prefix_caches) c.reset(nb, H, dh, L_);
-    decode_linear(st.seq_a.data(), y + b0 * L_ * E_, P + proj_txt_w_, P + proj_txt_b_, nb * L_, E_, C_);
+    decode_linear(st.seq_a.data(), y_distinct + i0 * text, P + proj_txt_w_, P + proj_txt_b_, nb * L_, E_, C_);
     // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
     run_cached_layers(P, st, st.prefix_caches, nb, L_, 0, rope, /*outputs=*/false);
     for (size_t l = 0; l < layers_.size(); ++l)
-      for (int64_t bh = 0; bh < nb * H; ++bh) {
-        const size_t from = static_cast<size_t>(bh * L_ * dh), to = static_cast<size_t>((b0 * H + bh) * cap * dh);
-        std::copy_n(st.prefix_caches[l].k.data() + from, L_ * dh, st.caches[l].k.data() + to);
-        std::copy_n(st.prefix_caches[l].v.data() + from, L_ * dh, st.caches[l].v.data() + to);
-      }
+      for (int64_t i = 0; i < nb; ++i) copy_prefix(st.prefix_caches[l], i, st.caches[l], distinct[i0 + i]);
   }
+  for (int64_t b = 0; b < B; ++b)
+    if (source[b] != b)
+      for (size_t l = 0; l < layers_.size(); ++l) copy_prefix(st.caches[l], source[b], st.caches[l], b);
 }
 
 template <class T>

@@ -74,8 +74,12 @@ int bench_sample(int argc, char** argv) {
       y_null(y.size(), 0.f);
   for (float& v : noise) v = float(rng.normal());
   for (float& v : y) v = float(rng.normal());
-  for (int64_t b = 0; b < batch; ++b)  // the null caption: one "EOS" vector then zero padding
-    for (int64_t e = 0; e < c.txt_dim; ++e) y_null[b * c.txt_size * c.txt_dim + e] = float(rng.normal());
+  // The null caption, the same for every sample (as T5("") is, and as the PyTorch reference draws it): one
+  // "EOS" vector, then zero padding.
+  for (int64_t e = 0; e < c.txt_dim; ++e) {
+    const float eos = float(rng.normal());
+    for (int64_t b = 0; b < batch; ++b) y_null[b * c.txt_size * c.txt_dim + e] = eos;
+  }
 
   std::printf("bench sample: config %s, %lld images, %d threads, median of %d runs\n", config.c_str(),
               (long long)batch, threads, runs);
