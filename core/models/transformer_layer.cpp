@@ -177,12 +177,9 @@ template <class T>
 void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N) {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
-    // In row blocks of the fused step's size: the small-batch kernel runs near the FMA peak at any M, and
-    // unlike BLAS (whose sums change with its thread count) gives a row the same bits in any call.
-    constexpr int64_t kRows = TransformerLayer<T>::kDecodeTeamRows;
-    for (int64_t m0 = 0; m0 < M; m0 += kRows)
-      cpu::linear_forward_small_batch(out + m0 * N, in + m0 * K, weight, bias, std::min(kRows, M - m0), K, N);
-    return;
+    // Unlike BLAS (whose sums change with its thread count), the small-batch kernel gives a row the same
+    // bits in any call, whatever the row count (it blocks many rows like a GEMM) or the threads.
+    return cpu::linear_forward_small_batch(out, in, weight, bias, M, K, N);
   }
 #endif
   cpu::linear_forward(out, in, weight, bias, M, K, N);

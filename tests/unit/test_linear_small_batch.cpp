@@ -1,7 +1,8 @@
 // The small-batch (decoding) linear kernel against a double-precision reference, across the shapes that
 // exercise its blocking: row counts that fill 16-row panels or end in an 8-row panel, widths that end in
-// a partial tile of weight rows, sums spanning several k blocks; its fused outputs (residual add,
-// transposed GELU output) and its independence of the thread count.
+// a partial tile of weight rows, sums spanning several k blocks, row counts past 64 (blocked like a GEMM);
+// its fused outputs (residual add, transposed GELU output) and its independence of the thread count and
+// of the row count.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -11,7 +12,6 @@
 
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/layernorm.h"
-#include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/linear_small_batch.h"
 #include "core/ops/cpu/rmsnorm.h"
 #include "core/random.h"
@@ -45,7 +45,8 @@ struct Problem {
 double tolerance(int64_t K) { return 2e-5 * std::sqrt(std::max(1.0, double(K) / 256.0)); }
 
 const Shape3 kShapes[] = {{1, 256, 768}, {3, 64, 10}, {16, 256, 1024}, {17, 1024, 256}, {24, 96, 7},
-                          {32, 128, 8},  {48, 40, 13}, {5, 4, 128}, {6, 16, 7}};
+                          {32, 128, 8},  {48, 40, 13}, {5, 4, 128}, {6, 16, 7}, {100, 256, 203}, {257, 72, 40},
+                          {130, 1024, 64}};
 
 }  // namespace
 
@@ -54,8 +55,8 @@ TEST(LinearSmallBatch, MatchesReferenceOnDecodeShapes) {
     const Problem p(s, 1);
     std::vector<float> out(s.M * s.N, NAN);
     for (bool with_bias : {true, false}) {
-      ASSERT_LE(s.M, cpu::kSmallBatchRows);
-      cpu::linear_forward(out.data(), p.in.data(), p.w.data(), with_bias ? p.b.data() : nullptr, s.M, s.K, s.N);
+      cpu::linear_forward_small_batch(out.data(), p.in.data(), p.w.data(), with_bias ? p.b.data() : nullptr, s.M, s.K,
+                                      s.N);
       double worst = 0;
       for (int64_t m = 0; m < s.M; ++m)
         for (int64_t n = 0; n < s.N; ++n) {
@@ -78,6 +79,12 @@ TEST(LinearSmallBatch, SameBitsForAnyThreadCount) {
     cpu::linear_forward_small_batch(two.data(), p.in.data(), p.w.data(), p.b.data(), s.M, s.K, s.N);
     omp_set_num_threads(saved);
     EXPECT_EQ(0, std::memcmp(one.data(), two.data(), sizeof(float) * one.size())) << "M=" << s.M << " N=" << s.N;
+    // ... and for any row count: the rows one call at a time (past 64 rows the kernel blocks like a GEMM).
+    std::vector<float> row(s.N);
+    for (int64_t m = 0; m < s.M; m += 7) {
+      cpu::linear_forward_small_batch(row.data(), p.in.data() + m * s.K, p.w.data(), p.b.data(), 1, s.K, s.N);
+      EXPECT_EQ(0, std::memcmp(row.data(), one.data() + m * s.N, sizeof(float) * s.N)) << "M=" << s.M << " row " << m;
+    }
   }
 }
 

@@ -44,6 +44,13 @@ StarFlowModel<double> make_model(const FlowConfig& c, uint64_t seed) {
   return m;
 }
 
+std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+// The float model with the double model's weights (rounded).
+void copy_weights(const StarFlowModel<double>& from, StarFlowModel<float>& to) {
+  for (size_t i = 0; i < from.parameters().size(); ++i) to.parameters()[i] = float(from.parameters()[i]);
+}
+
 double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
   double d = 0;
   for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
@@ -168,8 +175,7 @@ TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
   c.head_dim = 24;  // 3 heads
   const auto md = make_model(c, 23);
   StarFlowModel<float> mf(c);
-  for (size_t i = 0; i < md.parameters().size(); ++i) mf.parameters()[i] = float(md.parameters()[i]);
-  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  copy_weights(md, mf);
   const int64_t per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
   std::vector<float> first_of_five[2];
   for (const auto& [B, w] : {std::pair<int64_t, double>{5, 0.0}, {5, 2.0}, {17, 2.0}, {33, 0.0}}) {
@@ -214,9 +220,8 @@ TEST(Sampler, LongPrefixAndJacobiIgnoreThreadCount) {
   c.txt_size = 70;
   const auto md = make_model(c, 29);
   StarFlowModel<float> mf(c);
-  for (size_t i = 0; i < md.parameters().size(); ++i) mf.parameters()[i] = float(md.parameters()[i]);
+  copy_weights(md, mf);
   const int64_t B = 5, per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
-  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
   const auto noise = to_float(randn(B * per_sample, 41)), y = to_float(randn(B * per_text, 42)),
              y_null = to_float(randn(B * per_text, 43));
   for (const bool jacobi : {false, true}) {
@@ -242,9 +247,8 @@ TEST(Sampler, SharedConditionsGiveTheSamplesOfSingleSampleCalls) {
   c.head_dim = 24;
   const auto md = make_model(c, 31);
   StarFlowModel<float> mf(c);
-  for (size_t i = 0; i < md.parameters().size(); ++i) mf.parameters()[i] = float(md.parameters()[i]);
+  copy_weights(md, mf);
   const int64_t B = 5, per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
-  auto to_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
   const auto noise = to_float(randn(B * per_sample, 51)), two = to_float(randn(2 * per_text, 52)),
              null_one = to_float(randn(per_text, 53));
   const int pick[B] = {0, 1, 0, 0, 1};  // conditions a, b, a, a, b

@@ -28,6 +28,8 @@ namespace {
 
 // Weight rows per tile: 6 × 2 accumulators + 2 inputs + 1 broadcast fill 15 of the 16 vector registers.
 constexpr int kTileRows = 6;
+// Above this many rows linear_forward_small_batch blocks rows and weights (a multiple of the 16-row panel).
+constexpr int64_t kBlockedRows = 64;
 
 // The k sum runs in blocks of this many terms whose totals are added: one float accumulator over 1024
 // terms carries several times the rounding error of blocks of 128 (the error grows with the terms per sum).
@@ -192,12 +194,56 @@ void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t
   }
 #pragma omp barrier
 }
+
+namespace {
+
+// Many rows (Jacobi chunks, long text prefixes): blocked like a GEMM so that neither operand streams from
+// memory once per tile. The rows go in chunks of kBlockedRows (their transposes in L2), the weight rows in
+// blocks of which each thread keeps the same static share for every chunk (in its L2), and a tile's six
+// weight rows stay in L1 across the chunk's panels. Each output element is still the same panel's sum in
+// k order, so the bits equal the unblocked kernel's for any row count and thread count (BLAS's do not).
+void linear_forward_small_batch_blocked(float* out, const float* in, const float* weight, const float* bias,
+                                        int64_t M, int64_t K, int64_t N) {
+  thread_local std::vector<float> xt;
+  const int64_t chunks = (M + kBlockedRows - 1) / kBlockedRows;
+  const size_t need = static_cast<size_t>(chunks * K * kBlockedRows);
+  if (xt.size() < need) xt.resize(need);
+  float* xbuf = xt.data();
+  // Weight rows per block: ~256 KB of weights, a multiple of the tile and at least one tile per thread.
+  const int64_t block = std::max<int64_t>(2 * kTileRows, (256 * 1024 / 4) / K / kTileRows * kTileRows);
+#pragma omp parallel
+  {
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t m0 = c * kBlockedRows;
+      small_batch_transpose_team(xbuf + c * K * kBlockedRows, in + m0 * K, std::min(kBlockedRows, M - m0), K);
+    }
+    const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    for (int64_t nb0 = 0; nb0 < N; nb0 += block) {
+      const int64_t nb1 = std::min(N, nb0 + block), tiles = (nb1 - nb0 + kTileRows - 1) / kTileRows;
+      const int64_t t_begin = tiles * tid / nth, t_end = tiles * (tid + 1) / nth;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t m0 = c * kBlockedRows, rows = std::min(kBlockedRows, M - m0);
+        SmallBatchOutput o;
+        o.out = out + m0 * N;
+        for (int64_t t = t_begin; t < t_end; ++t) {
+          const int64_t n0 = nb0 + t * kTileRows, nr = std::min<int64_t>(kTileRows, nb1 - n0);
+          const float* x = xbuf + c * K * kBlockedRows;
+          if (nr == kTileRows) tile<kTileRows>(o, x, rows, weight, bias, K, N, n0);
+          else remainder_tile(static_cast<int>(nr), o, x, rows, weight, bias, K, N, n0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
 #endif
 
 void linear_forward_small_batch(float* out, const float* in, const float* weight, const float* bias, int64_t M,
                                 int64_t K, int64_t N) {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   thread_local std::vector<float> xt;
+  if (M > kBlockedRows) return linear_forward_small_batch_blocked(out, in, weight, bias, M, K, N);
   const size_t need = static_cast<size_t>(K * small_batch_padded_rows(M));
   if (xt.size() < need) xt.resize(need);
   float* xbuf = xt.data();  // the calling thread's buffer, shared by the team
