@@ -68,6 +68,11 @@ class MetaBlock {
   void decode_chunk(const T* P, DecodeState<T>& st, const T* inp, int64_t start, int64_t n, T* sigma, T* mu,
                     const cpu::RopeTable<T>& rope) const;
   const T* sos(const T* P) const { return P + sos_; }
+  // Writes this block's decode linear weights from P into dst (a buffer the size of the parameters, same
+  // offsets) in the small-batch kernel's tile layout; decoding reads them from there once
+  // st.scratch.tiled = dst. Float with the AVX2 kernel only (tiles_decode_weights()).
+  void tile_decode_weights(const T* P, T* dst) const;
+  static bool tiles_decode_weights();
   // Whether decode_chunk runs `rows` rows as one fused parallel region (decode_chunk_team).
   bool decodes_as_team(int64_t rows) const;
 

@@ -1,6 +1,7 @@
 // MetaBlock sampling path: the text prefix once, then chunks of image positions against the KV caches.
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 #include <type_traits>
@@ -73,7 +74,8 @@ void MetaBlock<T>::begin_decode(const T* P, DecodeState<T>& st, const T* y, int6
   for (int64_t i0 = 0; i0 < D; i0 += group) {
     const int64_t nb = std::min(group, D - i0);
     for (auto& c : st.prefix_caches) c.reset(nb, H, dh, L_);
-    decode_linear(st.seq_a.data(), y_distinct + i0 * text, P + proj_txt_w_, P + proj_txt_b_, nb * L_, E_, C_);
+    decode_linear(st.seq_a.data(), y_distinct + i0 * text, st.scratch.weights(P) + proj_txt_w_, P + proj_txt_b_,
+                  nb * L_, E_, C_, st.scratch.layout());
     // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
     run_cached_layers(P, st, st.prefix_caches, nb, L_, 0, rope, /*outputs=*/false);
     for (size_t l = 0; l < layers_.size(); ++l)
@@ -90,12 +92,35 @@ bool MetaBlock<T>::decodes_as_team(int64_t) const {
 }
 
 template <class T>
+bool MetaBlock<T>::tiles_decode_weights() {
+  return false;
+}
+
+template <class T>
+void MetaBlock<T>::tile_decode_weights(const T*, T*) const {
+  throw std::logic_error("tiled decode weights need the float small-batch kernel");
+}
+
+template <class T>
 bool MetaBlock<T>::decode_chunk_team(const T*, DecodeState<T>&, const T*, int64_t, int64_t, T*, T*,
                                      const cpu::RopeTable<T>&) const {
   return false;
 }
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
+template <>
+bool MetaBlock<float>::tiles_decode_weights() {
+  return true;
+}
+
+template <>
+void MetaBlock<float>::tile_decode_weights(const float* P, float* dst) const {
+  cpu::tile_small_batch_weight(dst + proj_in_w_, P + proj_in_w_, D_, C_);
+  cpu::tile_small_batch_weight(dst + proj_out_w_, P + proj_out_w_, C_, 2 * D_);
+  if (conditioned_) cpu::tile_small_batch_weight(dst + proj_txt_w_, P + proj_txt_w_, E_, C_);
+  for (const auto& layer : layers_) layer.tile_decode_weights(P, dst);
+}
+
 template <>
 bool MetaBlock<float>::decodes_as_team(int64_t rows) const {
   for (const auto& layer : layers_)
@@ -116,13 +141,15 @@ bool MetaBlock<float>::decode_chunk_team(const float* P, DecodeState<float>& st,
   st.rrms.resize(rows);
   st.xt_io.resize(std::max(C_, D_) * Mp);
   float* xt = st.xt_io.data();
+  const float* W = st.scratch.weights(P);
+  const cpu::SmallBatchWeights layout = st.scratch.layout();
   cpu::SmallBatchOutput to_emb, to_o;
   to_emb.out = st.seq_a.data();
   to_o.out = st.o.data();
 #pragma omp parallel if (decode_team_parallel(rows, C_))
   {
     cpu::small_batch_transpose_team(xt, inp, rows, D_);
-    cpu::small_batch_linear_team(to_emb, xt, rows, P + proj_in_w_, P + proj_in_b_, D_, C_);
+    cpu::small_batch_linear_team(to_emb, xt, rows, W + proj_in_w_, P + proj_in_b_, D_, C_, layout);
     float *x = st.seq_a.data(), *y = st.seq_b.data();
     const int64_t shared = st.paired_halves && B % 2 == 0 ? rows / 2 : 0;
     for (size_t l = 0; l < layers_.size(); ++l) {
@@ -131,7 +158,7 @@ bool MetaBlock<float>::decode_chunk_team(const float* P, DecodeState<float>& st,
     }
     if (final_norm_) cpu::rmsnorm_transposed_team(xt, st.rrms.data(), x, P + final_norm_w_, rows, C_, 1e-6f);
     else cpu::small_batch_transpose_team(xt, x, rows, C_);
-    cpu::small_batch_linear_team(to_o, xt, rows, P + proj_out_w_, P + proj_out_b_, C_, 2 * D_);
+    cpu::small_batch_linear_team(to_o, xt, rows, W + proj_out_w_, P + proj_out_b_, C_, 2 * D_, layout);
 #pragma omp single
     cpu::flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D_, head_);
   }
@@ -145,7 +172,8 @@ void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, in
   if (decode_chunk_team(P, st, inp, start, n, sigma, mu, rope)) return;
   const int64_t B = st.batch, rows = B * n;
   if (st.seq_a.size() < static_cast<size_t>(rows * C_)) st.seq_a.resize(rows * C_);
-  decode_linear(st.seq_a.data(), inp, P + proj_in_w_, P + proj_in_b_, rows, D_, C_);
+  decode_linear(st.seq_a.data(), inp, st.scratch.weights(P) + proj_in_w_, P + proj_in_b_, rows, D_, C_,
+                st.scratch.layout());
   run_cached_layers(P, st, st.caches, B, n, L_ + start, rope);
   const T* h = st.seq_a.data();
   if (final_norm_) {
@@ -155,13 +183,18 @@ void MetaBlock<T>::decode_chunk(const T* P, DecodeState<T>& st, const T* inp, in
     h = st.h_norm.data();
   }
   st.o.resize(rows * 2 * D_);
-  decode_linear(st.o.data(), h, P + proj_out_w_, P + proj_out_b_, rows, C_, 2 * D_);
+  decode_linear(st.o.data(), h, st.scratch.weights(P) + proj_out_w_, P + proj_out_b_, rows, C_, 2 * D_,
+                st.scratch.layout());
   cpu::flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D_, head_);
 }
 
 template bool MetaBlock<double>::decodes_as_team(int64_t) const;
+template bool MetaBlock<double>::tiles_decode_weights();
+template void MetaBlock<double>::tile_decode_weights(const double*, double*) const;
 #ifndef STARFLOW_SMALL_BATCH_KERNEL
 template bool MetaBlock<float>::decodes_as_team(int64_t) const;
+template bool MetaBlock<float>::tiles_decode_weights();
+template void MetaBlock<float>::tile_decode_weights(const float*, float*) const;
 #endif
 template void MetaBlock<float>::begin_decode(const float*, DecodeState<float>&, const float*, int64_t,
                                              const cpu::RopeTable<float>&) const;

@@ -127,6 +127,8 @@ void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, N
   std::vector<DecodeState<T>> own;
   std::vector<DecodeState<T>>& st = states ? *states : own;
   if (st.size() < static_cast<size_t>(std::min(groups, threads))) st.resize(std::min(groups, threads));
+  const T* tiled = model.decode_weights(k);  // null: row-major from the parameters
+  for (auto& s : st) s.scratch.tiled = tiled;
   if (groups == 1) return reverse_rows(model, k, z, x, y, y_null, B, opt, jacobi_iterations, st[0]);
 
   const auto& c = model.config();

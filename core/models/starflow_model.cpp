@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <mutex>
 
 #include "core/ops/cpu/tokens.h"
 #include "core/random.h"
@@ -10,7 +12,8 @@
 namespace starflow::core {
 
 template <class T>
-StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg, Communicator* tp, bool split_shallow) : cfg_(cfg), tp_(tp) {
+StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg, Communicator* tp, bool split_shallow)
+    : cfg_(cfg), tp_(tp), tiled_(std::make_unique<TiledWeights>()) {
   cfg_.validate();
   for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(cfg_, k, layout_, tp, split_shallow);
   params_.assign(layout_.total_size(), T(0));
@@ -25,6 +28,34 @@ StarFlowModel<T>::StarFlowModel(const FlowConfig& cfg, Communicator* tp, bool sp
 }
 
 template <class T>
+struct StarFlowModel<T>::TiledWeights {
+  std::mutex mutex;
+  std::vector<T> data;
+  std::vector<uint64_t> version;  // per block: the parameters' version its tiles were written from
+};
+
+template <class T>
+StarFlowModel<T>::StarFlowModel(StarFlowModel&&) noexcept = default;
+template <class T>
+StarFlowModel<T>::~StarFlowModel() = default;
+
+template <class T>
+const T* StarFlowModel<T>::decode_weights(int64_t k) const {
+  if (!MetaBlock<T>::tiles_decode_weights()) return nullptr;
+  TiledWeights& t = *tiled_;
+  const std::lock_guard<std::mutex> lock(t.mutex);
+  if (t.data.size() != params_.size()) {
+    t.data.assign(params_.size(), T(0));
+    t.version.assign(blocks_.size(), std::numeric_limits<uint64_t>::max());
+  }
+  if (t.version[k] != version_) {
+    blocks_[k].tile_decode_weights(params_.data(), t.data.data());
+    t.version[k] = version_;
+  }
+  return t.data.data();
+}
+
+template <class T>
 void StarFlowModel<T>::zero_gradients() {
   std::fill(grads_.begin(), grads_.end(), T(0));
 }
@@ -35,6 +66,7 @@ void StarFlowModel<T>::init_parameters(uint64_t seed) {
   auto ends_with = [](const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
+  ++version_;
   std::fill(params_.begin(), params_.end(), T(0));
   // Each tensor is drawn whole, in registration order, and this rank keeps its shard: every tensor-parallel
   // layout starts from the same weights as one process.

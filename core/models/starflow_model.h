@@ -29,11 +29,19 @@ class StarFlowModel {
   // split_shallow: split the shallow blocks over the TP group too (they are a quarter of the FLOPs of the
   // 3.86B config; run whole, every TP rank computes them redundantly).
   explicit StarFlowModel(const FlowConfig& cfg, Communicator* tp = nullptr, bool split_shallow = false);
+  StarFlowModel(StarFlowModel&&) noexcept;
+  ~StarFlowModel();
 
   const FlowConfig& config() const { return cfg_; }
   const ParameterLayout& layout() const { return layout_; }
-  std::vector<T>& parameters() { return params_; }
+  // The non-const access counts as a change of the parameters (parameters_version()), as PyTorch's tensor
+  // version counter counts in-place ops: take it where they are written, not once to keep for later writes.
+  std::vector<T>& parameters() {
+    ++version_;
+    return params_;
+  }
   const std::vector<T>& parameters() const { return params_; }
+  uint64_t parameters_version() const { return version_; }
   std::vector<T>& gradients() { return grads_; }
   const std::vector<T>& gradients() const { return grads_; }
   void zero_gradients();
@@ -62,6 +70,13 @@ class StarFlowModel {
   const cpu::RopeTable<T>& rope_table(bool conditioned) const { return conditioned ? rope_text_ : rope_plain_; }
   const MetaBlock<T>& block(int64_t k) const { return blocks_[k]; }
 
+  // Sampling's copy of block k's decode linear weights in the small-batch kernel's tile layout, at their
+  // parameter offsets (MetaBlock::tile_decode_weights), written on first use and again whenever the
+  // parameters changed since; nullptr where the kernel does not apply (double, no AVX2). Tiling a block
+  // costs about what decoding two of its tokens does, so it is kept between sampling calls rather than
+  // redone in each. Costs one more copy of the parameters' memory once the model has sampled.
+  const T* decode_weights(int64_t k) const;
+
  private:
   FlowConfig cfg_;
   Communicator* tp_ = nullptr;
@@ -69,6 +84,9 @@ class StarFlowModel {
   std::vector<MetaBlock<T>> blocks_;
   std::vector<T> params_, grads_;
   cpu::RopeTable<T> rope_plain_, rope_text_;
+  uint64_t version_ = 0;
+  struct TiledWeights;
+  mutable std::unique_ptr<TiledWeights> tiled_;  // a cache: filled by the const decode_weights()
   // Forward state.
   int64_t batch_ = 0;
   double lambda_ = 0;

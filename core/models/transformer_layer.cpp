@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <type_traits>
 
 #include "core/ops/cpu/attention.h"
@@ -156,32 +157,36 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
   }
 #endif
   s.resize(rows, C);  // sized for the whole layer; a TP rank uses the first 1/p of the wide buffers
+  const T* W = s.weights(P);
+  const cpu::SmallBatchWeights layout = s.layout();
   T* fc1 = s.hidden.data();
   T* act = s.hidden.data() + rows * hidden;
   cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
                          T(kLayerNormEps));
-  decode_linear(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
+  decode_linear(s.qkv.data(), s.ln.data(), W + p.qkv_w, P + p.qkv_b, rows, C, 3 * I, layout);
   cpu::rope_rotate(s.qkv.data(), B, n, n * 3 * I, 3 * I, 2 * n_head, rope, start, false);
   cpu::attention_cached_forward(s.attn.data(), cache, s.qkv.data(), B, n, start, attention_scale<T>(head_dim));
-  decode_linear(s.mid.data(), s.attn.data(), P + p.proj_w, split ? nullptr : P + p.proj_b, rows, I, C);
+  decode_linear(s.mid.data(), s.attn.data(), W + p.proj_w, split ? nullptr : P + p.proj_b, rows, I, C, layout);
   finish_row_parallel(*this, s.mid.data(), P + p.proj_b, x, rows);
   cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), s.mid.data(), P + p.ln2_w, P + p.ln2_b, rows, C,
                          T(kLayerNormEps));
-  decode_linear(fc1, s.ln.data(), P + p.fc1_w, P + p.fc1_b, rows, C, hidden);
+  decode_linear(fc1, s.ln.data(), W + p.fc1_w, P + p.fc1_b, rows, C, hidden, layout);
   cpu::gelu_forward(act, fc1, rows * hidden);
-  decode_linear(out, act, P + p.fc2_w, split ? nullptr : P + p.fc2_b, rows, hidden, C);
+  decode_linear(out, act, W + p.fc2_w, split ? nullptr : P + p.fc2_b, rows, hidden, C, layout);
   finish_row_parallel(*this, out, P + p.fc2_b, s.mid.data(), rows);
 }
 
 template <class T>
-void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N) {
+void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N,
+                   cpu::SmallBatchWeights layout) {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
     // Unlike BLAS (whose sums change with its thread count), the small-batch kernel gives a row the same
     // bits in any call, whatever the row count (it blocks many rows like a GEMM) or the threads.
-    return cpu::linear_forward_small_batch(out, in, weight, bias, M, K, N);
+    return cpu::linear_forward_small_batch(out, in, weight, bias, M, K, N, layout);
   }
 #endif
+  if (layout != cpu::SmallBatchWeights::kRows) throw std::logic_error("tiled decode weights need the float kernel");
   cpu::linear_forward(out, in, weight, bias, M, K, N);
 }
 
@@ -190,15 +195,19 @@ void TransformerLayer<T>::store_kv(const T* P, cpu::KVCache<T>& cache, DecodeScr
                                    int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const {
   const int64_t rows = B * n, I = inner();
   s.resize(rows, C);
+  const T* W = s.weights(P);
+  const cpu::SmallBatchWeights layout = s.layout();
   cpu::layernorm_forward(s.ln.data(), s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, rows, C,
                          T(kLayerNormEps));
-  decode_linear(s.qkv.data(), s.ln.data(), P + p.qkv_w, P + p.qkv_b, rows, C, 3 * I);
+  decode_linear(s.qkv.data(), s.ln.data(), W + p.qkv_w, P + p.qkv_b, rows, C, 3 * I, layout);
   cpu::rope_rotate(s.qkv.data() + I, B, n, n * 3 * I, 3 * I, n_head, rope, start, false);  // k only
   cpu::attention_cached_store(cache, s.qkv.data(), B, n, start);
 }
 
-template void decode_linear<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t);
-template void decode_linear<double>(double*, const double*, const double*, const double*, int64_t, int64_t, int64_t);
+template void decode_linear<float>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                   cpu::SmallBatchWeights);
+template void decode_linear<double>(double*, const double*, const double*, const double*, int64_t, int64_t, int64_t,
+                                    cpu::SmallBatchWeights);
 template struct DecodeScratch<float>;
 template struct DecodeScratch<double>;
 template struct LayerActivations<float>;

@@ -14,6 +14,7 @@
 #include "core/communicator.h"
 #include "core/models/parameter_layout.h"
 #include "core/ops/cpu/attention_cached.h"
+#include "core/ops/cpu/linear_small_batch.h"
 #include "core/ops/cpu/rope.h"
 
 namespace starflow::core {
@@ -56,6 +57,11 @@ struct DecodeScratch {
   std::vector<T> ln, mean, rstd, qkv, attn, mid, hidden;
   // The fused decode step's transposed inputs of the qkv/fc1, proj and fc2 linears ([K, Mp] each).
   std::vector<T> xt_in, xt_attn, xt_hidden;
+  // The decode linears' weights in the small-batch kernel's tile layout, at the parameters' offsets
+  // (MetaBlock::tile_decode_weights; float with the AVX2 kernel), or null: row-major from the parameters.
+  const T* tiled = nullptr;
+  const T* weights(const T* P) const { return tiled ? tiled : P; }
+  cpu::SmallBatchWeights layout() const { return tiled ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows; }
   void resize(int64_t rows, int64_t C);
 };
 
@@ -94,6 +100,9 @@ struct TransformerLayer {
   // sized the scratch outside the region. shared_rows > 0 says input rows [shared_rows, 2·shared_rows) equal
   // rows [0, shared_rows) (guidance's two halves at the first layer): their LayerNorm and QKV are copied.
   static constexpr int64_t kDecodeTeamRows = 64;
+  // Writes this layer's four decode linear weights from P into dst (same offsets) in tile layout
+  // (DecodeScratch::tiled). Float with the AVX2 kernel only.
+  void tile_decode_weights(const T* P, T* dst) const;
   bool can_decode_team(int64_t rows) const;
   void prepare_decode_team(DecodeScratch<T>& s, int64_t rows) const;
   void decode_team(const T* params, cpu::KVCache<T>& cache, DecodeScratch<T>& s, const T* x, T* out, int64_t B,
@@ -104,13 +113,17 @@ struct TransformerLayer {
 
 // The linear of the decode paths: the small-batch kernel (float, AVX2), whose per-row results do not depend
 // on how many rows a call holds or on the thread count; linear_forward otherwise (double, no AVX2).
+// layout kTiles (float with the kernel only): weight is in tile layout.
 template <class T>
-void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N);
+void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N,
+                   cpu::SmallBatchWeights layout = cpu::SmallBatchWeights::kRows);
 
 // A second thread pays for a decode region above ~100k multiply-adds per layer (config A: 3M per sample row).
 inline bool decode_team_parallel(int64_t rows, int64_t C) { return rows * C * C > (1 << 14); }
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
+template <>
+void TransformerLayer<float>::tile_decode_weights(const float* P, float* dst) const;
 template <>
 bool TransformerLayer<float>::can_decode_team(int64_t rows) const;
 template <>

@@ -16,6 +16,15 @@ namespace starflow::core {
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 template <>
+void TransformerLayer<float>::tile_decode_weights(const float* P, float* dst) const {
+  // The shapes decode_linear and decode_team run them with (this rank's part under TP).
+  cpu::tile_small_batch_weight(dst + p.qkv_w, P + p.qkv_w, C, 3 * inner());
+  cpu::tile_small_batch_weight(dst + p.proj_w, P + p.proj_w, inner(), C);
+  cpu::tile_small_batch_weight(dst + p.fc1_w, P + p.fc1_w, C, hidden);
+  cpu::tile_small_batch_weight(dst + p.fc2_w, P + p.fc2_w, hidden, C);
+}
+
+template <>
 bool TransformerLayer<float>::can_decode_team(int64_t rows) const {
   return !(tp && tp->size() > 1) && rows <= kDecodeTeamRows && head_dim % 8 == 0;
 }
@@ -41,6 +50,8 @@ void TransformerLayer<float>::decode_team(const float* P, cpu::KVCache<float>& c
   float* xt_attn = s.xt_attn.data();
   float* xt_hidden = s.xt_hidden.data();
   const float eps = float(kLayerNormEps), scale = attention_scale<float>(head_dim);
+  const float* W = s.weights(P);
+  const cpu::SmallBatchWeights layout = s.layout();
   cpu::SmallBatchOutput to_qkv, to_mid, to_hidden, to_out;
   to_qkv.out = qkv;
   to_mid.out = mid;
@@ -51,17 +62,17 @@ void TransformerLayer<float>::decode_team(const float* P, cpu::KVCache<float>& c
   to_out.residual = mid;
   cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), x, P + p.ln1_w, P + p.ln1_b, qkv_rows, C,
                                  eps);
-  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, P + p.qkv_w, P + p.qkv_b, C, 3 * I);
+  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, W + p.qkv_w, P + p.qkv_b, C, 3 * I, layout);
   if (shared_rows > 0) {  // the second half's input rows equal the first's: so do their q, k and v
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < shared_rows; ++r)
       std::copy(qkv + r * 3 * I, qkv + (r + 1) * 3 * I, qkv + (shared_rows + r) * 3 * I);
   }
   cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope);
-  cpu::small_batch_linear_team(to_mid, xt_attn, rows, P + p.proj_w, P + p.proj_b, I, C);
+  cpu::small_batch_linear_team(to_mid, xt_attn, rows, W + p.proj_w, P + p.proj_b, I, C, layout);
   cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), mid, P + p.ln2_w, P + p.ln2_b, rows, C, eps);
-  cpu::small_batch_linear_team(to_hidden, xt_in, rows, P + p.fc1_w, P + p.fc1_b, C, hidden);
-  cpu::small_batch_linear_team(to_out, xt_hidden, rows, P + p.fc2_w, P + p.fc2_b, hidden, C);
+  cpu::small_batch_linear_team(to_hidden, xt_in, rows, W + p.fc1_w, P + p.fc1_b, C, hidden, layout);
+  cpu::small_batch_linear_team(to_out, xt_hidden, rows, W + p.fc2_w, P + p.fc2_b, hidden, C, layout);
 }
 
 template <>

@@ -89,6 +89,32 @@ TEST(LinearSmallBatch, SameBitsForAnyThreadCount) {
 }
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
+// Weights in tile layout give the row-major layout's bits (same sums in the same order), on every shape:
+// short last tiles (N not a multiple of 6), one k block and several, past 64 rows (blocked), one and two
+// threads; the tiled copy keeps the tensor's size, and with a row-major reading it is not the same
+// (the test would pass with a no-op tiling otherwise).
+TEST(LinearSmallBatch, TiledWeightsGiveTheRowMajorBits) {
+  for (const Shape3 s : kShapes) {
+    const Problem p(s, 5);
+    std::vector<float> tiled(p.w.size(), NAN), rows(s.M * s.N), tiles(s.M * s.N);
+    cpu::tile_small_batch_weight(tiled.data(), p.w.data(), s.K, s.N);
+    for (int threads : {1, 2}) {
+      const int saved = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      cpu::linear_forward_small_batch(rows.data(), p.in.data(), p.w.data(), p.b.data(), s.M, s.K, s.N);
+      cpu::linear_forward_small_batch(tiles.data(), p.in.data(), tiled.data(), p.b.data(), s.M, s.K, s.N,
+                                      cpu::SmallBatchWeights::kTiles);
+      omp_set_num_threads(saved);
+      EXPECT_EQ(0, std::memcmp(rows.data(), tiles.data(), sizeof(float) * rows.size()))
+          << "M=" << s.M << " K=" << s.K << " N=" << s.N << " threads=" << threads;
+    }
+    if (s.N > 1 && s.K > 1) {
+      cpu::linear_forward_small_batch(tiles.data(), p.in.data(), tiled.data(), p.b.data(), s.M, s.K, s.N);
+      EXPECT_NE(0, std::memcmp(rows.data(), tiles.data(), sizeof(float) * rows.size())) << "N=" << s.N;
+    }
+  }
+}
+
 // The decode step's fused outputs, run by a team of two: out = x·Wᵀ + b + residual (row-major), and
 // GELU(x·Wᵀ + b) written transposed [N, Mp] for the next linear.
 TEST(LinearSmallBatch, TeamOutputsResidualAndTransposedGelu) {

@@ -270,3 +270,29 @@ TEST(Sampler, SharedConditionsGiveTheSamplesOfSingleSampleCalls) {
     }
   }
 }
+
+// Sampling keeps the decode weights tiled between calls (StarFlowModel::decode_weights): after the
+// parameters change (an optimizer step, a checkpoint load), the next call samples the new weights, the same
+// bits as a model that never held the old ones.
+TEST(Sampler, TiledDecodeWeightsFollowParameterChanges) {
+  FlowConfig c = sampler_config(true, SeqOrder::L2R);
+  c.channels = 48;
+  c.head_dim = 24;
+  StarFlowModel<float> mf(c), fresh(c);
+  copy_weights(make_model(c, 37), mf);
+  const int64_t B = 3, per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
+  const auto noise = to_float(randn(B * per_sample, 61)), y = to_float(randn(B * per_text, 62)),
+             y_null = to_float(randn(B * per_text, 63));
+  SampleOptions opt;
+  opt.guidance = 1.0;
+  const auto before = sample(mf, noise.data(), y.data(), y_null.data(), B, opt);
+  const uint64_t version = mf.parameters_version();
+  const auto other = make_model(c, 38);
+  copy_weights(other, mf);
+  EXPECT_GT(mf.parameters_version(), version);
+  copy_weights(other, fresh);
+  const auto after = sample(mf, noise.data(), y.data(), y_null.data(), B, opt);
+  const auto expected = sample(fresh, noise.data(), y.data(), y_null.data(), B, opt);
+  EXPECT_EQ(0, std::memcmp(after.data(), expected.data(), sizeof(float) * after.size()));
+  EXPECT_NE(0, std::memcmp(after.data(), before.data(), sizeof(float) * after.size()));
+}

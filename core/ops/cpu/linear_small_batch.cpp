@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "core/ops/cpu/gelu.h"
@@ -67,12 +68,15 @@ inline void store_first(float* dst, __m256 v) {
 // One panel: rows m0..m0+8·MV of xt against weight rows n0..n0+NR. The pragmas make GCC unroll the
 // register arrays before scalar replacement; without them it spills every accumulator on every k. The
 // block totals live in memory (L1) between blocks: only the k loop needs its accumulators in registers.
-template <int MV, int NR>
+// Tiles: the weights in tile layout (see tile_small_batch_weight): the tile is one stream, W[n0 + i, k] at
+// w[n0·K + k·NR + i]; otherwise NR row streams, W[n0 + i, k] at w[(n0 + i)·K + k].
+template <int MV, int NR, bool Tiles>
 void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, int64_t M, const float* w,
            const float* bias, int64_t K, int64_t N, int64_t n0) {
   const float* wr[NR];
 #pragma GCC unroll 8
   for (int i = 0; i < NR; ++i) wr[i] = w + (n0 + i) * K;
+  const float* wt = w + n0 * K;
   const bool first_panel = m0 == 0;  // later panels find the tile's weights in L1
   __m256 acc[NR][MV], total[NR][MV];
 #pragma GCC unroll 8
@@ -87,7 +91,12 @@ void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, i
     const int64_t k_end = std::min(K, kb + kSumBlock);
     const float* x = xt + kb * Mp + m0;
     for (int64_t k0 = kb; k0 < k_end; k0 += 16) {
-      if (first_panel) {
+      if (first_panel && Tiles) {
+        // The 16 k's of weights kPrefetch k's ahead in the tile's stream (into the next tile near the end).
+        const float* ahead = wt + (k0 + kPrefetch) * NR;
+#pragma GCC unroll 8
+        for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(ahead + 16 * i), _MM_HINT_T0);
+      } else if (first_panel) {
         // kPrefetch floats ahead along this thread's weight stream, into the next tile's rows near the end.
         const int64_t ahead = k0 + kPrefetch < K ? k0 + kPrefetch : NR * K + k0 + kPrefetch - K;
 #pragma GCC unroll 8
@@ -101,7 +110,7 @@ void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, i
         for (int j = 0; j < MV; ++j) xv[j] = _mm256_loadu_ps(x + 8 * j);
 #pragma GCC unroll 8
         for (int i = 0; i < NR; ++i) {
-          const __m256 b = _mm256_broadcast_ss(wr[i] + k);
+          const __m256 b = _mm256_broadcast_ss(Tiles ? wt + k * NR + i : wr[i] + k);
 #pragma GCC unroll 2
           for (int j = 0; j < MV; ++j) acc[i][j] = _mm256_fmadd_ps(b, xv[j], acc[i][j]);
         }
@@ -144,25 +153,33 @@ void panel(const SmallBatchOutput& o, const float* xt, int64_t Mp, int64_t m0, i
   }
 }
 
-template <int NR>
+template <int NR, bool Tiles>
 void tile(const SmallBatchOutput& o, const float* xt, int64_t M, const float* w, const float* bias, int64_t K,
           int64_t N, int64_t n0) {
   const int64_t Mp = small_batch_padded_rows(M);
   int64_t m0 = 0;
-  for (; m0 + 16 <= Mp; m0 += 16) panel<2, NR>(o, xt, Mp, m0, M, w, bias, K, N, n0);
-  if (m0 < Mp) panel<1, NR>(o, xt, Mp, m0, M, w, bias, K, N, n0);
+  for (; m0 + 16 <= Mp; m0 += 16) panel<2, NR, Tiles>(o, xt, Mp, m0, M, w, bias, K, N, n0);
+  if (m0 < Mp) panel<1, NR, Tiles>(o, xt, Mp, m0, M, w, bias, K, N, n0);
 }
 
-// The short tile at the end of the weight rows.
-void remainder_tile(int nr, const SmallBatchOutput& o, const float* xt, int64_t M, const float* w,
-                    const float* bias, int64_t K, int64_t N, int64_t n0) {
+// The tile of weight rows n0..n0+nr (nr ≤ kTileRows: the last tile may be short).
+template <bool Tiles>
+void any_tile(int64_t nr, const SmallBatchOutput& o, const float* xt, int64_t M, const float* w, const float* bias,
+              int64_t K, int64_t N, int64_t n0) {
   switch (nr) {
-    case 1: return tile<1>(o, xt, M, w, bias, K, N, n0);
-    case 2: return tile<2>(o, xt, M, w, bias, K, N, n0);
-    case 3: return tile<3>(o, xt, M, w, bias, K, N, n0);
-    case 4: return tile<4>(o, xt, M, w, bias, K, N, n0);
-    default: return tile<5>(o, xt, M, w, bias, K, N, n0);
+    case 1: return tile<1, Tiles>(o, xt, M, w, bias, K, N, n0);
+    case 2: return tile<2, Tiles>(o, xt, M, w, bias, K, N, n0);
+    case 3: return tile<3, Tiles>(o, xt, M, w, bias, K, N, n0);
+    case 4: return tile<4, Tiles>(o, xt, M, w, bias, K, N, n0);
+    case 5: return tile<5, Tiles>(o, xt, M, w, bias, K, N, n0);
+    default: return tile<kTileRows, Tiles>(o, xt, M, w, bias, K, N, n0);
   }
+}
+
+void run_tile(SmallBatchWeights layout, int64_t nr, const SmallBatchOutput& o, const float* xt, int64_t M,
+              const float* w, const float* bias, int64_t K, int64_t N, int64_t n0) {
+  if (layout == SmallBatchWeights::kTiles) return any_tile<true>(nr, o, xt, M, w, bias, K, N, n0);
+  any_tile<false>(nr, o, xt, M, w, bias, K, N, n0);
 }
 
 }  // namespace
@@ -177,8 +194,18 @@ void small_batch_transpose_team(float* xt, const float* in, int64_t M, int64_t K
   }
 }
 
+void tile_small_batch_weight(float* dst, const float* w, int64_t K, int64_t N) {
+#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
+  for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
+    const int64_t nr = std::min<int64_t>(kTileRows, N - n0);
+    float* t = dst + n0 * K;
+    for (int64_t i = 0; i < nr; ++i)
+      for (int64_t k = 0; k < K; ++k) t[k * nr + i] = w[(n0 + i) * K + k];
+  }
+}
+
 void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t M, const float* weight,
-                             const float* bias, int64_t K, int64_t N) {
+                             const float* bias, int64_t K, int64_t N, SmallBatchWeights layout) {
   // Tiles of weight rows are handed out dynamically, large runs first (guided): an equal static split left
   // one thread waiting at the barrier for the other 5-10% of the time (whichever core the cache misses or
   // another tenant slowed), and the runs shrink to single tiles at the end. A row's sums do not depend on
@@ -188,8 +215,7 @@ void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t
 #pragma omp for schedule(guided) nowait
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t n0 = t * kTileRows, nr = std::min<int64_t>(kTileRows, N - n0);
-    if (nr == kTileRows) tile<kTileRows>(o, xt, M, weight, bias, K, N, n0);
-    else remainder_tile(static_cast<int>(nr), o, xt, M, weight, bias, K, N, n0);
+    run_tile(layout, nr, o, xt, M, weight, bias, K, N, n0);
     if (o.out_t != nullptr && o.gelu) gelu_forward_serial(o.out_t + n0 * Mp, o.out_t + n0 * Mp, nr * Mp);
   }
 #pragma omp barrier
@@ -203,7 +229,7 @@ namespace {
 // weight rows stay in L1 across the chunk's panels. Each output element is still the same panel's sum in
 // k order, so the bits equal the unblocked kernel's for any row count and thread count (BLAS's do not).
 void linear_forward_small_batch_blocked(float* out, const float* in, const float* weight, const float* bias,
-                                        int64_t M, int64_t K, int64_t N) {
+                                        int64_t M, int64_t K, int64_t N, SmallBatchWeights layout) {
   thread_local std::vector<float> xt;
   const int64_t chunks = (M + kBlockedRows - 1) / kBlockedRows;
   const size_t need = static_cast<size_t>(chunks * K * kBlockedRows);
@@ -227,9 +253,7 @@ void linear_forward_small_batch_blocked(float* out, const float* in, const float
         o.out = out + m0 * N;
         for (int64_t t = t_begin; t < t_end; ++t) {
           const int64_t n0 = nb0 + t * kTileRows, nr = std::min<int64_t>(kTileRows, nb1 - n0);
-          const float* x = xbuf + c * K * kBlockedRows;
-          if (nr == kTileRows) tile<kTileRows>(o, x, rows, weight, bias, K, N, n0);
-          else remainder_tile(static_cast<int>(nr), o, x, rows, weight, bias, K, N, n0);
+          run_tile(layout, nr, o, xbuf + c * K * kBlockedRows, rows, weight, bias, K, N, n0);
         }
       }
     }
@@ -240,10 +264,10 @@ void linear_forward_small_batch_blocked(float* out, const float* in, const float
 #endif
 
 void linear_forward_small_batch(float* out, const float* in, const float* weight, const float* bias, int64_t M,
-                                int64_t K, int64_t N) {
+                                int64_t K, int64_t N, SmallBatchWeights layout) {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   thread_local std::vector<float> xt;
-  if (M > kBlockedRows) return linear_forward_small_batch_blocked(out, in, weight, bias, M, K, N);
+  if (M > kBlockedRows) return linear_forward_small_batch_blocked(out, in, weight, bias, M, K, N, layout);
   const size_t need = static_cast<size_t>(K * small_batch_padded_rows(M));
   if (xt.size() < need) xt.resize(need);
   float* xbuf = xt.data();  // the calling thread's buffer, shared by the team
@@ -253,9 +277,10 @@ void linear_forward_small_batch(float* out, const float* in, const float* weight
 #pragma omp parallel if (M * N * K > (1 << 17))
   {
     small_batch_transpose_team(xbuf, in, M, K);
-    small_batch_linear_team(o, xbuf, M, weight, bias, K, N);
+    small_batch_linear_team(o, xbuf, M, weight, bias, K, N, layout);
   }
 #else
+  if (layout != SmallBatchWeights::kRows) throw std::logic_error("tiled small-batch weights need the AVX2 kernel");
   if (bias != nullptr)
     for (int64_t i = 0; i < M; ++i) std::copy(bias, bias + N, out + i * N);
   gemm<float>(false, true, M, N, K, 1.f, in, K, weight, K, bias != nullptr ? 1.f : 0.f, out, N);

@@ -31,17 +31,28 @@ struct SmallBatchOutput {
   bool gelu = false;
 };
 
+// How the weights W [N, K] are laid out. kRows: row-major (PyTorch's layout). kTiles: in the kernel's
+// register tiles of 6 output rows, each tile k-major (tile_small_batch_weight): one contiguous stream per
+// tile instead of six row streams, which the hardware prefetchers follow (sampling streams every weight
+// once per token step, from L3 or DRAM). A tile starts at the same offset as its first row, so the tiled
+// copy of a parameter buffer keeps every tensor's offset. Same sums in the same order: same bits.
+enum class SmallBatchWeights { kRows, kTiles };
+
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
+// dst [N·K] ← W [N, K] in tile layout (dst must not alias w).
+void tile_small_batch_weight(float* dst, const float* w, int64_t K, int64_t N);
+
 // xt [K, Mp] ← inᵀ for in [M, K] row-major; padding columns zeroed. Team op.
 void small_batch_transpose_team(float* xt, const float* in, int64_t M, int64_t K);
 
 // Weight W [N, K] (PyTorch layout), bias [N] or null, against xt [K, Mp] holding M rows. Team op.
 void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t M, const float* weight,
-                             const float* bias, int64_t K, int64_t N);
+                             const float* bias, int64_t K, int64_t N,
+                             SmallBatchWeights layout = SmallBatchWeights::kRows);
 #endif
 
 // out [M, N] = in [M, K] · Wᵀ + b: one parallel region around the two team steps (BLAS without AVX2).
 void linear_forward_small_batch(float* out, const float* in, const float* weight, const float* bias, int64_t M,
-                                int64_t K, int64_t N);
+                                int64_t K, int64_t N, SmallBatchWeights layout = SmallBatchWeights::kRows);
 
 }  // namespace starflow::core::cpu
