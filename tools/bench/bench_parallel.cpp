@@ -18,17 +18,13 @@
 #include "parallel/gradient_buckets.h"
 #include "parallel/process_grid.h"
 #include "tools/bench/bench_configs.h"
+#include "tools/bench/bench_stats.h"
 #include "tools/options.h"
 
 extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct StepTimes {
   double step_ms = 0, wait_ms = 0, blocking_allreduce_ms = 0;

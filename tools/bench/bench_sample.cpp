@@ -11,6 +11,7 @@
 #include "core/models/sampler.h"
 #include "core/random.h"
 #include "tools/bench/bench_configs.h"
+#include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -23,11 +24,6 @@ struct Case {
   double cfg;
   bool jacobi;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -81,8 +77,15 @@ int bench_sample(int argc, char** argv) {
     for (int64_t b = 0; b < batch; ++b) y_null[b * c.txt_size * c.txt_dim + e] = eos;
   }
 
-  std::printf("bench sample: config %s, %lld images, %d threads, median of %d runs\n", config.c_str(),
-              (long long)batch, threads, runs);
+  // Sampling keeps the decode weights in the kernel's tile layout between calls (as model loading would);
+  // every timed run, ours untimed first, finds them tiled. Their one-time cost is printed, not hidden.
+  const auto tile_start = std::chrono::steady_clock::now();
+  for (int64_t k = 0; k < c.num_blocks; ++k) model.decode_weights(k);
+  const double tile_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tile_start).count();
+  std::printf("bench sample: config %s, %lld images, %d threads, median of %d runs (decode weights tiled once: "
+              "%.1f ms)\n",
+              config.c_str(), (long long)batch, threads, runs, tile_ms);
   std::printf("%-22s %10s %10s %14s %9s\n", "decoding", "ours ms", "img/s", "torch ms", "speedup");
   const Case cases[] = {{"sequential", 0, false}, {"sequential cfg", cfg, false}, {"jacobi", 0, true},
                         {"jacobi cfg", cfg, true}};

@@ -13,17 +13,13 @@
 #include "core/optim/adamw.h"
 #include "core/random.h"
 #include "tools/bench/bench_configs.h"
+#include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
 
 extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Our training step on a bench config: one call of step() is one timed step, in ms.
 class OurTrainStep {
