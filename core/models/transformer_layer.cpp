@@ -179,13 +179,12 @@ void TransformerLayer<T>::forward_cached(const T* P, cpu::KVCache<T>& cache, Dec
 template <class T>
 void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N,
                    cpu::SmallBatchWeights layout) {
-#ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
     // Unlike BLAS (whose sums change with its thread count), the small-batch kernel gives a row the same
-    // bits in any call, whatever the row count (it blocks many rows like a GEMM) or the threads.
+    // bits in any call, whatever the row count (it blocks many rows like a GEMM) or the threads; so does
+    // its portable form in builds without AVX2.
     return cpu::linear_forward_small_batch(out, in, weight, bias, M, K, N, layout);
   }
-#endif
   if (layout != cpu::SmallBatchWeights::kRows) throw std::logic_error("tiled decode weights need the float kernel");
   cpu::linear_forward(out, in, weight, bias, M, K, N);
 }

@@ -111,8 +111,9 @@ struct TransformerLayer {
                            int64_t n, int64_t start, const cpu::RopeTable<T>& rope) const;
 };
 
-// The linear of the decode paths: the small-batch kernel (float, AVX2), whose per-row results do not depend
-// on how many rows a call holds or on the thread count; linear_forward otherwise (double, no AVX2).
+// The linear of the decode paths: for float the small-batch kernel (its portable form without AVX2), whose
+// per-row results do not depend on how many rows a call holds or on the thread count; linear_forward for
+// double.
 // layout kTiles (float with the kernel only): weight is in tile layout.
 template <class T>
 void decode_linear(T* out, const T* in, const T* weight, const T* bias, int64_t M, int64_t K, int64_t N,

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "core/ops/cpu/gelu.h"
-#include "core/ops/cpu/gemm.h"
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 #include <immintrin.h>
@@ -281,9 +280,33 @@ void linear_forward_small_batch(float* out, const float* in, const float* weight
   }
 #else
   if (layout != SmallBatchWeights::kRows) throw std::logic_error("tiled small-batch weights need the AVX2 kernel");
-  if (bias != nullptr)
-    for (int64_t i = 0; i < M; ++i) std::copy(bias, bias + N, out + i * N);
-  gemm<float>(false, true, M, N, K, 1.f, in, K, weight, K, bias != nullptr ? 1.f : 0.f, out, N);
+  // Without AVX2 (PORTABLE builds), the kernel's summation scheme in portable code: each output is one sum
+  // in k order, in blocks of 128 terms whose totals are added in order, from its own row alone, so the bits
+  // do not depend on the thread count or on the rows a call holds either (BLAS's do: sampling would lose
+  // "same seed, same samples"). Rows go transposed, eight at a time, so the inner loop vectorises.
+  constexpr int64_t kBlock = 128, kLanes = 8;
+  const int64_t Mp = small_batch_padded_rows(M);
+  thread_local std::vector<float> xt;
+  if (xt.size() < static_cast<size_t>(K * Mp)) xt.resize(K * Mp);
+  float* x = xt.data();
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t m = 0; m < Mp; ++m) x[k * Mp + m] = m < M ? in[m * K + k] : 0.f;
+#pragma omp parallel for schedule(static) if (M * N * K > (1 << 17))
+  for (int64_t n = 0; n < N; ++n) {
+    const float* w = weight + n * K;
+    for (int64_t m0 = 0; m0 < M; m0 += kLanes) {
+      float total[kLanes] = {}, acc[kLanes];
+      for (int64_t kb = 0; kb < K; kb += kBlock) {
+        for (float& a : acc) a = 0.f;
+        const int64_t k_end = std::min(K, kb + kBlock);
+        for (int64_t k = kb; k < k_end; ++k)
+          for (int64_t l = 0; l < kLanes; ++l) acc[l] += w[k] * x[k * Mp + m0 + l];
+        for (int64_t l = 0; l < kLanes; ++l) total[l] += acc[l];
+      }
+      for (int64_t l = 0; l < std::min(kLanes, M - m0); ++l)
+        out[(m0 + l) * N + n] = bias != nullptr ? total[l] + bias[n] : total[l];
+    }
+  }
 #endif
 }
 

@@ -51,7 +51,9 @@ void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t
                              SmallBatchWeights layout = SmallBatchWeights::kRows);
 #endif
 
-// out [M, N] = in [M, K] · Wᵀ + b: one parallel region around the two team steps (BLAS without AVX2).
+// out [M, N] = in [M, K] · Wᵀ + b: one parallel region around the two team steps (past 64 rows, blocked like
+// a GEMM). Without AVX2, a portable loop with the same summation scheme. Either way a row's bits do not
+// depend on the row count or the thread count.
 void linear_forward_small_batch(float* out, const float* in, const float* weight, const float* bias, int64_t M,
                                 int64_t K, int64_t N, SmallBatchWeights layout = SmallBatchWeights::kRows);
 
