@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh Debian 12 machine: install dependencies, build, run ctest.
+# The whole test suite on a fresh Debian 12 machine: install dependencies, build, run ctest; then the unit
+# tests of a PORTABLE build.
 # Usage: bash tools/test.sh   (BUILD_DIR=... to choose the build folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +9,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j2
-cd "$build"
-ctest --output-on-failure -j2 --timeout 600
+(cd "$build" && ctest --output-on-failure -j2 --timeout 600)
+# The unit tests again in a PORTABLE build (generic x86-64, no AVX2 kernels, no CUDA): its fallbacks must
+# keep the same guarantees (golden parity, sampling's independence of batch size and thread count).
+cmake -S . -B "$build-portable" -DCMAKE_BUILD_TYPE=Release -DPORTABLE=ON -DWITH_CUDA=OFF
+cmake --build "$build-portable" -j2 --target starflow_tests
+"$build-portable/starflow_tests" --gtest_brief=1
