@@ -7,7 +7,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "data/shard_dataset.h"
 #include "jobs/shard_batches.h"
@@ -23,6 +27,47 @@
 extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
+
+// Collective over comm: whether any rank's `error` is non-empty. If so, rank 0 prints each distinct error once,
+// "<prefix>: <error>" when every rank failed alike, else naming the ranks it happened on (a thousand ranks
+// failing alike print one line, not a thousand; one node's failure still says which ranks).
+bool report_errors_once(MPI_Comm comm, const std::string& error, const char* prefix) {
+  int failed = error.empty() ? 0 : 1, any = 0, rank = 0, size = 1;
+  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
+  if (!any) return false;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  const int len = static_cast<int>(error.size());
+  std::vector<int> lens(rank == 0 ? size : 0), offsets(lens.size());
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
+  std::string all;
+  if (rank == 0) {
+    for (int r = 0, off = 0; r < size; off += lens[r], ++r) offsets[r] = off;
+    all.resize(static_cast<size_t>(offsets.back() + lens.back()));
+  }
+  MPI_Gatherv(error.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0, comm);
+  if (rank != 0) return true;
+  std::vector<std::pair<std::string, std::vector<int>>> distinct;  // in order of the first rank that hit each
+  for (int r = 0; r < size; ++r) {
+    if (lens[r] == 0) continue;
+    const std::string e = all.substr(offsets[r], lens[r]);
+    auto it = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return d.first == e; });
+    if (it == distinct.end()) distinct.push_back({e, {r}});
+    else it->second.push_back(r);
+  }
+  for (const auto& [e, ranks] : distinct) {
+    if (static_cast<int>(ranks.size()) == size) {
+      std::fprintf(stderr, "%s: %s\n", prefix, e.c_str());
+      continue;
+    }
+    std::string who = ranks.size() == 1 ? "rank " : "ranks ";
+    for (size_t i = 0; i < ranks.size() && i < 8; ++i) who += (i ? ", " : "") + std::to_string(ranks[i]);
+    if (ranks.size() > 8) who += " and " + std::to_string(ranks.size() - 8) + " more";
+    std::fprintf(stderr, "%s: %s: %s\n", prefix, who.c_str(), e.c_str());
+  }
+  std::fflush(stderr);
+  return true;
+}
 
 // Threads per rank: the configured number, else OMP_NUM_THREADS (how a SLURM job passes --cpus-per-task:
 // the cores of the node are not all ours there), else the cores divided among the ranks on this node, so
@@ -107,6 +152,7 @@ int run_train(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   bool preempted = false;
   bool same_everywhere = true;  // config and layout errors happen alike on every rank: report them once
+  bool reported = false;        // already printed by report_errors_once
   try {
     jobs::TrainConfig cfg = jobs::TrainConfig::from_file(config_path);
     if (steps_override > 0) cfg.steps = steps_override;
@@ -116,20 +162,32 @@ int run_train(int argc, char** argv) {
     // The layout first: a grid that cannot be formed is refused before any data is opened.
     parallel::ProcessGrid grid(MPI_COMM_WORLD, static_cast<int>(cfg.tp), static_cast<int>(cfg.dp));
     parallel::MpiCommunicator& comm = grid.dp();  // batches are split over the data-parallel ranks
-    same_everywhere = false;
+    // Opening the data can fail alike everywhere (a wrong path) or on some ranks only (a node without the
+    // mount): the ranks agree before going on, and each distinct error is printed once, with its ranks.
     std::unique_ptr<jobs::BatchSource> data;
-    if (cfg.data == "synthetic") {
-      const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
-      data = std::make_unique<jobs::SyntheticLatents>(cfg.model.in_channels, cfg.model.img_size, classes, cfg.seed,
-                                                      cfg.batch_size, comm.rank(), comm.size());
-    } else {
-      auto shards = std::make_unique<jobs::ShardBatches>(cfg.data, cfg.seed, cfg.batch_size, comm.rank(), comm.size());
-      check_shards_fit(cfg, shards->header());
-      if (rank == 0)
-        std::printf("data: %lld samples in %s (%s)\n", (long long)shards->num_samples(), cfg.data.c_str(),
-                    shards->header().describe().c_str());
-      data = std::move(shards);
+    std::string data_error;
+    try {
+      if (cfg.data == "synthetic") {
+        const int64_t classes = cfg.model.conditional() ? cfg.model.txt_dim - 1 : 0;
+        data = std::make_unique<jobs::SyntheticLatents>(cfg.model.in_channels, cfg.model.img_size, classes, cfg.seed,
+                                                        cfg.batch_size, comm.rank(), comm.size());
+      } else {
+        auto shards =
+            std::make_unique<jobs::ShardBatches>(cfg.data, cfg.seed, cfg.batch_size, comm.rank(), comm.size());
+        check_shards_fit(cfg, shards->header());
+        if (rank == 0)
+          std::printf("data: %lld samples in %s (%s)\n", (long long)shards->num_samples(), cfg.data.c_str(),
+                      shards->header().describe().c_str());
+        data = std::move(shards);
+      }
+    } catch (const std::exception& e) {
+      data_error = *e.what() ? e.what() : "cannot open the data";
     }
+    if (report_errors_once(MPI_COMM_WORLD, data_error, "starflow train")) {
+      reported = true;
+      throw std::runtime_error("the data could not be opened");
+    }
+    same_everywhere = false;
     jobs::Trainer trainer(cfg, grid, *data);
     std::string from;
     if (!fresh) {
@@ -157,7 +215,7 @@ int run_train(int argc, char** argv) {
       std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
     std::fflush(stdout);
   } catch (const std::exception& e) {
-    if (!same_everywhere || rank == 0) std::fprintf(stderr, "starflow train: %s\n", e.what());
+    if (!reported && (!same_everywhere || rank == 0)) std::fprintf(stderr, "starflow train: %s\n", e.what());
     status = 2;
   }
   MPI_Finalize();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Damaged and mismatched inputs at the command line. Resuming or sampling with another model's checkpoint or
 # weights, a truncated checkpoint, a checksum mismatch in a tensor or in the header, a missing shard
-# directory and an empty one: each gives one line on stderr naming the file and the problem, a non-zero exit
-# status, and leaves every file already written exactly as it was. Usage: test_checkpoint_errors.sh STARFLOW
+# directory (on every rank, or on one rank only) and an empty one: each gives one line on stderr naming the
+# file and the problem (and the ranks, when not all), a non-zero exit status, and leaves every file already
+# written exactly as it was. Usage: test_checkpoint_errors.sh STARFLOW
 set -euo pipefail
 starflow=$1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
@@ -133,6 +134,17 @@ expect_error "inspect, header checksum" "header.sfckpt: checkpoint header checks
 # 5. A missing shard directory and an empty one, given to a run that already has checkpoints and metrics.
 config missing "$dir/run" "data: $dir/no-such-shards"
 expect_error "missing shard directory" "$dir/no-such-shards" -- "$starflow" train "$dir/missing.yaml"
+# ... and on 2 ranks, where every rank fails alike: still one line (rank 0 prints each distinct error once;
+# -q keeps mpiexec's own notice about the exit status off stderr).
+expect_error "missing shard directory, 2 ranks" "$dir/no-such-shards" -- \
+  timeout 120 mpiexec -q -n 2 "$starflow" train "$dir/missing.yaml"
+# A failure on some ranks only (as a node without the mount): rank 1's config names missing shards, rank 0's
+# synthetic data (an MPMD launch). One line naming the rank, every rank stops, no output directory appears.
+config one_ok "$dir/run-mixed"
+config one_missing "$dir/run-mixed" "data: $dir/no-such-shards"
+expect_error "missing shards on rank 1 only" "rank 1: $dir/no-such-shards" -- \
+  timeout 120 mpiexec -q -n 1 "$starflow" train "$dir/one_ok.yaml" : -n 1 "$starflow" train "$dir/one_missing.yaml"
+[[ ! -e $dir/run-mixed ]] || fail "a run whose rank 1 had no data created its output directory"
 mkdir "$dir/empty-shards"
 config empty "$dir/run" "data: $dir/empty-shards"
 expect_error "empty shard directory" "$dir/empty-shards: no shards (*.h5) found" -- "$starflow" train "$dir/empty.yaml"
