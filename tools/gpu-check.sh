@@ -7,7 +7,7 @@
 #   tools/gpu-check.sh [run]     on the GPU machine: run build-gpu/bundle/ (carried there), else a binary in
 #                                build-gpu/, else build one there first (needs GTest, OpenBLAS, MPI, HDF5 ...)
 #
-# The GPU machine lacks most of the CPU-side dependencies (see ../shared/spec/ENVIRONMENT.md §11), so the
+# The GPU machine is a bare CUDA host without most of the CPU-side dependencies (GTest, OpenBLAS, yaml-cpp), so the
 # usual way is: `tools/gpu-check.sh prepare` here, then on the device `bash tools/gpu-check.sh` with
 # build-gpu/bundle carried. Results: $OUT/ when set (the device tool's output folder), else build-gpu/results/.
 # Environment: SANITIZE=0 skips compute-sanitizer; TEST_TIMEOUT, SANITIZE_TIMEOUT, BUILD_TIMEOUT (seconds);

@@ -1,6 +1,6 @@
 // Golden-fixture verification: rebuild the model a fixture's `config` describes, load its official-name
 // parameters and inputs, recompute every result group the file holds and compare within the float32
-// tolerances of shared/golden/README.md §4. Used by the parity tests and by `starflow check-golden`.
+// tolerances of tests/golden/data/README.md. Used by the parity tests and by `starflow check-golden`.
 #pragma once
 #include <string>
 #include <vector>

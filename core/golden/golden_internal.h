@@ -5,11 +5,12 @@
 
 #include "core/golden/golden_check.h"
 #include "core/io/safetensors.h"
+#include "core/models/sampler.h"
 #include "core/models/starflow_model.h"
 
 namespace starflow::core::golden {
 
-// Tolerances of shared/golden/README.md §4 ("rel" = max|Δ| / max|ref| per tensor).
+// Tolerances of the fixtures (tests/golden/data/README.md) ("rel" = max|Δ| / max|ref| per tensor).
 constexpr double kTolForward = 1e-5, kTolLogdet = 2e-5, kTolLoss = 5e-6, kTolGrad = 1e-4, kTolRope = 1e-6;
 constexpr double kTolAdamFixtureGrads = 1e-6, kTolAdamOwnGrads = 1e-4;
 
@@ -37,6 +38,12 @@ struct Accumulator {
   }
 };
 
+
+// "<variant> iterations": the per-chunk Jacobi iteration counts against the reference's (outer index: blocks in
+// decoding order). Exact for the loose settings; for the tight ones (`tight` non-null) each chunk within
+// [jacobi_block_size, jacobi_max_iter] and the same number of chunks.
+GroupResult iteration_count_group(const std::string& group, const std::vector<std::vector<int64_t>>& ours,
+                                  const std::vector<std::vector<int64_t>>& expected, const SampleOptions* tight);
 
 // reverse*, reverse_cfg*, reverse_jacobi*, denoise*: sampling with the fixture's noise and conditions, and
 // the Jacobi iteration counts recorded in the metadata. The model's parameters are the fixture's.

@@ -33,6 +33,35 @@ std::string counts_string(const std::vector<std::vector<int64_t>>& counts) {
 
 }  // namespace
 
+// The loose settings stop after 2-3 iterations, where float32 and float64 take the same decisions: their
+// counts must match exactly. The tight ones (th 1e-20) converge in block + 1 iterations in float64, but in
+// float32 the last update of a chunk may round to exactly zero one iteration earlier, or rounding may never
+// settle below 1e-20 until max_iter: each chunk must land in [block size, max_iter] (the fixtures' tolerance
+// table), and the result itself is compared as before. `tight` is null for an exact comparison.
+GroupResult iteration_count_group(const std::string& group, const std::vector<std::vector<int64_t>>& ours,
+                                  const std::vector<std::vector<int64_t>>& expected, const SampleOptions* tight) {
+  GroupResult g;
+  g.group = group;
+  g.metric = "abs";
+  g.tolerance = 0;
+  g.tensors = 0;
+  bool ok = ours.size() == expected.size();
+  for (size_t k = 0; ok && k < ours.size(); ++k) {
+    ok = ours[k].size() == expected[k].size();
+    for (size_t c = 0; ok && c < ours[k].size(); ++c)
+      ok = tight ? ours[k][c] >= tight->jacobi_block_size && ours[k][c] <= tight->jacobi_max_iter
+                 : ours[k][c] == expected[k][c];
+  }
+  g.max_abs = ok ? 0 : 1;
+  g.worst = "ours " + counts_string(ours);
+  if (tight)
+    g.worst += " within [" + std::to_string(tight->jacobi_block_size) + ", " + std::to_string(tight->jacobi_max_iter) +
+               "]" + (ok ? "" : " per chunk, reference " + counts_string(expected));
+  else if (!ok)
+    g.worst += " vs " + counts_string(expected);
+  return g;
+}
+
 void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, StarFlowModel<float>& model) {
   const FlowConfig& cfg = model.config();
   if (!file.has("input.sample_noise")) return;
@@ -93,14 +122,8 @@ void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, StarFl
     if (v.counts) {
       const auto expected = recorded_iterations(file, v.counts, K);
       if (expected.empty()) continue;
-      GroupResult g;
-      g.group = v.name + " iterations";
-      g.metric = "abs";
-      g.tolerance = 0;
-      g.tensors = 0;
-      g.max_abs = trace.jacobi_iterations == expected ? 0 : 1;
-      g.worst = "ours " + counts_string(trace.jacobi_iterations) + (g.max_abs ? " vs " + counts_string(expected) : "");
-      report.groups.push_back(g);
+      report.groups.push_back(iteration_count_group(v.name + " iterations", trace.jacobi_iterations, expected,
+                                                    std::string(v.jacobi) == "jacobi" ? &opt : nullptr));
     }
   }
   // Denoising is applied to the fixture's own samples so that its error is measured on its own.

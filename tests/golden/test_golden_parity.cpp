@@ -1,5 +1,5 @@
-// Golden parity: every fixture in ../shared/golden against the official PyTorch model's float64 results,
-// within the float32 tolerances of shared/golden/README.md §4.
+// Golden parity: every STARFlow fixture of tests/golden/data against the official PyTorch model's float64
+// results, within the float32 tolerances of tests/golden/data/README.md.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -8,13 +8,15 @@
 #include <fstream>
 
 #include "core/golden/golden_check.h"
+#include "core/golden/golden_internal.h"
 #include "core/io/safetensors.h"
+#include "tests/golden/golden_fixtures.h"
 
 using namespace starflow::core;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(STARFLOW_GOLDEN_DIR) + "/" + name; }
+std::string fixture(const std::string& name) { return starflow::testing::golden_fixture(name); }
 
 class GoldenParity : public ::testing::TestWithParam<const char*> {};
 
@@ -97,7 +99,29 @@ TEST(GoldenBadInput, WrongShapeNamesExpectedShape) {
   } catch (const std::runtime_error& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("param.blocks.0.proj_out.weight"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("[8, 128]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[8, 64]"), std::string::npos) << msg;
   }
   std::filesystem::remove(path);
+}
+
+// The Jacobi iteration counts: exact for the loose settings, each chunk within [block size, max_iter] for the
+// tight ones (float32 may stop an iteration earlier than float64, or run on), the same chunks in both.
+TEST(GoldenIterationCounts, TightWithinBoundsLooseExact) {
+  SampleOptions tight;
+  tight.jacobi_block_size = 8;
+  tight.jacobi_max_iter = 16;
+  const std::vector<std::vector<int64_t>> reference = {{9, 9}, {9, 9}};
+  const auto check = [&](const std::vector<std::vector<int64_t>>& ours, const SampleOptions* t) {
+    return golden::iteration_count_group("g", ours, reference, t).pass();
+  };
+  EXPECT_TRUE(check({{9, 9}, {9, 9}}, &tight));
+  EXPECT_TRUE(check({{8, 16}, {9, 8}}, &tight));
+  EXPECT_FALSE(check({{7, 9}, {9, 9}}, &tight));
+  EXPECT_FALSE(check({{9, 17}, {9, 9}}, &tight));
+  EXPECT_FALSE(check({{9, 9}, {9}}, &tight));       // a chunk missing
+  EXPECT_FALSE(check({{9, 9}}, &tight));            // a block missing
+  EXPECT_TRUE(check({{9, 9}, {9, 9}}, nullptr));
+  EXPECT_FALSE(check({{9, 9}, {9, 8}}, nullptr));   // loose: one count off fails
+  EXPECT_NE(golden::iteration_count_group("g", {{7, 9}, {9, 9}}, reference, &tight).worst.find("within [8, 16]"),
+            std::string::npos);
 }

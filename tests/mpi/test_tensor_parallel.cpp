@@ -18,6 +18,7 @@
 #include "core/random.h"
 #include "jobs/sample_job.h"
 #include "parallel/mpi_communicator.h"
+#include "tests/golden/golden_fixtures.h"
 #include "tests/mpi/mpi_test_util.h"
 
 using namespace starflow;
@@ -135,7 +136,7 @@ void expect_same(const Outcome& tp, const Outcome& one, const std::string& what)
 }
 
 Problem from_fixture(const std::string& name) {
-  const auto file = core::io::SafeTensorsFile::open(std::string(STARFLOW_GOLDEN_DIR) + "/" + name);
+  const auto file = core::io::SafeTensorsFile::open(starflow::testing::golden_fixture(name));
   Problem p;
   p.cfg = core::io::read_config(file);
   core::StarFlowModel<float> m(p.cfg);
@@ -259,7 +260,7 @@ TEST(TensorParallel, SampleJobTP2EqualsOneProcess) {
   {
     parallel::MpiCommunicator tp(c);
     jobs::SampleJobOptions o;
-    o.weights = std::string(STARFLOW_GOLDEN_DIR) + "/tiny_class.safetensors";
+    o.weights = starflow::testing::golden_fixture("tiny_class.safetensors");
     o.classes = {3, 7};
     o.cfg = 1.5;
     o.batch = 4;
