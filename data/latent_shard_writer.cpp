@@ -1,18 +1,16 @@
 // LatentShardWriter: appends samples to growable chunked datasets of a temporary HDF5 file and publishes it
 // under its final name only when finish() has written the attributes and the data is on disk.
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <initializer_list>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 #include <vector>
 
+#include "core/io/files.h"
 #include "core/io/float16.h"
 #include "data/hdf5_check.h"
 #include "data/latent_shard.h"
@@ -22,11 +20,7 @@ namespace starflow::data {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  throw std::runtime_error(path + ": " + problem);
-}
-
-std::string errno_text(int error) { return std::system_category().message(error); }
+[[noreturn]] void fail(const std::string& path, const std::string& problem) { core::io::fail_file(path, problem); }
 
 void validate_header(const std::string& path, const ShardHeader& h) {
   if (h.autoencoder.empty()) fail(path, "the autoencoder name is empty");
@@ -128,28 +122,6 @@ void write_shape_attribute(hid_t file, const std::string& path, const char* name
   const hsize_t length = shape.size();
   Hdf5Handle space = checked_dataspace(H5Screate_simple(1, &length, nullptr), path, "H5Screate_simple");
   write_attribute(file, path, name, H5T_NATIVE_INT64, space, shape.data());
-}
-
-// fsync through a fresh descriptor: HDF5 has closed its own, and close() does not imply durability.
-void sync_file(const std::string& path, const std::string& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, "cannot reopen '" + file + "' to sync it: " + errno_text(errno));
-  const int synced = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  if (synced != 0) fail(path, "fsync of '" + file + "' failed: " + errno_text(error));
-}
-
-// Makes the rename durable. Some filesystems cannot fsync a directory (EINVAL); nothing to act on there.
-void sync_parent_directory(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (parent.empty()) parent = ".";
-  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail(path, "written, but cannot open its directory to sync: " + errno_text(errno));
-  const int synced = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  if (synced != 0 && error != EINVAL) fail(path, "written, but syncing its directory failed: " + errno_text(error));
 }
 
 template <class T>
@@ -346,12 +318,11 @@ void LatentShardWriter::finish() {
     w.half_type.reset();
     h5Check(w.file.close(), w.path, "H5Fclose '" + w.temporary + "'");
   }
-  sync_file(w.path, w.temporary);
-  if (::rename(w.temporary.c_str(), w.path.c_str()) != 0)
-    fail(w.path, "cannot rename '" + w.temporary + "' into place: " + errno_text(errno));
+  // fsync through a fresh descriptor (HDF5 has closed its own, and close() does not imply durability),
+  // rename, fsync of the directory.
+  core::io::commit_temporary(w.temporary, w.path);
   w.finished = true;
   w.broken = false;
-  sync_parent_directory(w.path);
 }
 
 }  // namespace starflow::data

@@ -15,9 +15,13 @@
 #include <regex>
 #include <stdexcept>
 
+#include "parallel/error_agreement.h"
 #include "parallel/mpi_check.h"
 
 namespace starflow::jobs {
+
+using parallel::agree_on_error;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -153,22 +157,6 @@ void decode_trailer(const std::string& path, const unsigned char* trailer, uint6
 }
 
 }  // namespace
-
-// Every rank learns whether any rank failed, and the first failing rank's message; all throw alike.
-void agree_on_error(MPI_Comm comm, const std::string& local_error) {
-  int rank = 0, size = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  int failed_rank = local_error.empty() ? size : rank, first = size;
-  MPI_Allreduce(&failed_rank, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (first == size) return;
-  int len = rank == first ? static_cast<int>(local_error.size()) : 0;
-  MPI_Bcast(&len, 1, MPI_INT, first, comm);
-  std::string msg(len, '\0');
-  if (rank == first) msg = local_error;
-  MPI_Bcast(msg.data(), len, MPI_CHAR, first, comm);
-  throw std::runtime_error(size > 1 ? "rank " + std::to_string(first) + ": " + msg : msg);
-}
 
 std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step, const nlohmann::json& meta,
                              const std::vector<CheckpointTensor>& tensors, int keep) {

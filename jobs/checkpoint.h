@@ -45,7 +45,7 @@ struct CheckpointInfo {
 
 // Collective over comm. `meta` is the caller's JSON (config, data cursor, RNG states, ...). Writes
 // <dir>/ckpt_<step, 8 digits>.sfckpt atomically and then keeps only the newest `keep` checkpoints in dir
-// (keep <= 0: keep all). Throws the same std::runtime_error on every rank on failure.
+// (keep <= 0: keep all). Throws the same parallel::AgreedError on every rank on failure.
 std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step, const nlohmann::json& meta,
                              const std::vector<CheckpointTensor>& tensors, int keep);
 
@@ -70,10 +70,6 @@ class CheckpointReader {
   MPI_File file_ = MPI_FILE_NULL;
   CheckpointInfo info_;
 };
-
-// Collective over comm: when any rank's `local_error` is non-empty, every rank throws the same
-// std::runtime_error ("rank R: <first failing rank's message>"); otherwise returns on every rank.
-void agree_on_error(MPI_Comm comm, const std::string& local_error);
 
 // Header of one checkpoint file without MPI (for `starflow inspect` and discovery); validates the trailer
 // and the header checksum. Throws "<path>: ..." for anything that is not a complete checkpoint.

@@ -14,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/io/autoencoder_weights.h"
+#include "core/io/files.h"
 #include "data/io/emoji_dataset.h"
 #include "data/io/idx_reader.h"
 #include "data/io/image_folder.h"
@@ -21,6 +22,7 @@
 #include "data/io/word_vectors.h"
 #include "data/latent_shard.h"
 #include "jobs/checkpoint.h"
+#include "parallel/error_agreement.h"
 
 namespace starflow::jobs {
 namespace {
@@ -164,14 +166,11 @@ std::string check_or_record_manifest(const PreprocessOptions& o, const nlohmann:
                "); use another --out, or remove the directory to redo it";
     return "";
   }
-  const fs::path tmp = path.string() + ".tmp" + std::to_string(o.shard_index);
-  {
-    std::ofstream out(tmp);
-    out << want.dump(2) << "\n";
-    if (!out) return tmp.string() + ": cannot write the run manifest";
+  try {
+    core::io::write_file_atomically(path, want.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    return std::string("cannot write the run manifest: ") + e.what();
   }
-  fs::rename(tmp, path, ec);
-  if (ec) return path.string() + ": cannot write the run manifest (" + ec.message() + ")";
   return "";
 }
 
@@ -258,16 +257,6 @@ struct Prepared {
   }
 };
 
-// Collective: when any rank's error is set, every rank throws PreprocessRefused with the first failing
-// rank's message (see agree_on_error); otherwise returns everywhere.
-void agree(MPI_Comm comm, const std::string& error) {
-  try {
-    agree_on_error(comm, error);
-  } catch (const std::runtime_error& e) {
-    throw PreprocessRefused(e.what());
-  }
-}
-
 }  // namespace
 
 PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
@@ -277,7 +266,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &ranks);
   // Every failure is agreed on by all ranks before anyone goes on (a rank that threw alone would leave the
-  // others waiting in a collective): all of them stop with the first failing rank's message.
+  // others waiting in a collective): all of them stop with the same parallel::AgreedError.
   std::unique_ptr<Prepared> prep;
   std::string error;
   try {
@@ -285,7 +274,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   } catch (const std::exception& e) {
     error = e.what();
   }
-  agree(comm, error);
+  parallel::agree_on_error(comm, error);
   const std::string& ae_path = prep->ae_path;
   core::Autoencoder<float>& ae = prep->ae;
   const auto& aec = ae.config();
@@ -307,7 +296,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
       error = o.out_dir + ": " + e.what();
     }
   }
-  agree(comm, error);
+  parallel::agree_on_error(comm, error);
 
   data::ShardHeader header;
   header.autoencoder = fs::path(ae_path).filename().string();
@@ -368,7 +357,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   } catch (const std::exception& e) {
     error = e.what();
   }
-  agree(comm, error);
+  parallel::agree_on_error(comm, error);
   int64_t counts[4] = {summary.shards_written, summary.shards_already_complete, summary.samples_written, skipped.count()};
   MPI_Allreduce(MPI_IN_PLACE, counts, 4, MPI_INT64_T, MPI_SUM, comm);
   summary.shards_written = counts[0];

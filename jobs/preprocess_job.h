@@ -39,12 +39,7 @@ struct PreprocessSummary {
 // values are refused with "<path>: key 'K': ...".
 PreprocessOptions preprocess_options_from_file(const std::string& path);
 
-// Thrown alike by every rank (rank 0's refusal, broadcast): a command reports it once.
-struct PreprocessRefused : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Collective over comm. progress(shards done by this rank, shards of this rank) is called on rank 0.
+// Collective over comm. Every failure is a parallel::AgreedError, thrown alike on every rank. progress(shards done by this rank, shards of this rank) is called on rank 0.
 PreprocessSummary run_preprocess(const PreprocessOptions& options, MPI_Comm comm,
                                  const std::function<void(int64_t, int64_t)>& progress = {});
 

@@ -17,6 +17,7 @@
 #include "core/io/model_weights.h"
 #include "jobs/checkpoint.h"
 #include "jobs/loss_plot.h"
+#include "parallel/error_agreement.h"
 
 namespace starflow::jobs {
 namespace {
@@ -371,7 +372,7 @@ std::string Trainer::resume_if_possible() {
   } catch (const std::exception& e) {
     error = e.what();
   }
-  agree_on_error(grid_.world().comm(), error);
+  parallel::agree_on_error(grid_.world().comm(), error);
   step_ = meta.at("step").get<int64_t>();
   adam.set_steps(meta.at("adam_steps").get<int64_t>());
   bad_in_row_ = meta.at("bad_steps_in_row").get<int64_t>();

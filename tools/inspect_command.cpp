@@ -7,6 +7,7 @@
 
 #include "core/io/model_weights.h"
 #include "jobs/checkpoint.h"
+#include "tools/mpi_session.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
@@ -79,7 +80,7 @@ int run_convert(int argc, char** argv) {
     std::fprintf(stderr, "starflow convert: give --from CKPT and --to FILE.safetensors\n");
     return 2;
   }
-  MPI_Init(&argc, &argv);
+  MpiSession mpi(argc, argv, MPI_THREAD_FUNNELED);
   int status = 0;
   try {
     jobs::CheckpointReader reader(MPI_COMM_SELF, from);
@@ -98,7 +99,6 @@ int run_convert(int argc, char** argv) {
     std::fprintf(stderr, "starflow convert: %s\n", e.what());
     status = 2;
   }
-  MPI_Finalize();
   return status;
 }
 

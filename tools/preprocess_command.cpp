@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "jobs/preprocess_job.h"
+#include "parallel/error_agreement.h"
+#include "tools/mpi_session.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
@@ -49,9 +51,9 @@ int run_preprocess(int argc, char** argv) {
                                    "[CONFIG.yaml] [options]; the config's keys are the option names.",
                                    options, static_cast<int>(args.size()), args.data());
   if (parsed >= 0) return parsed;
-  MPI_Init(&argc, &argv);
-  int rank = 0, status = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MpiSession mpi(argc, argv, MPI_THREAD_FUNNELED);
+  const int rank = mpi.rank();
+  int status = 0;
   const bool tty = isatty(STDOUT_FILENO);
   try {
     const jobs::PreprocessSummary s = jobs::run_preprocess(o, MPI_COMM_WORLD, [&](int64_t done, int64_t total) {
@@ -63,14 +65,10 @@ int run_preprocess(int argc, char** argv) {
                   tty ? "\n" : "", (long long)s.shards_total, (long long)s.shards_written,
                   (long long)s.shards_already_complete, (long long)s.samples_written, (long long)s.images_skipped,
                   s.seconds, o.out_dir.c_str());
-  } catch (const jobs::PreprocessRefused& e) {
-    if (rank == 0) std::fprintf(stderr, "starflow preprocess: %s\n", e.what());  // the same on every rank
-    status = 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "starflow preprocess: %s\n", e.what());
+    parallel::print_error_once(MPI_COMM_WORLD, e, "starflow preprocess");
     status = 2;
   }
-  MPI_Finalize();
   return status;
 }
 

@@ -1,17 +1,14 @@
 // starflow sample: the sampling job from the command line.
-#include <mpi.h>
-#include <omp.h>
-
 #include <cstdio>
 #include <sstream>
 
 #include "jobs/sample_job.h"
 #include "parallel/process_grid.h"
 #include "tools/commands.h"
+#include "tools/cpu_threads.h"
+#include "tools/mpi_session.h"
 #include "tools/options.h"
 #include "tools/train_command.h"
-
-extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
 
@@ -25,24 +22,19 @@ void report(const jobs::SampleJobResult& r, const jobs::SampleJobOptions& o) {
 
 // --tp N under mpirun -np N: every rank samples with its shard of the deep block; rank 0 writes.
 int run_tensor_parallel(jobs::SampleJobOptions o, int tp, int threads, int argc, char** argv) {
-  int provided = 0, status = 0, rank = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MpiSession mpi(argc, argv);
   try {
     parallel::ProcessGrid grid(MPI_COMM_WORLD, tp, 1);
-    const int t = threads_per_rank(threads);
-    omp_set_num_threads(t);
-    openblas_set_num_threads(t);
+    set_cpu_threads(threads_per_rank(threads));
     o.tp = &grid.tp();
     const jobs::SampleJobResult r = jobs::run_sample_job(o);
-    if (rank == 0) report(r, o);
+    if (mpi.rank() == 0) report(r, o);
+    return 0;
   } catch (const std::exception& e) {
     // Validation fails alike on every rank: say it once.
-    if (rank == 0) std::fprintf(stderr, "starflow sample: %s\n", e.what());
-    status = 2;
+    if (mpi.rank() == 0) std::fprintf(stderr, "starflow sample: %s\n", e.what());
+    return 2;
   }
-  MPI_Finalize();
-  return status;
 }
 
 }  // namespace
@@ -102,10 +94,7 @@ int run_sample(int argc, char** argv) {
                    launch.size);
     return 2;
   }
-  if (threads > 0) {
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
-  }
+  set_cpu_threads(threads);
   try {
     report(jobs::run_sample_job(o), o);
     return 0;

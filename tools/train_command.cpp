@@ -18,70 +18,16 @@
 #include "jobs/synthetic_latents.h"
 #include "jobs/train_config.h"
 #include "jobs/trainer.h"
+#include "parallel/error_agreement.h"
 #include "parallel/process_grid.h"
 #include "slurm/cluster.h"
 #include "slurm/preemption.h"
+#include "tools/cpu_threads.h"
+#include "tools/mpi_session.h"
 #include "tools/options.h"
 #include "tools/train_command.h"
 
-extern "C" void openblas_set_num_threads(int);
-
 namespace starflow::tools {
-
-// Collective over comm: whether any rank's `error` is non-empty. If so, rank 0 prints each distinct error once,
-// "<prefix>: <error>" when every rank failed alike, else naming the ranks it happened on (a thousand ranks
-// failing alike print one line, not a thousand; one node's failure still says which ranks).
-bool report_errors_once(MPI_Comm comm, const std::string& error, const char* prefix) {
-  int failed = error.empty() ? 0 : 1, any = 0, rank = 0, size = 1;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm);
-  if (!any) return false;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  const int len = static_cast<int>(error.size());
-  std::vector<int> lens(rank == 0 ? size : 0), offsets(lens.size());
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
-  std::string all;
-  if (rank == 0) {
-    for (int r = 0, off = 0; r < size; off += lens[r], ++r) offsets[r] = off;
-    all.resize(static_cast<size_t>(offsets.back() + lens.back()));
-  }
-  MPI_Gatherv(error.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0, comm);
-  if (rank != 0) return true;
-  std::vector<std::pair<std::string, std::vector<int>>> distinct;  // in order of the first rank that hit each
-  for (int r = 0; r < size; ++r) {
-    if (lens[r] == 0) continue;
-    const std::string e = all.substr(offsets[r], lens[r]);
-    auto it = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return d.first == e; });
-    if (it == distinct.end()) distinct.push_back({e, {r}});
-    else it->second.push_back(r);
-  }
-  for (const auto& [e, ranks] : distinct) {
-    if (static_cast<int>(ranks.size()) == size) {
-      std::fprintf(stderr, "%s: %s\n", prefix, e.c_str());
-      continue;
-    }
-    std::string who = ranks.size() == 1 ? "rank " : "ranks ";
-    for (size_t i = 0; i < ranks.size() && i < 8; ++i) who += (i ? ", " : "") + std::to_string(ranks[i]);
-    if (ranks.size() > 8) who += " and " + std::to_string(ranks.size() - 8) + " more";
-    std::fprintf(stderr, "%s: %s: %s\n", prefix, who.c_str(), e.c_str());
-  }
-  std::fflush(stderr);
-  return true;
-}
-
-// Threads per rank: the configured number, else OMP_NUM_THREADS (how a SLURM job passes --cpus-per-task:
-// the cores of the node are not all ours there), else the cores divided among the ranks on this node, so
-// that mpirun -np 2 on a 2-core machine does not oversubscribe (OpenMP spin-waits collapse when it does).
-int threads_per_rank(int configured) {
-  if (configured > 0) return configured;
-  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int local = 1;
-  MPI_Comm_size(node, &local);
-  MPI_Comm_free(&node);
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
-}
 
 void check_shards_fit(const jobs::TrainConfig& cfg, const data::ShardHeader& h) {
   const core::Shape want = {cfg.model.in_channels, cfg.model.img_size, cfg.model.img_size};
@@ -144,21 +90,16 @@ int run_train(int argc, char** argv) {
   if (preempt_requeue && !slurm_job)
     std::fprintf(stderr, "starflow train: --preempt-requeue: not running under SLURM (no SLURM_JOB_ID); "
                          "SIGUSR1 will checkpoint and stop without requeueing\n");
-  // MPI_THREAD_MULTIPLE lets the gradient all-reduce run on its own thread (parallel/gradient_buckets.h);
-  // with less, the buckets fall back to non-blocking collectives.
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int status = 0, rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MpiSession mpi(argc, argv);
+  const int rank = mpi.rank();
+  int status = 0;
   bool preempted = false;
-  bool same_everywhere = true;  // config and layout errors happen alike on every rank: report them once
-  bool reported = false;        // already printed by report_errors_once
+  bool same_everywhere = true;  // config and layout errors happen alike on every rank: rank 0 reports them
   try {
     jobs::TrainConfig cfg = jobs::TrainConfig::from_file(config_path);
     if (steps_override > 0) cfg.steps = steps_override;
     const int threads = threads_per_rank(static_cast<int>(cfg.threads));
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    set_cpu_threads(threads);
     // The layout first: a grid that cannot be formed is refused before any data is opened.
     parallel::ProcessGrid grid(MPI_COMM_WORLD, static_cast<int>(cfg.tp), static_cast<int>(cfg.dp));
     parallel::MpiCommunicator& comm = grid.dp();  // batches are split over the data-parallel ranks
@@ -183,10 +124,7 @@ int run_train(int argc, char** argv) {
     } catch (const std::exception& e) {
       data_error = *e.what() ? e.what() : "cannot open the data";
     }
-    if (report_errors_once(MPI_COMM_WORLD, data_error, "starflow train")) {
-      reported = true;
-      throw std::runtime_error("the data could not be opened");
-    }
+    parallel::agree_on_error(MPI_COMM_WORLD, data_error);
     same_everywhere = false;
     jobs::Trainer trainer(cfg, grid, *data);
     std::string from;
@@ -215,10 +153,11 @@ int run_train(int argc, char** argv) {
       std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
     std::fflush(stdout);
   } catch (const std::exception& e) {
-    if (!reported && (!same_everywhere || rank == 0)) std::fprintf(stderr, "starflow train: %s\n", e.what());
+    if (!same_everywhere) parallel::print_error_once(MPI_COMM_WORLD, e, "starflow train");
+    else if (rank == 0) std::fprintf(stderr, "starflow train: %s\n", e.what());
     status = 2;
   }
-  MPI_Finalize();
+  mpi.finalize();
   // After MPI_Finalize: a requeue ends this job's processes at once, and every rank's part of the
   // checkpoint is already on disk (the collective write returned everywhere).
   if (status == 0 && preempted && preempt_requeue && slurm_job && rank == 0) {

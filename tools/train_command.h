@@ -15,10 +15,6 @@ namespace starflow::tools {
 void check_train_job(const jobs::TrainConfig& config, const std::string& config_path, int64_t ranks,
                      bool open_data);
 
-// CPU threads per rank: `configured` if > 0, else OMP_NUM_THREADS, else the node's cores divided among the
-// MPI ranks on the node (needs MPI initialised).
-int threads_per_rank(int configured);
-
 // Throws std::runtime_error("<data>: ...") when shards with this header cannot feed the config's model.
 void check_shards_fit(const jobs::TrainConfig& config, const data::ShardHeader& header);
 

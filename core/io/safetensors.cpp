@@ -4,7 +4,6 @@
 #include "core/io/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/io/files.h"
 #include "core/io/float16.h"
 
 namespace starflow::core::io {
@@ -50,19 +50,7 @@ std::optional<DtypeEntry> find_dtype(const std::string& name) {
   return std::nullopt;
 }
 
-[[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  throw std::runtime_error(path + ": " + problem);
-}
-
-std::string errno_text(int error) { return std::system_category().message(error); }
-
-// Names come from the file; keep the error message on one line whatever they contain.
-std::string printable(const std::string& text) {
-  std::string out = text;
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
+[[noreturn]] void fail(const std::string& path, const std::string& problem) { fail_file(path, problem); }
 
 std::string tensor_label(const std::string& name) { return "tensor '" + printable(name) + "'"; }
 
@@ -80,44 +68,6 @@ std::optional<uint64_t> checked_numel(const Shape& shape) {
   for (int64_t d : shape)
     if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return std::nullopt;
   return n;
-}
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  // Closing can report a deferred write error (NFS), so the writer closes explicitly and checks.
-  int close() {
-    const int result = ::close(fd_);
-    fd_ = -1;
-    return result;
-  }
-
- private:
-  int fd_;
-};
-
-std::vector<std::byte> read_whole_file(const std::string& path) {
-  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (file.get() < 0) fail(path, "cannot open for reading: " + errno_text(errno));
-  struct stat status {};
-  if (::fstat(file.get(), &status) != 0) fail(path, "cannot stat: " + errno_text(errno));
-  if (!S_ISREG(status.st_mode)) fail(path, "not a regular file");
-  std::vector<std::byte> contents(static_cast<size_t>(status.st_size));
-  size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t got = ::read(file.get(), contents.data() + done, contents.size() - done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) fail(path, "read failed: " + errno_text(errno));
-    if (got == 0) fail(path, "file shrank while being read");
-    done += static_cast<size_t>(got);
-  }
-  return contents;
 }
 
 const nlohmann::json* field(const nlohmann::json& entry, const char* key) {
@@ -186,7 +136,7 @@ void cast_elements(T* out, const std::byte* in, size_t count) {
 SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
   SafeTensorsFile file;
   file.path_ = path;
-  file.contents_ = read_whole_file(path);
+  file.contents_ = read_file_bytes(path);
   const uint64_t file_bytes = file.contents_.size();
   if (file_bytes < 8)
     fail(path, "file too short (" + std::to_string(file_bytes) +
@@ -254,7 +204,8 @@ std::string SafeTensorsFile::metadata_value(const std::string& key) const {
 
 std::span<const std::byte> SafeTensorsFile::raw(const std::string& name) const {
   const TensorInfo& tensor = info(name);
-  return {contents_.data() + data_start_ + tensor.begin, static_cast<size_t>(tensor.bytes())};
+  return {reinterpret_cast<const std::byte*>(contents_.data()) + data_start_ + tensor.begin,
+          static_cast<size_t>(tensor.bytes())};
 }
 
 template <class T>
@@ -298,35 +249,6 @@ template Tensor<double> SafeTensorsFile::read<double>(const std::string&, const 
 
 namespace {
 
-void write_all(const std::string& path, int fd, const void* data, size_t bytes) {
-  const auto* cursor = static_cast<const std::byte*>(data);
-  while (bytes > 0) {
-    const size_t chunk = std::min<size_t>(bytes, size_t(1) << 30);  // Linux caps one write near 2 GiB
-    const ssize_t wrote = ::write(fd, cursor, chunk);
-    if (wrote < 0 && errno == EINTR) continue;
-    if (wrote < 0) fail(path, "write failed: " + errno_text(errno));
-    cursor += wrote;
-    bytes -= static_cast<size_t>(wrote);
-  }
-}
-
-// Removes the temporary file unless the rename went through, so failures leave no debris behind.
-class TemporaryFile {
- public:
-  explicit TemporaryFile(std::string name) : name_(std::move(name)) {}
-  TemporaryFile(const TemporaryFile&) = delete;
-  TemporaryFile& operator=(const TemporaryFile&) = delete;
-  ~TemporaryFile() {
-    if (!committed_) ::unlink(name_.c_str());
-  }
-  const std::string& name() const { return name_; }
-  void commit() { committed_ = true; }
-
- private:
-  std::string name_;
-  bool committed_ = false;
-};
-
 std::string build_header(const std::string& path, const std::vector<TensorToWrite>& tensors,
                          const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();  // keep the caller's order
@@ -362,17 +284,6 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
   return text;
 }
 
-// Makes the rename itself durable. Some filesystems cannot fsync a directory (EINVAL); that is not an
-// error we can act on.
-void sync_parent_directory(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (parent.empty()) parent = ".";
-  FileDescriptor directory(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (directory.get() < 0) fail(path, "written, but cannot open its directory to sync: " + errno_text(errno));
-  if (::fsync(directory.get()) != 0 && errno != EINVAL)
-    fail(path, "written, but syncing its directory failed: " + errno_text(errno));
-}
-
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
@@ -380,19 +291,17 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   if (path.empty()) fail("<empty path>", "cannot write a safetensors file without a path");
   const std::string header = build_header(path, tensors, metadata);
 
-  TemporaryFile temporary(path + ".tmp." + std::to_string(::getpid()));
-  FileDescriptor file(::open(temporary.name().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (file.get() < 0) fail(path, "cannot create '" + temporary.name() + "': " + errno_text(errno));
+  TemporaryFile temporary(temporary_path_for(path));
+  FileDescriptor file(::open(temporary.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!file.valid()) fail(path, "cannot create '" + temporary.path().string() + "': " + errno_text(errno));
   const uint64_t header_bytes = header.size();
-  write_all(path, file.get(), &header_bytes, sizeof header_bytes);
-  write_all(path, file.get(), header.data(), header.size());
-  for (const TensorToWrite& tensor : tensors) write_all(path, file.get(), tensor.data, tensor.bytes);
+  write_all(file.get(), &header_bytes, sizeof header_bytes, path);
+  write_all(file.get(), header.data(), header.size(), path);
+  for (const TensorToWrite& tensor : tensors) write_all(file.get(), tensor.data, tensor.bytes, path);
   if (::fsync(file.get()) != 0) fail(path, "fsync failed: " + errno_text(errno));
   if (file.close() != 0) fail(path, "close failed: " + errno_text(errno));
-  if (::rename(temporary.name().c_str(), path.c_str()) != 0)
-    fail(path, "cannot rename '" + temporary.name() + "' into place: " + errno_text(errno));
-  temporary.commit();
-  sync_parent_directory(path);
+  temporary.commit();  // rename_into_place removes it if the rename fails
+  rename_into_place(temporary.path(), path);
 }
 
 TensorToWrite from_tensor(const std::string& name, const Tensor<float>& tensor) {

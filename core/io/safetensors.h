@@ -50,7 +50,7 @@ class SafeTensorsFile {
  private:
   SafeTensorsFile() = default;
   std::string path_;
-  std::vector<std::byte> contents_;  // the whole file
+  std::vector<uint8_t> contents_;    // the whole file
   uint64_t data_start_ = 0;          // 8 + header length
   std::map<std::string, TensorInfo> infos_;
   std::vector<std::string> names_;

@@ -3,9 +3,12 @@
 
 #include <system_error>
 
-#include "data/io/file_error.h"
+#include "core/io/files.h"
+
 
 namespace starflow::data {
+
+using core::io::fail_file;
 
 namespace fs = std::filesystem;
 

@@ -12,10 +12,15 @@
 #include <string>
 #include <system_error>
 
-#include "data/io/atomic_write.h"
-#include "data/io/file_error.h"
+#include "core/io/files.h"
+
 
 namespace starflow::data {
+
+using core::io::commit_temporary;
+using core::io::errno_text;
+using core::io::fail_file;
+using core::io::temporary_path_for;
 
 namespace fs = std::filesystem;
 

@@ -8,11 +8,15 @@
 #include <system_error>
 #include <unordered_map>
 
-#include "data/io/file_bytes.h"
-#include "data/io/file_error.h"
+#include "core/io/files.h"
 #include "data/io/image_resize.h"
 
 namespace starflow::data {
+
+using core::io::FileError;
+using core::io::fail_file;
+using core::io::fail_file_line;
+using core::io::read_file_bytes;
 
 namespace fs = std::filesystem;
 

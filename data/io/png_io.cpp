@@ -17,11 +17,15 @@
 #include <stdexcept>
 #include <string>
 
-#include "data/io/atomic_write.h"
-#include "data/io/file_bytes.h"
-#include "data/io/file_error.h"
+#include "core/io/files.h"
+
 
 namespace starflow::data {
+
+using core::io::FileError;
+using core::io::fail_file;
+using core::io::read_file_bytes;
+using core::io::write_file_atomically;
 
 namespace fs = std::filesystem;
 

@@ -15,11 +15,18 @@
 #include <string>
 #include <system_error>
 
-#include "data/io/atomic_write.h"
-#include "data/io/file_bytes.h"
-#include "data/io/file_error.h"
+#include "core/io/files.h"
+
 
 namespace starflow::data {
+
+using core::io::FileError;
+using core::io::commit_temporary;
+using core::io::errno_text;
+using core::io::fail_file;
+using core::io::printable;
+using core::io::read_file_bytes;
+using core::io::temporary_path_for;
 
 // The cache stores float32 and uint64 as the machine does; it is a local cache, never shipped.
 static_assert(std::endian::native == std::endian::little, "the word-vector cache assumes a little-endian host");

@@ -5,7 +5,7 @@
 
 #include <numeric>
 
-#include "data/io/file_error.h"
+#include "core/io/files.h"
 #include "data/io/idx_reader.h"
 #include "data_io_test_support.h"
 

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "data/io/emoji_dataset.h"
-#include "data/io/file_error.h"
+#include "core/io/files.h"
 #include "data/io/image_folder.h"
 #include "data/io/image_resize.h"
 #include "data/io/png_io.h"

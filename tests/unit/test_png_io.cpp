@@ -8,7 +8,7 @@
 #include <limits>
 #include <string>
 
-#include "data/io/file_error.h"
+#include "core/io/files.h"
 #include "data/io/png_io.h"
 #include "data_io_test_support.h"
 

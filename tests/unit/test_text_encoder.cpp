@@ -5,7 +5,7 @@
 #include <chrono>
 #include <thread>
 
-#include "data/io/file_error.h"
+#include "core/io/files.h"
 #include "data/io/text_encoder.h"
 #include "data/io/word_vectors.h"
 #include "data_io_test_support.h"

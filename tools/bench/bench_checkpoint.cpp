@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "jobs/checkpoint.h"
+#include "tools/mpi_session.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
@@ -21,7 +22,7 @@ int bench_checkpoint(int argc, char** argv) {
   const int parsed = parse_options("bench checkpoint", "MPI-IO checkpoint writes against a plain sequential write.",
                                    table, argc, argv);
   if (parsed >= 0) return parsed;
-  MPI_Init(&argc, &argv);
+  MpiSession mpi(argc, argv, MPI_THREAD_FUNNELED);
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("starflow_bench_ckpt_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -51,7 +52,6 @@ int bench_checkpoint(int argc, char** argv) {
   std::printf("  MPI-IO checkpoint (1 rank)  %8.1f MB/s\n  plain write + fsync         %8.1f MB/s\n  ratio %.2f\n",
               bytes / 1e6 / best_ckpt, bytes / 1e6 / best_plain, best_plain / best_ckpt);
   fs::remove_all(dir);
-  MPI_Finalize();
   return 0;
 }
 

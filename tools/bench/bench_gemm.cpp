@@ -19,10 +19,7 @@
 #include <immintrin.h>
 #endif
 
-// OpenBLAS's own thread setter (declared in its cblas.h, which only core sees). Needed besides
-// omp_set_num_threads: an OpenMP OpenBLAS that initialised with one thread never asks OpenMP again.
-extern "C" void openblas_set_num_threads(int num_threads);
-
+#include "tools/cpu_threads.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
@@ -145,8 +142,7 @@ int bench_gemm(int argc, char** argv) {
       int_option("--warmup", options.warmup, 0, "untimed runs before timing (default 3)")};
   const int parsed = parse_options("bench gemm", "Float GEMM at the training shapes, OpenBLAS against Eigen.", table, argc, argv);
   if (parsed >= 0) return parsed;
-  omp_set_num_threads(options.threads);
-  openblas_set_num_threads(options.threads);
+  set_cpu_threads(options.threads);
 
   // Token rows per step at the two reference widths: 2048 rows at width 256, 1024 rows at width 512.
   std::vector<GemmCase> cases = training_cases(256, 2048);

@@ -19,9 +19,9 @@
 #include "parallel/process_grid.h"
 #include "tools/bench/bench_configs.h"
 #include "tools/bench/bench_stats.h"
+#include "tools/cpu_threads.h"
+#include "tools/mpi_session.h"
 #include "tools/options.h"
-
-extern "C" void openblas_set_num_threads(int);
 
 namespace starflow::tools {
 namespace {
@@ -105,18 +105,12 @@ int bench_parallel(int argc, char** argv) {
   const int parsed = parse_options("bench parallel",
                                    "Training step at 1 rank, DP 2 and TP 2 (run under mpirun -np 2).", options, argc, argv);
   if (parsed >= 0) return parsed;
-  // MPI_THREAD_MULTIPLE lets the gradient all-reduce run on its own thread (parallel/gradient_buckets.h);
-  // with less, the buckets fall back to non-blocking collectives.
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  MpiSession mpi(argc, argv);
   int status = 0;
   try {
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size != 2) throw std::runtime_error("run it on 2 ranks: mpirun -np 2 starflow bench parallel");
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    const int rank = mpi.rank();
+    if (mpi.size() != 2) throw std::runtime_error("run it on 2 ranks: mpirun -np 2 starflow bench parallel");
+    set_cpu_threads(threads);
     const BenchConfig bc = bench_config(config);
     const int64_t batch = bc.batch;
 
@@ -125,11 +119,9 @@ int bench_parallel(int argc, char** argv) {
     if (rank == 0) {
       parallel::ProcessGrid self(MPI_COMM_SELF, 1);
       one = time_steps(self, bc, batch, steps, bucket_mb);
-      omp_set_num_threads(2 * threads);
-      openblas_set_num_threads(2 * threads);
+      set_cpu_threads(2 * threads);
       one_all = time_steps(self, bc, batch, steps, bucket_mb);
-      omp_set_num_threads(threads);
-      openblas_set_num_threads(threads);
+      set_cpu_threads(threads);
     }
     idle_until_rank0_done(MPI_COMM_WORLD, rank == 0);
     MPI_Bcast(&one, sizeof one, MPI_BYTE, 0, MPI_COMM_WORLD);
@@ -163,7 +155,6 @@ int bench_parallel(int argc, char** argv) {
     std::fprintf(stderr, "starflow bench parallel: %s\n", e.what());
     status = 2;
   }
-  MPI_Finalize();
   return status;
 }
 
