@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `starflow bench sample` against the PyTorch reference, run for run (torch_reference.py --serve):
+# `starflow bench sample` against the PyTorch reference, run for run (tools/torch_reference --serve):
 #  1. with the real reference (Debian's python3-torch): both sampling rows print our time, the reference's
 #     and their ratio, and the command succeeds;
 #  2. a reference that refuses to start, and one that dies in the middle of the session: our timings are
@@ -13,14 +13,16 @@ trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 export OMP_NUM_THREADS=2
 
-# 2a. a reference that refuses (as the real one does on netlib BLAS): its stderr line passes through.
-cat > "$dir/refuses.py" <<'PY'
+# 2a. a reference that refuses (as the real one does on netlib BLAS): its stderr line passes through. It is a
+# folder with a __main__.py, as the real one is (2b is a single script: STARFLOW_TORCH_REFERENCE takes both).
+mkdir "$dir/refuses"
+cat > "$dir/refuses/__main__.py" <<'PY'
 import sys
 print("torch_reference: refusing: reference BLAS in use", file=sys.stderr)
 sys.exit(3)
 PY
 set +e
-STARFLOW_TORCH_REFERENCE=$dir/refuses.py timeout 120 "$starflow" bench sample --batch 2 --runs 1 > "$dir/out" 2> "$dir/err"
+STARFLOW_TORCH_REFERENCE=$dir/refuses timeout 120 "$starflow" bench sample --batch 2 --runs 1 > "$dir/out" 2> "$dir/err"
 rc=$?
 set -e
 [[ $rc -eq 1 ]] || { cat "$dir/out" "$dir/err"; fail "refusing reference: exit $rc, expected 1"; }

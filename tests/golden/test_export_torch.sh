@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Export → import, against the project's PyTorch statement of the model (tools/bench/torch_reference.py):
+# Export → import, against the project's PyTorch statement of the model (tools/torch_reference):
 #  1. a checkpoint of a short 2-rank training run, exported by `starflow convert` (raw and --ema), holds the
 #     checkpoint's tensors bit for bit;
 #  2. torch imports the export bit for bit, and its float64 results on one input (forward z, every block's
 #     outputs and logdets, the losses, sequential and guided reverse) equal what `starflow check-golden`
-#     computes from the same weights within the float32 tolerances of ../shared/golden/README.md;
+#     computes from the same weights within the float32 tolerances of the golden fixtures;
 #  3. the comparison can fail: the same results against slightly changed weights are refused.
 # Skips (77) when /usr/bin/python3 has no torch. Usage: test_export_torch.sh STARFLOW
 set -euo pipefail
 starflow=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-reference=$repo/tools/bench/torch_reference.py
+reference=$repo/tools/torch_reference   # a folder: python3 runs its __main__.py
 /usr/bin/python3 -c "import torch, numpy" 2>/dev/null || { echo "SKIP: /usr/bin/python3 has no torch (python3-torch)"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
 dir=$(mktemp -d)
@@ -47,15 +47,15 @@ ckpt=$dir/out/checkpoints/ckpt_00000030.sfckpt
 import json, struct, sys
 import numpy as np
 ckpt, d, reference = sys.argv[1:]
-sys.path.insert(0, reference.rsplit("/", 1)[0])
-import torch_reference as tr
+sys.path.insert(0, reference)
+import safetensors_io as st
 raw = open(ckpt, "rb").read()
 assert raw[-32:-24] == b"SFCKTRL1", "no checkpoint trailer"
 offset, length = struct.unpack("<QQ", raw[-24:-8])
 header = json.loads(raw[offset:offset + length])
 stored = {t["name"]: np.frombuffer(raw[t["offset"]:t["offset"] + t["bytes"]], dtype="<u4") for t in header["tensors"]}
 for prefix, export in (("model.", "w.safetensors"), ("ema.", "ema.safetensors")):
-    tensors, meta = tr.read_safetensors(f"{d}/{export}")
+    tensors, meta = st.read_safetensors(f"{d}/{export}")
     names = sorted(n[len(prefix):] for n in stored if n.startswith(prefix))
     assert sorted(tensors) == names, f"{export}: tensor names differ from the checkpoint's {prefix}*"
     for n in names:
@@ -71,7 +71,7 @@ for b, label in enumerate([0, 1, 2, 3, 1, 4]):   # 4 = the null class
     y[b, 0, label] = 1
 y_null = np.zeros_like(y)
 y_null[:, 0, E - 1] = 1
-tr.write_safetensors(f"{d}/input.safetensors",
+st.write_safetensors(f"{d}/input.safetensors",
                      {"x": rng.standard_normal((B, 4, 8, 8)).astype(np.float32), "y": y,
                       "noise": rng.standard_normal((B, 4, 8, 8)).astype(np.float32), "y_null": y_null},
                      {"guidance": "2.0", "latent_norm_regularization": "0.0001"})
@@ -83,10 +83,10 @@ PY
 import sys
 import numpy as np
 d, reference = sys.argv[1:]
-sys.path.insert(0, reference.rsplit("/", 1)[0])
-import torch_reference as tr
-w, _ = tr.read_safetensors(f"{d}/w.safetensors")
-t, _ = tr.read_safetensors(f"{d}/torch.safetensors")
+sys.path.insert(0, reference)
+import safetensors_io as st
+w, _ = st.read_safetensors(f"{d}/w.safetensors")
+t, _ = st.read_safetensors(f"{d}/torch.safetensors")
 params = {k[6:]: v for k, v in t.items() if k.startswith("param.")}
 assert sorted(params) == sorted(w), "torch's state_dict names differ from the export's"
 for n in w:
@@ -103,12 +103,12 @@ done
 /usr/bin/python3 - "$dir" "$reference" <<'PY'
 import json, struct, sys
 d, reference = sys.argv[1:]
-sys.path.insert(0, reference.rsplit("/", 1)[0])
-import torch_reference as tr
-t, meta = tr.read_safetensors(f"{d}/torch.safetensors")
+sys.path.insert(0, reference)
+import safetensors_io as st
+t, meta = st.read_safetensors(f"{d}/torch.safetensors")
 t = {k: v.copy() for k, v in t.items()}
 t["param.blocks.2.proj_in.weight"] *= 1.01
-tr.write_safetensors(f"{d}/changed.safetensors", t, meta)
+st.write_safetensors(f"{d}/changed.safetensors", t, meta)
 PY
 set +e
 "$starflow" check-golden "$dir/changed.safetensors" > "$dir/changed.log"

@@ -1,6 +1,7 @@
-// The benchmark configurations shared with the PyTorch reference (tools/bench/torch_reference.py) and
-// shared/anchors/PERFORMANCE.md: config A (width 256, 4 blocks × 2 layers, batch 32) and config B (width
-// 512, 4 blocks × 4 layers, batch 16), latents 4×8×8, a text prefix of 8 tokens × 100 dims in the top block.
+// The benchmark configurations of shared/anchors/PERFORMANCE.md: config A (width 256, 4 blocks × 2 layers, batch
+// 32) and config B (width 512, 4 blocks × 4 layers, batch 16), latents 4×8×8, a text prefix of 8 tokens × 100 dims
+// in the top block. Defined here only: the PyTorch reference (tools/torch_reference) is given each one as its
+// official JSON (--model-config) and batch (--batch).
 #pragma once
 #include <string>
 

@@ -13,8 +13,7 @@
 #include "tools/bench/bench_configs.h"
 #include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
-
-extern "C" void openblas_set_num_threads(int);
+#include "tools/cpu_threads.h"
 
 namespace starflow::tools {
 namespace {
@@ -46,7 +45,8 @@ int bench_sample(int argc, char** argv) {
                    "usage: starflow bench sample [--config A|B] [--batch N] [--cfg W] [--runs N] [--threads N]\n"
                    "                             [--no-reference]\n"
                    "  Samples `batch` images (sequential KV-cached and Jacobi block 16 / threshold 1e-3, each without\n"
-                   "  and with guidance W) and, unless --no-reference, the PyTorch reference's sequential sampler,\n"
+                   "  and with guidance W) and, unless --no-reference, the PyTorch reference's sequential sampler\n"
+                   "  (python3 tools/torch_reference),\n"
                    "  taking turns; prints medians of --runs runs (default 7).\n");
       return 2;
     }
@@ -58,8 +58,7 @@ int bench_sample(int argc, char** argv) {
     std::fprintf(stderr, "bench sample: %s\n", e.what());
     return 2;
   }
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  set_cpu_threads(threads);
   const auto& c = bc.model;
   core::StarFlowModel<float> model(c);
   model.init_parameters(1);
@@ -104,8 +103,10 @@ int bench_sample(int argc, char** argv) {
       core::sample(model, noise.data(), y.data(), k.cfg > 0 ? y_null.data() : nullptr, batch, opt);
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     };
-    std::vector<std::string> args = {"--bench", "sample", "--config", config, "--threads",
-                                     std::to_string(threads), "--batch", std::to_string(batch)};
+    // The reference builds the same model from its official JSON: the presets live only in bench_configs.h.
+    std::vector<std::string> args = {"--bench", "sample", "--config", config, "--model-config",
+                                     c.to_official_json(), "--threads", std::to_string(threads),
+                                     "--batch", std::to_string(batch)};
     if (k.cfg > 0) args.insert(args.end(), {"--cfg", std::to_string(k.cfg)});
     const TurnTimes turns = take_turns(!k.jacobi && reference ? &args : nullptr, runs, ours_once);
     const std::vector<double>& ms = turns.ours;

@@ -15,8 +15,7 @@
 #include "tools/bench/bench_configs.h"
 #include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
-
-extern "C" void openblas_set_num_threads(int);
+#include "tools/cpu_threads.h"
 
 namespace starflow::tools {
 namespace {
@@ -71,12 +70,11 @@ int bench_train(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: starflow bench train [--config A|B|all] [--steps N] [--threads N] [--no-reference]\n"
                    "  Times forward + loss + backward + AdamW (float32) on the bench configs and, unless\n"
-                   "  --no-reference, the PyTorch reference (tools/bench/torch_reference.py) in the same run.\n");
+                   "  --no-reference, the PyTorch reference (python3 tools/torch_reference) in the same run.\n");
       return 2;
     }
   }
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  set_cpu_threads(threads);
   std::printf("bench train: %d threads, median of %d steps (the reference's and ours take turns, an untimed\n"
               "step before each timed one)\n", threads, steps);
   std::printf("%-7s %6s %12s %10s %14s %10s %8s\n", "config", "batch", "ours ms/step", "ours img/s", "torch ms/step",
@@ -92,7 +90,10 @@ int bench_train(int argc, char** argv) {
     }
     OurTrainStep ours_step(bc);
     ours_step.step();  // a first step allocates what the later ones reuse
-    const std::vector<std::string> args = {"--bench", "train", "--config", name, "--threads", std::to_string(threads)};
+    // The reference builds the same model from its official JSON: the presets live only in bench_configs.h.
+    const std::vector<std::string> args = {"--bench", "train", "--config", name, "--model-config",
+                                           bc.model.to_official_json(), "--batch", std::to_string(bc.batch),
+                                           "--threads", std::to_string(threads)};
     const TurnTimes turns = take_turns(reference ? &args : nullptr, steps, [&] { return ours_step.step(); });
     const double ours = median(turns.ours), torch_ms = turns.reference.empty() ? 0 : median(turns.reference);
     const std::string& error = turns.error;

@@ -1,4 +1,5 @@
-// The reference script as a child process; its stderr passes through so the user sees why it refused to run.
+// The PyTorch reference (python3 tools/torch_reference) as a child process; its stderr passes through so the
+// user sees why it refused to run.
 #include "tools/bench/reference_runner.h"
 
 #include <signal.h>
@@ -14,11 +15,13 @@
 namespace starflow::tools {
 namespace {
 
+// The folder tools/torch_reference (python3 runs its __main__.py), or STARFLOW_TORCH_REFERENCE (a folder or one
+// script). It is passed to /usr/bin/python3 as an argument, never exec'd itself: a folder cannot be.
 std::optional<std::string> reference_script(std::string& error) {
   const char* env = std::getenv("STARFLOW_TORCH_REFERENCE");
-  const std::string script = env ? env : std::string(STARFLOW_SOURCE_DIR) + "/tools/bench/torch_reference.py";
+  const std::string script = env ? env : std::string(STARFLOW_SOURCE_DIR) + "/tools/torch_reference";
   if (!std::filesystem::exists(script)) {
-    error = script + ": reference script not found (set STARFLOW_TORCH_REFERENCE)";
+    error = script + ": PyTorch reference not found (set STARFLOW_TORCH_REFERENCE)";
     return std::nullopt;
   }
   return script;

@@ -1,4 +1,4 @@
-// Runs the project's PyTorch statement of the model (tools/bench/torch_reference.py, Debian's
+// Runs the project's PyTorch statement of the model (tools/torch_reference, with Debian's
 // python3-torch) as a child process that times one run per request, so that a benchmark's runs and the
 // reference's take turns: load that drifts on a shared machine then slows both sides alike.
 #pragma once
@@ -17,12 +17,12 @@ struct TurnTimes {
 };
 
 // `runs` turns, ours first: each side does an untimed run, then a timed one, so that every timed run finds
-// its own side's data in the caches, as in a loop. reference_args (the script's --bench options) null, or a
+// its own side's data in the caches, as in a loop. reference_args (the reference's --bench options) null, or a
 // reference that cannot start or fails (`reference` empty, `error` says why): one untimed run of ours, then
 // `runs` timed ones.
 TurnTimes take_turns(const std::vector<std::string>* reference_args, int runs, const std::function<double()>& ours_once);
 
-// torch_reference.py --serve: the reference builds its model and warms up once, then times one run per
+// tools/torch_reference --serve: the reference builds its model and warms up once, then times one run per
 // run_once(). finish() ends the session and returns the reference's JSON summary of those runs.
 class ReferenceSession {
  public:
