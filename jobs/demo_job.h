@@ -27,13 +27,8 @@ struct DemoOptions {
 inline const std::vector<std::string> kDefaultEmojiCaptions = {"red heart", "blue heart", "green heart", "smiling face",
                                                                "cat",       "tree",       "fire",        "sun"};
 
-// Returns the process exit status; prints progress and the summary, writes summary.json.
+// Returns the process exit status; prints progress and the summary, writes summary.json. Throws
+// std::runtime_error naming the stage or option at fault.
 int run_demo(const DemoOptions& options);
-int run_emoji_demo(const DemoOptions& options);  // run_demo for dataset "emoji", defaults resolved
-
-// Shared by the demos: the mpirun prefix for `ranks` ranks of the binary (one OpenMP thread each, so that two
-// ranks on two cores do not oversubscribe), and one stage: prints the command, runs it, throws on failure.
-std::string demo_mpirun(const DemoOptions& options);
-void run_demo_stage(const std::string& command);
 
 }  // namespace starflow::jobs

@@ -4,12 +4,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 namespace starflow::jobs {
 namespace {
@@ -129,6 +131,78 @@ TrainConfig TrainConfig::from_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return from_yaml(ss.str(), path);
+}
+
+std::string TrainConfig::to_yaml() const {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  auto put = [&](const char* key, const auto& value) {
+    out << YAML::Key << key << YAML::Value;
+    if constexpr (std::is_floating_point_v<std::decay_t<decltype(value)>>) {
+      char text[32];  // the shortest text that reads back as the same double: 0.2, not 0.20000000000000001
+      const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+      out << std::string(text, end);
+    } else {
+      out << value;
+    }
+  };
+  auto put_list = [&](const char* key, const auto& values) {
+    out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& v : values) out << v;
+    out << YAML::EndSeq;
+  };
+  auto put_flag = [&](const char* key, bool value) { put(key, value ? 1 : 0); };
+  const core::FlowConfig& m = model;
+  put("channel_size", m.in_channels);
+  put("img_size", m.img_size);
+  put("patch_size", m.patch_size);
+  put("channels", m.channels);
+  put("blocks", m.num_blocks);
+  put_list("layers_per_block", m.layers_per_block);
+  put("head_dim", m.head_dim);
+  put("txt_size", m.txt_size);
+  put("txt_dim", m.txt_dim);
+  put_flag("cond_top_only", m.cond_top_only);
+  put("soft_clip", m.soft_clip);
+  put("seq_order", m.seq_order == core::SeqOrder::L2R ? "L2R" : "R2L");
+  put_flag("use_softplus", m.use_softplus);
+  put_flag("use_final_norm", m.use_final_norm);
+  put("pt_seq_len", m.pt_seq_len);
+  put("noise_std", noise_std);
+  put("lr", lr);
+  put("min_lr", min_lr);
+  put("warmup_steps", warmup_steps);
+  put("steps", steps);
+  put("batch_size", batch_size);
+  put("drop_label", drop_label);
+  put("latent_norm_regularization", latent_norm_regularization);
+  put("weight_decay", weight_decay);
+  put("beta1", beta1);
+  put("beta2", beta2);
+  put("adam_eps", adam_eps);
+  put("grad_clip", grad_clip);
+  put("ema", ema);
+  put("max_bad_steps", max_bad_steps);
+  put("cfg", cfg);
+  put("data", data);
+  put("seed", seed);
+  put("output_dir", output_dir);
+  put("checkpoint_dir", checkpoint_dir);
+  put("init_weights", init_weights);
+  put("checkpoint_every", checkpoint_every);
+  put("keep_checkpoints", keep_checkpoints);
+  put("sample_every", sample_every);
+  put("autoencoder", autoencoder);
+  if (!preview_captions.empty()) put_list("preview_captions", preview_captions);
+  put("log_every", log_every);
+  put("tp", tp);
+  put_flag("tp_shallow", tp_shallow);
+  put("dp", dp);
+  put_flag("zero1", zero1);
+  put("bucket_mb", bucket_mb);
+  put("threads", threads);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
 }
 
 void TrainConfig::validate(const std::string& origin) const {

@@ -49,6 +49,9 @@ struct TrainConfig {
   // Parses YAML text; `origin` names the file in errors ("<origin>: key 'x': ...").
   static TrainConfig from_yaml(const std::string& text, const std::string& origin);
   static TrainConfig from_file(const std::string& path);
+  // The config as YAML under the keys from_yaml reads (every key, defaults included), so that a generated run
+  // (the demo's) leaves a file a user can read, edit and rerun.
+  std::string to_yaml() const;
   void validate(const std::string& origin) const;
 };
 

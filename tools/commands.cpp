@@ -1,8 +1,9 @@
-// The subcommand table: adding a command means adding one line here.
+// The subcommand tables: adding a command means adding one line here.
 #include "tools/commands.h"
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace starflow::tools {
@@ -18,10 +19,25 @@ int run_inspect(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_submit(int argc, char** argv);
 int run_plan(int argc, char** argv);
+int bench_gemm(int argc, char** argv);
+int bench_train(int argc, char** argv);
+int bench_sample(int argc, char** argv);
+int bench_data(int argc, char** argv);
+int bench_checkpoint(int argc, char** argv);
+int bench_parallel(int argc, char** argv);
+
+// "benchmarks, ...: gemm, train, ..." from the bench table itself.
+std::string bench_summary() {
+  std::string names;
+  for (const Command& b : bench_commands()) names += (names.empty() ? "" : ", ") + std::string(b.name);
+  return "benchmarks, each against a reference measured in the same run: " + names + " ('starflow bench --help')";
+}
 
 std::span<const Command> commands() {
+  static const std::string bench = bench_summary();
   static const Command table[] = {
-      {"demo", "Fashion-MNIST end to end: preprocess, train on 2 ranks, sample a grid, evaluate", run_demo},
+      {"demo", "the pipeline on embedded data: preprocess and train on 2 ranks, sample a guided grid, evaluate "
+               "(--dataset fashion-mnist | emoji)", run_demo},
       {"check-golden", "compare the model against a golden fixture file (.safetensors)", run_check_golden},
       {"preprocess", "encode a dataset into HDF5 latent shards (MPI ranks, SLURM arrays; resumable)", run_preprocess,
        true},
@@ -34,9 +50,50 @@ std::span<const Command> commands() {
       {"submit", "render and submit a SLURM job: submit train|preprocess|sample INPUT [--nodes N ...] [--dry-run]",
        run_submit},
       {"plan", "predict memory, step time and MFU of each TP x DP (x ZeRO-1) layout on a GPU cluster", run_plan},
-      {"bench", "benchmarks: bench gemm | bench train", run_bench, true},
+      {"bench", bench.c_str(), run_bench, true},
   };
   return table;
+}
+
+std::span<const Command> bench_commands() {
+  static const Command table[] = {
+      {"gemm", "float GEMM at the training shapes: OpenBLAS against Eigen", bench_gemm},
+      {"train", "CPU training step on configs A and B against the PyTorch reference", bench_train},
+      {"sample", "sequential and Jacobi sampling with and without guidance against the PyTorch reference", bench_sample},
+      {"checkpoint", "MPI-IO checkpoint write MB/s against a plain sequential write of the same bytes", bench_checkpoint},
+      {"data", "latent-shard reader samples/s on one core against the rate a training step needs", bench_data},
+      {"parallel", "training step at 1 rank, DP 2 and TP 2, and the hidden share of the DP all-reduce (mpirun -np 2)",
+       bench_parallel, true},
+  };
+  return table;
+}
+
+int run_bench(int argc, char** argv) { return dispatch("starflow bench", bench_commands(), argc, argv); }
+
+void print_usage(FILE* out, const char* program, std::span<const Command> table) {
+  std::fprintf(out, "usage: %s <command> [args]\n\ncommands:\n", program);
+  for (const Command& c : table) std::fprintf(out, "  %-14s %s\n", c.name, c.summary);
+  std::fprintf(out, "\n'%s <command> --help' describes one command.\n", program);
+}
+
+int dispatch(const char* program, std::span<const Command> table, int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? stderr : stdout, program, table);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : table) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    const Launch launch = launched_ranks();
+    if (!c.ranks && launch.size > 1) {
+      if (launch.rank == 0)
+        std::fprintf(stderr, "%s %s: launched as %d ranks, but it runs as one process (each rank would do the "
+                     "same work and write the same files): run it without mpirun/srun\n", program, c.name, launch.size);
+      return 2;
+    }
+    return c.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "%s: unknown command '%s' (see '%s --help')\n", program, argv[1], program);
+  return 2;
 }
 
 Launch launched_ranks() {

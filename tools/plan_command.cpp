@@ -1,5 +1,5 @@
 // starflow plan: predicted per-GPU memory, step time, img/s and MFU of every TP × DP (× ZeRO-1) layout of a
-// model on a GPU cluster (parallel/plan_model.h), calibrated by a measured layer time; with a list of GPU
+// model on a GPU cluster (jobs/training_plan.h), calibrated by a measured layer time; with a list of GPU
 // counts, the best layout per count. --markdown prints what docs/PLAN_*.md are made of.
 #include <cstdio>
 #include <optional>
@@ -7,14 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "core/models/model_presets.h"
+#include "jobs/cpu_calibration.h"
 #include "jobs/train_config.h"
-#include "parallel/plan_model.h"
+#include "jobs/training_plan.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
 namespace {
 
-using parallel::LayoutPrediction;
+using jobs::LayoutPrediction;
 
 std::vector<long long> parse_int_list(const std::string& text) {
   std::string s;
@@ -102,8 +104,8 @@ int run_plan(int argc, char** argv) {
   std::optional<std::vector<long long>> layers;
   std::vector<long long> gpu_counts{8}, full_at, tp_only;
   std::string zero = "both";
-  parallel::ClusterSpec cluster;
-  parallel::TrainingAssumptions assume;
+  jobs::ClusterSpec cluster;
+  jobs::TrainingAssumptions assume;
   long long micro_batch = 0;
   std::optional<double> efficiency, layer_ms;
   std::optional<long long> layer_width, layer_tokens, layer_batch;
@@ -121,7 +123,7 @@ int run_plan(int argc, char** argv) {
   auto number_into = [](double& target) { return [&target](const std::string& v) { target = positive(v); }; };
   const Option options[] = {
       // Model.
-      {"--preset", "NAME", "a built-in model of PERFORMANCE.md: 3.86B or 279M", [&](const std::string& v) { preset = v; }},
+      {"--preset", "NAME", "a built-in model (core/models/model_presets.cpp): 3.86B, 279M, bench-A, bench-B, demo", [&](const std::string& v) { preset = v; }},
       {"--config", "FILE", "a training config (YAML, official keys); its batch_size is the global batch",
        [&](const std::string& v) { config_path = v; }},
       {"--channels", "C", "override: transformer width", int_into(channels, 1)},
@@ -136,7 +138,7 @@ int run_plan(int argc, char** argv) {
       // The run.
       {"--gpus", "N|LIST", "GPU count, or a list (8,16,...,1024) for the best layout per count (default 8)",
        [&](const std::string& v) { gpu_counts = parse_int_list(v); }},
-      {"--batch", "N", "global batch (default: the config's batch_size; 1024, the spec's, for presets)",
+      {"--batch", "N", "global batch (default: the config's batch_size, or the preset's)",
        int_into(batch, 1)},
       {"--micro-batch", "N", "samples per forward on one replica (default 0: the largest that fits)",
        [&](const std::string& v) { micro_batch = parse_int(v); }},
@@ -213,8 +215,10 @@ int run_plan(int argc, char** argv) {
       global_batch = tc.batch_size;
       model_name = config_path;
     } else {
-      cfg = parallel::plan_preset(preset.empty() ? "3.86B" : preset);
-      model_name = preset.empty() ? "3.86B" : preset;
+      const core::ModelPreset& p = core::model_preset(preset.empty() ? "3.86B" : preset);
+      cfg = p.model;
+      global_batch = p.batch;
+      model_name = p.name;
     }
     if (channels) cfg.channels = *channels;
     if (head_dim) cfg.head_dim = *head_dim;
@@ -234,21 +238,21 @@ int run_plan(int argc, char** argv) {
     // Efficiency: a measured layer (on the target GPU, or on this CPU) beats a stated one beats the default.
     std::string efficiency_source = "default: the official code's measured 41.8% MFU (3.86B, batch 8, one H200)";
     if (calibrate_cpu || layer_ms) {
-      const int64_t deep = parallel::deep_block_index(cfg);
+      const int64_t deep = jobs::deep_block_index(cfg);
       const int64_t w = layer_width.value_or(calibrate_cpu ? 512 : cfg.channels);
-      const int64_t s = layer_tokens.value_or(calibrate_cpu ? 256 : parallel::block_sequence_length(cfg, deep));
+      const int64_t s = layer_tokens.value_or(calibrate_cpu ? 256 : jobs::block_sequence_length(cfg, deep));
       const int64_t b = layer_batch.value_or(calibrate_cpu ? 4 : 8);
       double ms = layer_ms.value_or(0);
       std::string where = "on the target GPU";
       if (calibrate_cpu) {
-        const auto t = parallel::measure_cpu_layer(w, s, b, cfg.head_dim, calibrate_repeats);
+        const auto t = jobs::measure_cpu_layer(w, s, b, cfg.head_dim, calibrate_repeats);
         ms = t.ms;
         std::printf("CPU calibration: one layer (width %lld, %lld tokens, batch %lld) forward+backward %.1f ms = "
                     "%.1f GFLOP/s on %d threads\n\n",
                     (long long)w, (long long)s, (long long)b, t.ms, t.gflops, t.threads);
         where = "on this CPU";
       }
-      assume.efficiency = parallel::efficiency_from_layer_time(ms, w, s, b, cluster.peak_tflops);
+      assume.efficiency = jobs::efficiency_from_layer_time(ms, w, s, b, cluster.peak_tflops);
       efficiency_source = "calibrated: one layer (width " + std::to_string(w) + ", " + std::to_string(s) +
                           " tokens, batch " + std::to_string(b) + ") in " + fmt("%.2f", ms) + " ms " + where;
       if (assume.efficiency > 1)
@@ -259,14 +263,14 @@ int run_plan(int argc, char** argv) {
       efficiency_source = "given (--efficiency)";
     }
 
-    parallel::PlanRequest request;
+    jobs::PlanRequest request;
     request.global_batch = global_batch;
     request.micro_batch = micro_batch;
     if (!tp_only.empty()) request.tp_choices.assign(tp_only.begin(), tp_only.end());
     request.zero_choices = zero == "both" ? std::vector<bool>{false, true} : std::vector<bool>{zero == "on"};
 
     // Header: the model, the counts and the assumptions.
-    const auto split = parallel::parameter_split(cfg, assume.split_shallow_blocks);
+    const auto split = jobs::parameter_split(cfg, assume.split_shallow_blocks);
     const char* bullet = out.markdown ? "- " : "  ";
     std::printf("Model %s: %s parameters (%s split over TP), width %lld, layers [", model_name.c_str(), with_commas(split.total()).c_str(), with_commas(split.sharded).c_str(),
                 (long long)cfg.channels);
@@ -275,7 +279,7 @@ int run_plan(int argc, char** argv) {
     std::printf("], %lld heads, %lld image tokens + %lld text tokens in the deep block; %.1f TFLOP per image "
                 "(3 x forward); global batch %lld\n",
                 (long long)cfg.num_heads(), (long long)cfg.tokens(), (long long)cfg.txt_size,
-                parallel::train_flops_per_step(cfg, 1) / 1e12, (long long)global_batch);
+                jobs::train_flops_per_step(cfg, 1) / 1e12, (long long)global_batch);
     std::printf("\nAssumptions:\n\n");
     std::printf("%sGPU: %g TFLOP/s peak, %g GB, %d per node; NVLink %g GB/s, network %g Gb/s per GPU; HBM %g GB/s\n",
                 bullet, cluster.peak_tflops, cluster.memory_gb, cluster.gpus_per_node, cluster.nvlink_gb_per_s,
@@ -305,7 +309,7 @@ int run_plan(int argc, char** argv) {
 
     auto full_table = [&](int gpus) {
       request.gpus = gpus;
-      const auto plan = parallel::plan_layouts(cfg, cluster, assume, request);
+      const auto plan = jobs::plan_layouts(cfg, cluster, assume, request);
       const int nodes = (gpus + cluster.gpus_per_node - 1) / cluster.gpus_per_node;
       std::printf("\n%s%d GPU%s (%d node%s), global batch %lld%s\n\n", out.markdown ? "#### " : "", gpus,
                   gpus > 1 ? "s" : "", nodes, nodes > 1 ? "s" : "", (long long)global_batch, out.markdown ? "" : ":");
@@ -332,7 +336,7 @@ int run_plan(int argc, char** argv) {
     out.header(cols, widths);
     for (long long g : gpu_counts) {
       request.gpus = static_cast<int>(g);
-      const auto plan = parallel::plan_layouts(cfg, cluster, assume, request);
+      const auto plan = jobs::plan_layouts(cfg, cluster, assume, request);
       std::vector<std::string> cells = {std::to_string(g)};
       if (plan.layouts.empty() || !plan.layouts.front().fits) {
         cells.push_back(plan.layouts.empty() ? "no valid layout" : "nothing fits");

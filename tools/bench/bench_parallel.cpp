@@ -31,7 +31,7 @@ struct StepTimes {
 };
 
 // Times `steps` training steps (after 2 warm-up steps) on `grid`; batch is the global batch.
-StepTimes time_steps(parallel::ProcessGrid& grid, const BenchConfig& bc, int64_t batch, int steps, int64_t bucket_mb,
+StepTimes time_steps(parallel::ProcessGrid& grid, const core::ModelPreset& bc, int64_t batch, int steps, int64_t bucket_mb,
                      bool split_shallow = false) {
   core::StarFlowModel<float> model(bc.model, &grid.tp(), split_shallow);
   model.init_parameters(1);
@@ -111,7 +111,7 @@ int bench_parallel(int argc, char** argv) {
     const int rank = mpi.rank();
     if (mpi.size() != 2) throw std::runtime_error("run it on 2 ranks: mpirun -np 2 starflow bench parallel");
     set_cpu_threads(threads);
-    const BenchConfig bc = bench_config(config);
+    const core::ModelPreset bc = bench_preset(config);
     const int64_t batch = bc.batch;
 
     // One rank alone, with one rank's threads and with both ranks' threads (the whole allocation).

@@ -14,6 +14,7 @@
 #include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
 #include "tools/cpu_threads.h"
+#include "tools/options.h"
 
 namespace starflow::tools {
 namespace {
@@ -28,32 +29,27 @@ struct Case {
 
 int bench_sample(int argc, char** argv) {
   std::string config = "A";
-  int64_t batch = 16;
-  int runs = 7, threads = 2;
+  int batch = 16, runs = 7, threads = 2;
   double cfg = 3.0;
   bool reference = true;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) config = argv[++i];
-    else if (a == "--batch" && i + 1 < argc) batch = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--threads" && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--cfg" && i + 1 < argc) cfg = std::atof(argv[++i]);
-    else if (a == "--no-reference") reference = false;
-    else {
-      std::fprintf(stderr,
-                   "usage: starflow bench sample [--config A|B] [--batch N] [--cfg W] [--runs N] [--threads N]\n"
-                   "                             [--no-reference]\n"
-                   "  Samples `batch` images (sequential KV-cached and Jacobi block 16 / threshold 1e-3, each without\n"
-                   "  and with guidance W) and, unless --no-reference, the PyTorch reference's sequential sampler\n"
-                   "  (python3 tools/torch_reference),\n"
-                   "  taking turns; prints medians of --runs runs (default 7).\n");
-      return 2;
-    }
-  }
-  BenchConfig bc;
+  const Option options[] = {
+      {"--config", "A|B", "the bench model (core/models/model_presets.cpp; default A)",
+       [&](const std::string& v) { config = v; }},
+      int_option("--batch", batch, 1, "images per sampling call (default 16)"),
+      {"--cfg", "W", "guidance weight of the guided rows (default 3)", [&](const std::string& v) { cfg = parse_double(v); }},
+      int_option("--runs", runs, 1, "timed runs of each side; medians are reported (default 7)"),
+      int_option("--threads", threads, 1, "CPU threads of both sides (default 2)"),
+      {"--no-reference", nullptr, "time ours only (no PyTorch reference)", [&](const std::string&) { reference = false; }},
+  };
+  const int parsed = parse_options(
+      "bench sample",
+      "Samples a batch (sequential KV-cached and Jacobi block 16 / threshold 1e-3, each without and with guidance)\n"
+      "and the PyTorch reference's sequential sampler (python3 tools/torch_reference), taking turns.",
+      options, argc, argv);
+  if (parsed >= 0) return parsed;
+  core::ModelPreset bc;
   try {
-    bc = bench_config(config);
+    bc = bench_preset(config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench sample: %s\n", e.what());
     return 2;
@@ -103,7 +99,7 @@ int bench_sample(int argc, char** argv) {
       core::sample(model, noise.data(), y.data(), k.cfg > 0 ? y_null.data() : nullptr, batch, opt);
       return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     };
-    // The reference builds the same model from its official JSON: the presets live only in bench_configs.h.
+    // The reference builds the same model from its official JSON: the presets live only in core/models/model_presets.cpp.
     std::vector<std::string> args = {"--bench", "sample", "--config", config, "--model-config",
                                      c.to_official_json(), "--threads", std::to_string(threads),
                                      "--batch", std::to_string(batch)};

@@ -16,6 +16,7 @@
 #include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
 #include "tools/cpu_threads.h"
+#include "tools/options.h"
 
 namespace starflow::tools {
 namespace {
@@ -23,7 +24,7 @@ namespace {
 // Our training step on a bench config: one call of step() is one timed step, in ms.
 class OurTrainStep {
  public:
-  explicit OurTrainStep(const BenchConfig& bc)
+  explicit OurTrainStep(const core::ModelPreset& bc)
       : bc_(bc), model_(bc.model), opt_(static_cast<int64_t>(model_.parameters().size()), core::AdamWConfig{}) {
     model_.init_parameters(1);
     const auto& c = bc.model;
@@ -43,7 +44,7 @@ class OurTrainStep {
   }
 
  private:
-  BenchConfig bc_;
+  core::ModelPreset bc_;
   core::StarFlowModel<float> model_;
   core::AdamW<float> opt_;
   std::vector<float> x_, y_;
@@ -55,25 +56,18 @@ int bench_train(int argc, char** argv) {
   std::vector<std::string> configs = {"A", "B"};
   int steps = 5, threads = 2;
   bool reference = true;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) {
-      const std::string v = argv[++i];
-      configs = v == "all" ? std::vector<std::string>{"A", "B"} : std::vector<std::string>{v};
-    } else if (a == "--steps" && i + 1 < argc) {
-      steps = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--threads" && i + 1 < argc) {
-      threads = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--no-reference") {
-      reference = false;
-    } else {
-      std::fprintf(stderr,
-                   "usage: starflow bench train [--config A|B|all] [--steps N] [--threads N] [--no-reference]\n"
-                   "  Times forward + loss + backward + AdamW (float32) on the bench configs and, unless\n"
-                   "  --no-reference, the PyTorch reference (python3 tools/torch_reference) in the same run.\n");
-      return 2;
-    }
-  }
+  const Option options[] = {
+      {"--config", "A|B|all", "the bench model(s) (core/models/model_presets.cpp; default all)",
+       [&](const std::string& v) { configs = v == "all" ? std::vector<std::string>{"A", "B"} : std::vector<std::string>{v}; }},
+      int_option("--steps", steps, 1, "timed steps of each side; medians are reported (default 5)"),
+      int_option("--threads", threads, 1, "CPU threads of both sides (default 2)"),
+      {"--no-reference", nullptr, "time ours only (no PyTorch reference)", [&](const std::string&) { reference = false; }},
+  };
+  const int parsed = parse_options("bench train",
+                                   "Times forward + loss + backward + AdamW (float32) on the bench configs and the\n"
+                                   "PyTorch reference (python3 tools/torch_reference), taking turns.",
+                                   options, argc, argv);
+  if (parsed >= 0) return parsed;
   set_cpu_threads(threads);
   std::printf("bench train: %d threads, median of %d steps (the reference's and ours take turns, an untimed\n"
               "step before each timed one)\n", threads, steps);
@@ -81,16 +75,16 @@ int bench_train(int argc, char** argv) {
               "torch img/s", "speedup");
   int status = 0;
   for (const std::string& name : configs) {
-    BenchConfig bc;
+    core::ModelPreset bc;
     try {
-      bc = bench_config(name);
+      bc = bench_preset(name);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "bench train: %s\n", e.what());
       return 2;
     }
     OurTrainStep ours_step(bc);
     ours_step.step();  // a first step allocates what the later ones reuse
-    // The reference builds the same model from its official JSON: the presets live only in bench_configs.h.
+    // The reference builds the same model from its official JSON: the presets live only in core/models/model_presets.cpp.
     const std::vector<std::string> args = {"--bench", "train", "--config", name, "--model-config",
                                            bc.model.to_official_json(), "--batch", std::to_string(bc.batch),
                                            "--threads", std::to_string(threads)};

@@ -8,7 +8,7 @@
 
 #include "core/models/flow_config.h"
 
-namespace starflow::parallel {
+namespace starflow::jobs {
 
 // One node type of a GPU cluster. Bandwidths are per GPU; GB = 1e9 bytes.
 struct ClusterSpec {
@@ -17,7 +17,7 @@ struct ClusterSpec {
   double network_gbit_per_s = 400;  // InfiniBand per GPU (one NIC per GPU)
   double peak_tflops = 989;         // dense bf16
   double memory_gb = 141;
-  double hbm_gb_per_s = 4300;       // measured copy bandwidth (PERFORMANCE.md), for the optimizer step
+  double hbm_gb_per_s = 4300;       // measured H200 copy bandwidth, for the optimizer step
   double reserved_gb = 4;           // CUDA context, cuBLAS/NCCL workspaces, allocator slack
   double nvlink_latency_us = 10;    // per collective inside a node
   double network_latency_us = 20;   // per collective (bucket) across nodes
@@ -26,7 +26,7 @@ struct ClusterSpec {
 // How training runs on the GPUs, and the model's one free constant: the efficiency.
 struct TrainingAssumptions {
   // Fraction of peak that the counted FLOPs reach. Default: the official code's measured 41.8% MFU for the
-  // 3.86B config on one H200 (PERFORMANCE.md). `--layer-ms` / `--calibrate-cpu` replace it.
+  // 3.86B config on one H200 (its published anchor). `--layer-ms` / `--calibrate-cpu` replace it.
   double efficiency = 0.418;
   int weight_bytes = 2;       // bf16 working weights
   int gradient_bytes = 4;     // fp32 gradient buffer (accumulated over micro-batches, all-reduced as is)
@@ -88,7 +88,7 @@ struct LayoutPrediction {
   double images_per_second = 0, mfu = 0;
 };
 
-// ---- counts (PERFORMANCE.md convention) ----
+// ---- counts (the convention of the official code's published MFU: 3 × forward matmul + attention FLOPs) ----
 
 // The deep block: the last one, which carries the text prefix and nearly all the layers.
 int64_t deep_block_index(const core::FlowConfig& cfg);
@@ -140,19 +140,4 @@ struct Plan {
 Plan plan_layouts(const core::FlowConfig& cfg, const ClusterSpec& cluster, const TrainingAssumptions& a,
                   const PlanRequest& request);
 
-// ---- calibration on this machine ----
-
-struct CpuLayerTiming {
-  double ms = 0;      // forward + backward of the layer, median
-  double gflops = 0;  // counted FLOPs (3 × forward) per second
-  int threads = 1;
-};
-// Times forward + backward of one transformer layer on the CPU ops training uses (core::StarFlowModel<float>
-// with one block of one layer: the layer plus a negligible embedding and head) for `batch` samples of
-// `tokens` image tokens (a square grid), the median of `repeats` runs after one warm-up.
-CpuLayerTiming measure_cpu_layer(int64_t width, int64_t tokens, int64_t batch, int64_t head_dim, int repeats);
-
-// Built-in configs of PERFORMANCE.md ("3.86B", "279M"); throws naming the known presets otherwise.
-core::FlowConfig plan_preset(const std::string& name);
-
-}  // namespace starflow::parallel
+}  // namespace starflow::jobs

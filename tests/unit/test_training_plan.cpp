@@ -1,4 +1,4 @@
-// The `starflow plan` model: its FLOP count against the PERFORMANCE.md anchors, its parameter count against
+// The `starflow plan` model: its FLOP count against the official code's published anchors, its parameter count against
 // the model's own ParameterLayout, the memory effects of TP and ZeRO-1, and the refusal of bad layouts.
 #include <gtest/gtest.h>
 
@@ -7,9 +7,11 @@
 #include <string>
 
 #include "core/models/starflow_model.h"
-#include "parallel/plan_model.h"
+#include "core/models/model_presets.h"
+#include "jobs/cpu_calibration.h"
+#include "jobs/training_plan.h"
 
-namespace starflow::parallel {
+namespace starflow::jobs {
 namespace {
 
 core::FlowConfig small_config() {
@@ -27,9 +29,9 @@ core::FlowConfig small_config() {
 }
 
 TEST(PlanModel, FlopsPerStepMatchThePerformanceAnchors) {
-  // PERFORMANCE.md: 3.86B at batch 8 ran 0.514 s/step at 413 TFLOP/s; 279M at batch 64, 0.432 s at 293.
-  const double big = train_flops_per_step(plan_preset("3.86B"), 8);
-  const double small = train_flops_per_step(plan_preset("279M"), 64);
+  // The official code's anchors: 3.86B at batch 8 ran 0.514 s/step at 413 TFLOP/s; 279M at batch 64, 0.432 s at 293.
+  const double big = train_flops_per_step(core::model_preset("3.86B").model, 8);
+  const double small = train_flops_per_step(core::model_preset("279M").model, 64);
   EXPECT_NEAR(big / (413e12 * 0.514), 1.0, 0.02) << big;
   EXPECT_NEAR(small / (293e12 * 0.432), 1.0, 0.02) << small;
   // The convention, spelled out for one layer: 24·S·C² + 2·S²·C.
@@ -48,13 +50,13 @@ TEST(PlanModel, ParameterCountEqualsTheModelsLayout) {
 }
 
 TEST(PlanModel, PresetsHaveTheirNamedSizes) {
-  EXPECT_NEAR(parameter_split(plan_preset("3.86B")).total() / 3.86e9, 1.0, 0.005);
-  EXPECT_NEAR(parameter_split(plan_preset("279M")).total() / 279e6, 1.0, 0.005);
-  EXPECT_THROW(plan_preset("1B"), std::invalid_argument);
+  EXPECT_NEAR(parameter_split(core::model_preset("3.86B").model).total() / 3.86e9, 1.0, 0.005);
+  EXPECT_NEAR(parameter_split(core::model_preset("279M").model).total() / 279e6, 1.0, 0.005);
+  EXPECT_THROW(core::model_preset("1B"), std::invalid_argument);
 }
 
 TEST(PlanModel, TensorParallelHalvesTheDeepBlockWeights) {
-  const core::FlowConfig c = plan_preset("3.86B");
+  const core::FlowConfig c = core::model_preset("3.86B").model;
   const ClusterSpec cluster;
   const TrainingAssumptions a;
   const ParameterSplit s = parameter_split(c);
@@ -68,7 +70,7 @@ TEST(PlanModel, TensorParallelHalvesTheDeepBlockWeights) {
 }
 
 TEST(PlanModel, ZeroOneDividesTheOptimizerStateByDataParallelWidth) {
-  const core::FlowConfig c = plan_preset("279M");
+  const core::FlowConfig c = core::model_preset("279M").model;
   const ClusterSpec cluster;
   const TrainingAssumptions a;
   for (int dp : {2, 8, 64}) {
@@ -95,7 +97,7 @@ TEST(PlanModel, BadLayoutsAreRefusedWithTheReason) {
   EXPECT_EQ(message(Layout{4, 2, false, 0}, 8, 64),
             "TP=4: does not divide the 6 attention heads of the deep block (channels 288 / head_dim 48)");
   try {  // 48 heads: TP=16 divides them, but not the 8 GPUs of a node
-    validate_layout(plan_preset("3.86B"), cluster, 16, 64, Layout{16, 1, false, 0});
+    validate_layout(core::model_preset("3.86B").model, cluster, 16, 64, Layout{16, 1, false, 0});
     ADD_FAILURE() << "TP=16 on 8-GPU nodes was accepted";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("inside one node"), std::string::npos) << e.what();
@@ -119,7 +121,7 @@ TEST(PlanModel, BadLayoutsAreRefusedWithTheReason) {
 TEST(PlanModel, OneH200ReproducesTheAnchorComputeTime) {
   // At the default efficiency (the anchor's own MFU), the compute term of 3.86B at batch 8 on one GPU is the
   // measured 0.514 s; memory at batch 8 fits only because nothing else shares the card.
-  const core::FlowConfig c = plan_preset("3.86B");
+  const core::FlowConfig c = core::model_preset("3.86B").model;
   const auto p = predict_layout(c, ClusterSpec{}, TrainingAssumptions{}, 1, 8, Layout{1, 1, false, 8});
   EXPECT_NEAR(p.time.compute, 0.514, 0.514 * 0.02);
   EXPECT_EQ(p.time.tensor_parallel, 0);
@@ -132,7 +134,7 @@ TEST(PlanModel, PlanIsSortedAndAutoMicroBatchFits) {
   PlanRequest r;
   r.gpus = 64;
   r.global_batch = 1024;
-  const Plan plan = plan_layouts(plan_preset("3.86B"), ClusterSpec{}, TrainingAssumptions{}, r);
+  const Plan plan = plan_layouts(core::model_preset("3.86B").model, ClusterSpec{}, TrainingAssumptions{}, r);
   ASSERT_FALSE(plan.layouts.empty());
   ASSERT_TRUE(plan.layouts.front().fits);
   for (size_t i = 1; i < plan.layouts.size(); ++i) {
@@ -152,7 +154,7 @@ TEST(PlanModel, PlanIsSortedAndAutoMicroBatchFits) {
 }
 
 TEST(PlanModel, SplittingTheShallowBlocksShardsEveryLayer) {
-  const core::FlowConfig c = plan_preset("3.86B");
+  const core::FlowConfig c = core::model_preset("3.86B").model;
   const ParameterSplit deep_only = parameter_split(c), every = parameter_split(c, true);
   EXPECT_EQ(every.total(), deep_only.total());
   EXPECT_EQ(every.sharded, deep_only.sharded * 34 / 24);  // all 34 layers instead of the deep block's 24
@@ -166,7 +168,7 @@ TEST(PlanModel, SplittingTheShallowBlocksShardsEveryLayer) {
 
 TEST(PlanModel, DataParallelReductionUsesTheGroupsNetworkLinks) {
   // Stated assumption: NVLink inside a node; across nodes, the NICs of the group's members on each node.
-  const core::FlowConfig c = plan_preset("279M");
+  const core::FlowConfig c = core::model_preset("279M").model;
   const ClusterSpec cluster;
   TrainingAssumptions a;
   a.dp_overlap = 0;  // nothing hidden: the exposed time is the whole reduction
@@ -200,4 +202,4 @@ TEST(PlanModel, CpuCalibrationMeasuresALayer) {
 }
 
 }  // namespace
-}  // namespace starflow::parallel
+}  // namespace starflow::jobs
