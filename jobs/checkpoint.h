@@ -1,7 +1,7 @@
 // Checkpoints: one file per checkpoint, written collectively with MPI-IO by every rank, each writing the
 // byte ranges it owns; every tensor in its full, unsharded layout, so any TP×DP layout can load any file.
 // Layout (little-endian): a 64-byte preamble, the tensors (each 64-byte aligned), the JSON header (config,
-// step, data cursor, RNG states, tensor index with shapes, offsets and CRC-32s), and a 32-byte trailer that
+// step, data cursor, tensor index with shapes, offsets and CRC-32s), and a 32-byte trailer that
 // locates and checksums the header. Written to a temporary name, synced, then renamed: a crash mid-write
 // never costs the previous checkpoint. Format details: jobs/CHECKPOINT_FORMAT.md.
 #pragma once
@@ -43,7 +43,8 @@ struct CheckpointInfo {
   nlohmann::json header;  // everything: "step", "meta" (caller's JSON), "tensors" [...]
 };
 
-// Collective over comm. `meta` is the caller's JSON (config, data cursor, RNG states, ...). Writes
+// Collective over comm. `meta` is the caller's JSON (config, data cursor, layout, ...; the trainer's random
+// draws are keyed by seed, position and rank, so there is no generator state to save). Writes
 // <dir>/ckpt_<step, 8 digits>.sfckpt atomically and then keeps only the newest `keep` checkpoints in dir
 // (keep <= 0: keep all). Throws the same parallel::AgreedError on every rank on failure.
 std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step, const nlohmann::json& meta,

@@ -1,4 +1,4 @@
-// check_file(): one model per fixture, every group the file holds, the README §4 tolerances.
+// check_file(): one model per fixture, every group the file holds, the tolerances of tests/golden/data/README.md.
 #include "core/golden/golden_check.h"
 
 #include <cmath>

@@ -14,7 +14,7 @@ tests/golden/data/ first. Run this folder with Debian's /usr/bin/python3 (python
   python3 tools/torch_reference --forward W.safetensors --input IN.safetensors --out OUT.safetensors
 
 --bench takes the model as the JSON that core::FlowConfig::to_official_json() prints: `starflow bench
-train|sample` passes its presets (tools/bench/bench_configs.h, their only definition) that way, with --config
+train|sample` passes its presets (core/models/model_presets.cpp, their only definition) that way, with --config
 NAME as the label of the JSON summary.
 
 --forward imports weights exported by `starflow convert` (official names, `config` metadata), runs the
