@@ -1,7 +1,8 @@
 // Preview grids during training: every `sample_every` steps the tensor-parallel group of data-parallel rank 0
 // samples a fixed set of conditions from the same noise (so the grids of successive steps compare), denoises,
-// decodes through the configured autoencoder and its tensor-parallel rank 0 writes <output_dir>/samples/step_<8 digits>.png atomically. Rows: one per class (class-conditional
-// models, the first kMaxRows classes), one per `preview_captions` entry (text models; default the null
+// decodes through the configured autoencoder and its tensor-parallel rank 0 writes
+// <output_dir>/samples/step_<8 digits>.png atomically. Rows: one per class (class-conditional models, the first
+// kMaxRows classes), one per `preview_captions` entry (text models; default the null
 // caption), or kUnconditionalRows (unconditional models); conditioned rows are guided with the config's `cfg`.
 #pragma once
 #include <cstdint>
