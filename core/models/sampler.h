@@ -1,6 +1,7 @@
 // Sampling (spec §2.5, §2.6, §5.1, §6.1): the reverse pass noise→data block by block (deep block first),
 // sequential KV-cached or Jacobi decoding, STARFlow classifier-free guidance in the conditioned blocks,
-// and one score-based (Tweedie) denoising step.
+// and one score-based (Tweedie) denoising step. Written once against the model's backend: pointers and the
+// returned buffers are in the backend's memory (host memory on the CPU).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -23,28 +24,36 @@ struct SampleOptions {
 
 template <class T>
 struct SampleTrace {
-  std::vector<std::vector<T>> sequence;                // image-shaped: [0] the noise, [k] after k blocks
+  std::vector<std::vector<T>> sequence;                // image-shaped, on the host: [0] the noise, [k] after k blocks
   std::vector<std::vector<int64_t>> jacobi_iterations;  // per block in decoding order (top first), per chunk
 };
+
+template <class Backend>
+using SampleBuffer = typename Backend::template Buffer<typename Backend::Scalar>;
 
 // noise [B, Cin, H, W]; y [B, L, E] (conditional models) and y_null [B, L, E] (the null condition; its
 // presence turns on guidance with options.guidance). Returns the sample [B, Cin, H, W] (still noisy:
 // apply denoise()). trace, when given, receives the intermediate images and Jacobi iteration counts.
-template <class T>
-std::vector<T> sample(const StarFlowModel<T>& model, const T* noise, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
-                      const SampleOptions& options, SampleTrace<T>* trace = nullptr);
+template <class Backend>
+SampleBuffer<Backend> sample(const FlowModel<Backend>& model, NoDeduce<typename Backend::Scalar> noise,
+                             NoDeduce<typename Backend::Scalar> y, NoDeduce<typename Backend::Scalar> y_null,
+                             int64_t B, const SampleOptions& options,
+                             SampleTrace<typename Backend::Scalar>* trace = nullptr);
 
 // One reverse pass of block k: z [B, T, D] raster → x [B, T, D] raster (guided when y_null is given).
 // states, when given, are reused (sample() passes the same for all blocks so that the KV caches and
-// buffers are allocated once per call, not once per block); one per thread that decodes a group of samples.
-template <class T>
-void reverse_block(const StarFlowModel<T>& model, int64_t k, const T* z, T* x, NoDeduce<T> y, NoDeduce<T> y_null, int64_t B,
-                   const SampleOptions& options, std::vector<int64_t>* jacobi_iterations = nullptr,
-                   std::vector<DecodeState<T>>* states = nullptr);
+// buffers are allocated once per call, not once per block); one per group of samples decoded concurrently.
+template <class Backend>
+void reverse_block(const FlowModel<Backend>& model, int64_t k, NoDeduce<typename Backend::Scalar> z,
+                   typename Backend::Scalar* x, NoDeduce<typename Backend::Scalar> y,
+                   NoDeduce<typename Backend::Scalar> y_null, int64_t B, const SampleOptions& options,
+                   std::vector<int64_t>* jacobi_iterations = nullptr,
+                   std::vector<DecodeState<Backend>>* states = nullptr);
 
 // x + σ_n²·∇ₓ log p(x | y): the gradient of the per-dimension NLL (no regulariser) scaled by the element
 // count, applied once. Uses the model's backward pass (the model's forward state is overwritten).
-template <class T>
-std::vector<T> denoise(StarFlowModel<T>& model, const T* x, NoDeduce<T> y, int64_t B, double noise_std);
+template <class Backend>
+SampleBuffer<Backend> denoise(FlowModel<Backend>& model, NoDeduce<typename Backend::Scalar> x,
+                              NoDeduce<typename Backend::Scalar> y, int64_t B, double noise_std);
 
 }  // namespace starflow::core

@@ -1,15 +1,17 @@
 // The STARFlow model (deep-shallow stack of MetaBlocks, spec §3) with its training loss (§4.1): forward
 // data→noise with every intermediate kept, the NLL and the latent-norm regulariser, and the backward pass
-// into one flat gradient buffer. Templated on the scalar: float for speed, double for gradient checks.
+// into one flat gradient buffer. Written once against a backend (core/backends/*), which owns the memory the
+// buffers live in and the ops that run on them: StarFlowModel<T> is the CPU model (float for speed, double for
+// gradient checks), FlowModel<CudaBackend<...>> the GPU one.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+#include "core/backends/cpu/cpu_backend.h"
 #include "core/models/flow_config.h"
 #include "core/models/meta_block.h"
 #include "core/models/parameter_layout.h"
-#include "core/ops/cpu/rope.h"
 
 namespace starflow::core {
 
@@ -21,29 +23,34 @@ struct LossParts {
   double total = 0;        // nll + λ·latent_norm
 };
 
-template <class T>
-class StarFlowModel {
+template <class Backend>
+class FlowModel {
  public:
+  using T = typename Backend::Scalar;
+  using Buffer = typename Backend::template Buffer<T>;
+  using RopeTable = typename Backend::RopeTable;
+
   // tp: the tensor-parallel group the deep block is split over (nullptr or one rank: the whole model here).
   // Every rank of the group must run forward, backward and sampling together (they all-reduce).
   // split_shallow: split the shallow blocks over the TP group too (they are a quarter of the FLOPs of the
   // 3.86B config; run whole, every TP rank computes them redundantly).
-  explicit StarFlowModel(const FlowConfig& cfg, Communicator* tp = nullptr, bool split_shallow = false);
-  StarFlowModel(StarFlowModel&&) noexcept;
-  ~StarFlowModel();
+  explicit FlowModel(const FlowConfig& cfg, Communicator* tp = nullptr, bool split_shallow = false);
+  FlowModel(FlowModel&&) noexcept;
+  ~FlowModel();
 
   const FlowConfig& config() const { return cfg_; }
   const ParameterLayout& layout() const { return layout_; }
+  Backend& backend() const { return *be_; }
   // The non-const access counts as a change of the parameters (parameters_version()), as PyTorch's tensor
   // version counter counts in-place ops: take it where they are written, not once to keep for later writes.
-  std::vector<T>& parameters() {
+  Buffer& parameters() {
     ++version_;
     return params_;
   }
-  const std::vector<T>& parameters() const { return params_; }
+  const Buffer& parameters() const { return params_; }
   uint64_t parameters_version() const { return version_; }
-  std::vector<T>& gradients() { return grads_; }
-  const std::vector<T>& gradients() const { return grads_; }
+  Buffer& gradients() { return grads_; }
+  const Buffer& gradients() const { return grads_; }
   void zero_gradients();
   Communicator* tensor_parallel_group() const { return tp_; }
   int tensor_parallel_size() const { return tp_ ? tp_->size() : 1; }
@@ -51,8 +58,8 @@ class StarFlowModel {
   // LayerNorm (1, 0), final_norm 0, proj_out weight 0 (its bias keeps the default init).
   void init_parameters(uint64_t seed);
 
-  // x: [B, Cin, H, W] (already noise-augmented); y: [B, L, E] or nullptr for unconditional models.
-  // Keeps every activation for backward(). λ: latent_norm_regularization.
+  // x: [B, Cin, H, W] (already noise-augmented); y: [B, L, E] or nullptr for unconditional models; both in the
+  // backend's memory. Keeps every activation for backward(). λ: latent_norm_regularization.
   LossParts forward(const T* x, const T* y, int64_t B, double latent_norm_lambda);
   // Gradient of the last forward's total loss: accumulates into gradients() (unless parameter_gradients
   // is false: denoising needs only the input gradient) and, when dx is non-null, writes ∂loss/∂x.
@@ -64,37 +71,37 @@ class StarFlowModel {
   std::vector<double> per_sample_nll() const;
 
   int64_t batch() const { return batch_; }
-  const std::vector<T>& z() const { return z_; }                        // [B, Cin, H, W]
-  const std::vector<T>& logdet(int64_t k) const { return logdets_[k]; }  // [B, T, D], permuted order
-  const std::vector<T>& outputs(int64_t k) const { return outputs_[k]; } // k = 0..K, [B, h, w, D]
-  const cpu::RopeTable<T>& rope_table(bool conditioned) const { return conditioned ? rope_text_ : rope_plain_; }
-  const MetaBlock<T>& block(int64_t k) const { return blocks_[k]; }
+  const Buffer& z() const { return z_; }                        // [B, Cin, H, W]
+  const Buffer& logdet(int64_t k) const { return logdets_[k]; }  // [B, T, D], permuted order
+  const Buffer& outputs(int64_t k) const { return outputs_[k]; } // k = 0..K, [B, h, w, D]
+  const RopeTable& rope_table(bool conditioned) const { return conditioned ? rope_text_ : rope_plain_; }
+  const MetaBlock<Backend>& block(int64_t k) const { return blocks_[k]; }
 
-  // Sampling's copy of block k's decode linear weights in the small-batch kernel's tile layout, at their
-  // parameter offsets (MetaBlock::tile_decode_weights), written on first use and again whenever the
-  // parameters changed since; nullptr where the kernel does not apply (double, no AVX2). Tiling a block
-  // costs about what decoding two of its tokens does, so it is kept between sampling calls rather than
-  // redone in each. Costs one more copy of the parameters' memory once the model has sampled.
-  const T* decode_weights(int64_t k) const;
+  // The weights sampling's decode linears read for block k (Backend::decode_weights: on the CPU a copy in the
+  // small-batch kernel's tile layout, kept between calls and refreshed when the parameters changed).
+  typename Backend::DecodeWeights decode_weights(int64_t k) const { return be_->decode_weights(*this, k); }
 
  private:
   FlowConfig cfg_;
   Communicator* tp_ = nullptr;
+  std::unique_ptr<Backend> be_;  // on the heap: the blocks and layers keep its address across moves
   ParameterLayout layout_;
-  std::vector<MetaBlock<T>> blocks_;
-  std::vector<T> params_, grads_;
-  cpu::RopeTable<T> rope_plain_, rope_text_;
+  std::vector<MetaBlock<Backend>> blocks_;
+  Buffer params_, grads_;
+  RopeTable rope_plain_, rope_text_;
   uint64_t version_ = 0;
-  struct TiledWeights;
-  mutable std::unique_ptr<TiledWeights> tiled_;  // a cache: filled by the const decode_weights()
   // Forward state.
   int64_t batch_ = 0;
   double lambda_ = 0;
   const T* y_ = nullptr;
-  std::vector<BlockActivations<T>> acts_;
-  std::vector<std::vector<T>> outputs_, logdets_;
-  std::vector<T> z_;
-  BlockScratch<T> scratch_;
+  std::vector<BlockActivations<Backend>> acts_;
+  std::vector<Buffer> outputs_, logdets_;
+  Buffer z_, d_out_, d_in_;
+  BlockScratch<Backend> scratch_;
 };
+
+// The CPU model.
+template <class T>
+using StarFlowModel = FlowModel<CpuBackend<T>>;
 
 }  // namespace starflow::core

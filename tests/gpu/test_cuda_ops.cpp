@@ -450,7 +450,7 @@ TYPED_TEST(CudaOpTyped, AttentionCached) {
 
 // ---- flow head ----
 template <class T>
-void check_flow_head(const cpu::FlowHeadOptions& opt) {
+void check_flow_head(const FlowHeadOptions& opt) {
   using Tol = Tolerance<T>;
   const char* type = DataType<T>::name;
   const std::string op = std::string("flow_head clip ") + std::to_string(int(opt.soft_clip)) +

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/build_config.h"
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear_small_batch.h"

@@ -174,7 +174,7 @@ TEST(ModelCausality, EachBlockIsAutoregressiveInItsOwnOrder) {
       std::vector<double> u = m.outputs(k);  // block k's input, perturbed below
       const int64_t raster = c.block_flips(k) ? T - 1 - t : t;
       for (int64_t d = 0; d < D; ++d) u[raster * D + d] += 0.3;
-      BlockActivations<double> acts;
+      BlockActivations<CpuBackend<double>> acts;
       std::vector<double> out(u.size()), logdet(u.size());
       m.block(k).forward(m.parameters().data(), acts, u.data(), in.y.data(), out.data(), logdet.data(), B,
                          m.rope_table(m.block(k).conditioned()));
@@ -205,7 +205,7 @@ TEST(ModelInvertibility, EveryBlockRecoversItsInput) {
       const std::vector<double>& target = m.outputs(k + 1);
       const bool flip = c.block_flips(k);
       std::vector<double> x(target.size(), 0.0), out(x.size()), logdet(x.size());
-      BlockActivations<double> acts;
+      BlockActivations<CpuBackend<double>> acts;
       for (int64_t sweep = 0; sweep < T; ++sweep) {
         m.block(k).forward(m.parameters().data(), acts, x.data(), y, out.data(), logdet.data(), B,
                            m.rope_table(m.block(k).conditioned()));

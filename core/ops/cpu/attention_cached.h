@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/build_config.h"
 #include "core/ops/cpu/linear_small_batch.h"
 #include "core/ops/cpu/rope.h"
 

@@ -3,12 +3,9 @@
 #pragma once
 #include <cstdint>
 
-namespace starflow::core::cpu {
+#include "core/ops/flow_head_options.h"
 
-struct FlowHeadOptions {
-  double soft_clip = 4.0;  // s > 0: o ← s·tanh(o/s) on all 2D outputs; 0 disables
-  bool softplus = true;    // σ = softplus(a + ln(e−1)); false: σ = exp(a)
-};
+namespace starflow::core::cpu {
 
 // o [rows, 2D] (raw proj_out output, first D = a, last D = μ); v [rows, D] the permuted data.
 // Writes z [rows, D] and logdet [rows, D] = −log σ.

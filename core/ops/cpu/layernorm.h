@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/build_config.h"
 #include "core/ops/cpu/linear_small_batch.h"
 
 namespace starflow::core::cpu {

@@ -9,15 +9,14 @@
 #pragma once
 #include <cstdint>
 
+#include "core/build_config.h"
+
 namespace starflow::core::cpu {
 
 // Rows up to which linear_forward uses this kernel for float.
 constexpr int64_t kSmallBatchRows = 48;
 
-// Kernel available in this build (AVX2 + FMA); the team functions below exist only then.
-#if defined(__AVX2__) && defined(__FMA__)
-#define STARFLOW_SMALL_BATCH_KERNEL 1
-#endif
+// The team functions below exist only when the build has the kernel (STARFLOW_SMALL_BATCH_KERNEL, AVX2 + FMA).
 
 inline int64_t small_batch_padded_rows(int64_t M) { return (M + 7) / 8 * 8; }
 

@@ -8,13 +8,9 @@
 
 #include <cstdint>
 
-#include "core/ops/cpu/flow_head.h"
+#include "core/ops/flow_head_options.h"
 
 namespace starflow::core::cuda {
-
-// The options struct is the CPU one, so argument-dependent lookup also finds cpu::flow_head_*: call these
-// qualified (cuda::flow_head_forward), or the call is ambiguous.
-using cpu::FlowHeadOptions;
 
 // o [rows, 2D] (first D = a, last D = μ); v [rows, D]. Writes z [rows, D] and logdet [rows, D] = −log σ.
 template <class T>
