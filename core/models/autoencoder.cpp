@@ -1,5 +1,5 @@
-// Autoencoder: the two conv chains under `encoder.*` / `decoder.*` names, the reconstruction loss and its
-// gradient.
+// AutoencoderModel: the two conv chains under `encoder.*` / `decoder.*` names, the reconstruction loss and its
+// gradient; instantiated for the CPU backend.
 #include "core/models/autoencoder.h"
 
 #include <cmath>
@@ -13,19 +13,20 @@ namespace starflow::core {
 namespace {
 
 // norm → SiLU: the pre-activation that precedes every conv after the first (as in the SD VAE's blocks).
-template <class T>
-void add_norm_silu(ConvStack<T>& stack, const std::string& name, int64_t groups, ParameterLayout& layout) {
+template <class Backend>
+void add_norm_silu(ConvStack<Backend>& stack, const std::string& name, int64_t groups, ParameterLayout& layout) {
   stack.add_group_norm(name, groups, layout);
   stack.add_silu();
 }
 
 }  // namespace
 
-template <class T>
-Autoencoder<T>::Autoencoder(const AutoencoderConfig& cfg)
+template <class Backend>
+AutoencoderModel<Backend>::AutoencoderModel(const AutoencoderConfig& cfg)
     : cfg_((cfg.validate(), cfg)),
-      encoder_(cfg.image_channels, cfg.image_size, cfg.image_size),
-      decoder_(cfg.latent_channels, cfg.latent_size(), cfg.latent_size()) {
+      be_(std::make_unique<Backend>()),
+      encoder_(*be_, cfg.image_channels, cfg.image_size, cfg.image_size),
+      decoder_(*be_, cfg.latent_channels, cfg.latent_size(), cfg.latent_size()) {
   const auto& ch = cfg_.channels;
   const int64_t levels = static_cast<int64_t>(ch.size()) - 1, g = cfg_.norm_groups;
 
@@ -59,12 +60,19 @@ Autoencoder<T>::Autoencoder(const AutoencoderConfig& cfg)
   add_norm_silu(decoder_, "decoder.norm_out", g, layout_);
   decoder_.add_conv("decoder.conv_out", cfg_.image_channels, 3, 1, layout_);
 
-  params_.assign(layout_.total_size(), T(0));
-  grads_.assign(layout_.total_size(), T(0));
+  Backend::resize(params_, layout_.total_size());
+  Backend::resize(grads_, layout_.total_size());
+  be_->fill(params_.data(), T(0), layout_.total_size());
+  be_->fill(grads_.data(), T(0), layout_.total_size());
 }
 
-template <class T>
-void Autoencoder<T>::set_latent_normalisation(double scaling_factor, double shift_factor) {
+template <class Backend>
+AutoencoderModel<Backend>::AutoencoderModel(AutoencoderModel&&) noexcept = default;
+template <class Backend>
+AutoencoderModel<Backend>::~AutoencoderModel() = default;
+
+template <class Backend>
+void AutoencoderModel<Backend>::set_latent_normalisation(double scaling_factor, double shift_factor) {
   AutoencoderConfig c = cfg_;
   c.scaling_factor = scaling_factor;
   c.shift_factor = shift_factor;
@@ -72,31 +80,33 @@ void Autoencoder<T>::set_latent_normalisation(double scaling_factor, double shif
   cfg_ = c;
 }
 
-template <class T>
-void Autoencoder<T>::zero_gradients() {
-  std::fill(grads_.begin(), grads_.end(), T(0));
+template <class Backend>
+void AutoencoderModel<Backend>::zero_gradients() {
+  be_->fill(grads_.data(), T(0), layout_.total_size());
 }
 
-template <class T>
-void Autoencoder<T>::init_parameters(uint64_t seed) {
+template <class Backend>
+void AutoencoderModel<Backend>::init_parameters(uint64_t seed) {
   Rng rng(seed);
-  std::fill(params_.begin(), params_.end(), T(0));
+  be_->fill(params_.data(), T(0), layout_.total_size());
+  std::vector<T> p;  // each tensor drawn on the host, then placed
   for (const ParameterView& v : layout_.views()) {
-    std::span<T> p = view(params_, v);
+    p.assign(static_cast<size_t>(v.size), T(0));
     const bool norm = v.name.find("norm") != std::string::npos;
     if (norm) {
       if (v.name.ends_with(".weight")) std::fill(p.begin(), p.end(), T(1));
-      continue;
+    } else {
+      // Conv weight [out, in, k, k] or its bias: fan_in = in·k·k from the weight.
+      const Shape& w = layout_.at(v.name.substr(0, v.name.rfind('.')) + ".weight").shape;
+      const double bound = 1.0 / std::sqrt(static_cast<double>(w[1] * w[2] * w[3]));
+      for (T& x : p) x = T(rng.uniform(-bound, bound));
     }
-    // Conv weight [out, in, k, k] or its bias: fan_in = in·k·k from the weight.
-    const Shape& w = layout_.at(v.name.substr(0, v.name.rfind('.')) + ".weight").shape;
-    const double bound = 1.0 / std::sqrt(static_cast<double>(w[1] * w[2] * w[3]));
-    for (T& x : p) x = T(rng.uniform(-bound, bound));
+    be_->upload(params_.data() + v.offset, p.data(), v.size);
   }
 }
 
-template <class T>
-AutoencoderLoss Autoencoder<T>::forward(const T* images, int64_t B, const AutoencoderLossWeights& weights) {
+template <class Backend>
+AutoencoderLoss AutoencoderModel<Backend>::forward(const T* images, int64_t B, const AutoencoderLossWeights& weights) {
   batch_ = B;
   weights_ = weights;
   const int64_t n = B * cfg_.image_numel();
@@ -105,59 +115,42 @@ AutoencoderLoss Autoencoder<T>::forward(const T* images, int64_t B, const Autoen
 
   // Sums in double whatever T is: the loss is a mean of many small terms.
   AutoencoderLoss loss;
-  const std::vector<T>& x_hat = decoder_.output();
-  double sq = 0, abs = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(x_hat[i]) - static_cast<double>(images[i]);
-    sq += d * d;
-    abs += std::fabs(d);
-  }
+  const auto [sq, abs] = be_->squared_and_absolute_error(decoder_.output().data(), images, n);
   loss.mse = sq / n;
   loss.l1 = abs / n;
-  const std::vector<T>& z = encoder_.output();
-  double zz = 0;
-  for (T v : z) zz += static_cast<double>(v) * v;
-  loss.latent_l2 = zz / static_cast<double>(z.size());
+  const Buffer& z = encoder_.output();
+  loss.latent_l2 = be_->sum_squares(z.data(), static_cast<int64_t>(z.size())) / static_cast<double>(z.size());
   loss.total = loss.mse + weights.l1 * loss.l1 + weights.latent_l2 * loss.latent_l2;
   return loss;
 }
 
-template <class T>
-void Autoencoder<T>::backward() {
+template <class Backend>
+void AutoencoderModel<Backend>::backward() {
   const int64_t n = batch_ * cfg_.image_numel();
-  const std::vector<T>& x_hat = decoder_.output();
-  const std::vector<T>& images = encoder_.input();
-  dimage_.resize(n);
-  const T mse_scale = T(2.0 / n), l1_scale = T(weights_.l1 / n);
-  for (int64_t i = 0; i < n; ++i) {
-    const T d = x_hat[i] - images[i];
-    // d|x|/dx taken as 0 at 0, like torch.sign.
-    const T sign = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
-    dimage_[i] = mse_scale * d + l1_scale * sign;
-  }
-  const std::vector<T>& z = encoder_.output();
-  dlatent_.resize(z.size());
+  Backend::resize(dimage_, n);
+  be_->error_gradient(dimage_.data(), decoder_.output().data(), encoder_.input().data(), 2.0 / n, weights_.l1 / n, n);
+  const Buffer& z = encoder_.output();
+  const int64_t nz = static_cast<int64_t>(z.size());
+  Backend::resize(dlatent_, nz);
   decoder_.backward(params_.data(), grads_.data(), dimage_.data(), dlatent_.data());
-  if (weights_.latent_l2 != 0) {
-    const T reg = T(2.0 * weights_.latent_l2 / static_cast<double>(z.size()));
-    for (size_t i = 0; i < z.size(); ++i) dlatent_[i] += reg * z[i];
-  }
+  if (weights_.latent_l2 != 0)
+    be_->axpy(dlatent_.data(), 2.0 * weights_.latent_l2 / static_cast<double>(nz), z.data(), nz);
   encoder_.backward(params_.data(), grads_.data(), dlatent_.data(), nullptr);
 }
 
-template <class T>
-void Autoencoder<T>::encode(const T* images, int64_t B, T* latents) {
+template <class Backend>
+void AutoencoderModel<Backend>::encode(const T* images, int64_t B, T* latents) {
   encoder_.forward(params_.data(), images, B);
-  std::copy(encoder_.output().begin(), encoder_.output().end(), latents);
+  be_->copy(latents, encoder_.output().data(), static_cast<int64_t>(encoder_.output().size()));
 }
 
-template <class T>
-void Autoencoder<T>::decode(const T* latents, int64_t B, T* images) {
+template <class Backend>
+void AutoencoderModel<Backend>::decode(const T* latents, int64_t B, T* images) {
   decoder_.forward(params_.data(), latents, B);
-  std::copy(decoder_.output().begin(), decoder_.output().end(), images);
+  be_->copy(images, decoder_.output().data(), static_cast<int64_t>(decoder_.output().size()));
 }
 
-template class Autoencoder<float>;
-template class Autoencoder<double>;
+template class AutoencoderModel<CpuBackend<float>>;
+template class AutoencoderModel<CpuBackend<double>>;
 
 }  // namespace starflow::core

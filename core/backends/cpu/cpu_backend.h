@@ -15,6 +15,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -26,14 +27,18 @@
 #include "core/models/flow_config.h"
 #include "core/ops/cpu/attention.h"
 #include "core/ops/cpu/attention_cached.h"
+#include "core/ops/cpu/conv2d.h"
 #include "core/ops/cpu/flow_head.h"
 #include "core/ops/cpu/gelu.h"
+#include "core/ops/cpu/group_norm.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/linear_small_batch.h"
 #include "core/ops/cpu/rmsnorm.h"
 #include "core/ops/cpu/rope.h"
+#include "core/ops/cpu/silu.h"
 #include "core/ops/cpu/tokens.h"
+#include "core/ops/cpu/upsample.h"
 
 namespace starflow::core {
 
@@ -155,6 +160,49 @@ class CpuBackend {
   }
   static void permute_tokens(T* out, const T* in, int64_t B, int64_t tokens, int64_t D, bool flip) {
     cpu::permute_tokens(out, in, B, tokens, D, flip);
+  }
+
+  // ---- image ops (the convolutional autoencoder).
+  static void conv2d_forward(T* out, const T* in, const T* w, const T* b, const Conv2dShape& s) {
+    cpu::conv2d_forward(out, in, w, b, s);
+  }
+  static void conv2d_backward(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const Conv2dShape& s) {
+    cpu::conv2d_backward(din, dw, db, dout, in, w, s);
+  }
+  static void group_norm_forward(T* out, Stat* mean, Stat* rstd, const T* in, const T* g, const T* b, int64_t B,
+                                 int64_t C, int64_t HW, int64_t groups, double eps) {
+    cpu::group_norm_forward(out, mean, rstd, in, g, b, B, C, HW, groups, T(eps));
+  }
+  static void group_norm_backward(T* din, T* dg, T* db, const T* dout, const T* in, const Stat* mean,
+                                  const Stat* rstd, const T* g, int64_t B, int64_t C, int64_t HW, int64_t groups) {
+    cpu::group_norm_backward(din, dg, db, dout, in, mean, rstd, g, B, C, HW, groups);
+  }
+  static void silu_forward(T* out, const T* in, int64_t n) { cpu::silu_forward(out, in, n); }
+  static void silu_backward(T* din, const T* dout, const T* in, int64_t n) { cpu::silu_backward(din, dout, in, n); }
+  static void upsample_nearest2x_forward(T* out, const T* in, int64_t planes, int64_t H, int64_t W) {
+    cpu::upsample_nearest2x_forward(out, in, planes, H, W);
+  }
+  static void upsample_nearest2x_backward(T* din, const T* dout, int64_t planes, int64_t H, int64_t W) {
+    cpu::upsample_nearest2x_backward(din, dout, planes, H, W);
+  }
+  // Σ(a − b)² and Σ|a − b| in double (a reconstruction's errors).
+  static std::pair<double, double> squared_and_absolute_error(const T* a, const T* b, int64_t n) {
+    double sq = 0, abs = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+      sq += d * d;
+      abs += std::fabs(d);
+    }
+    return {sq, abs};
+  }
+  // out = mse_scale·(a − b) + l1_scale·sign(a − b), sign(0) = 0 like torch.sign (their gradient).
+  static void error_gradient(T* out, const T* a, const T* b, double mse_scale, double l1_scale, int64_t n) {
+    const T ms = T(mse_scale), ls = T(l1_scale);
+    for (int64_t i = 0; i < n; ++i) {
+      const T d = a[i] - b[i];
+      const T sign = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+      out[i] = ms * d + ls * sign;
+    }
   }
 
   // ---- decoding (sampling's cached path).

@@ -4,15 +4,11 @@
 #pragma once
 #include <cstdint>
 
+#include "core/ops/conv2d_shape.h"
+
 namespace starflow::core::cpu {
 
-struct Conv2dShape {
-  int64_t batch = 1, in_channels = 1, height = 1, width = 1;
-  int64_t out_channels = 1, kernel = 3, stride = 1, padding = 0;
-  int64_t out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
-  int64_t out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
-  int64_t weight_size() const { return out_channels * in_channels * kernel * kernel; }
-};
+using core::Conv2dShape;
 
 // in [B, Cin, H, W], weight [Cout, Cin, k, k], bias [Cout] or nullptr; out [B, Cout, Hout, Wout] (=).
 template <class T>
