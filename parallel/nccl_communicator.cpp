@@ -11,6 +11,40 @@
 namespace starflow::parallel {
 namespace {
 
+ncclDataType_t nccl_type(core::ElementType type) {
+  switch (type) {
+    case core::ElementType::F32: return ncclFloat32;
+    case core::ElementType::F64: return ncclFloat64;
+    case core::ElementType::BF16: return ncclBfloat16;
+  }
+  throw std::invalid_argument("NcclCommunicator: unknown element type");
+}
+
+// A collective enqueued on a stream: complete once an event recorded after it has fired.
+class EventPending final : public core::PendingCollective {
+ public:
+  explicit EventPending(cudaStream_t stream) {
+    cudaCheck(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    cudaCheck(cudaEventRecord(event_, stream));
+  }
+  ~EventPending() override {
+    if (event_) {
+      cudaEventSynchronize(event_);
+      cudaEventDestroy(event_);
+    }
+  }
+  void wait() override { cudaCheck(cudaEventSynchronize(event_)); }
+  bool test() override {
+    const cudaError_t e = cudaEventQuery(event_);
+    if (e == cudaErrorNotReady) return false;
+    cudaCheck(e);
+    return true;
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
 // Rank 0's unique id and whether it could make one, broadcast as one message.
 struct IdMessage {
   int ok = 0;
@@ -87,34 +121,57 @@ NcclCommunicator::~NcclCommunicator() {
   if (owns_stream_ && stream_) cudaStreamDestroy(stream_);
 }
 
-void NcclCommunicator::enqueue_all_reduce(void* data, int64_t n, ncclDataType_t type, ncclRedOp_t op) {
+void NcclCommunicator::enqueue_all_reduce(void* data, int64_t n, ncclDataType_t type, ncclRedOp_t op,
+                                          cudaStream_t stream) {
   if (n < 0) throw std::invalid_argument("NcclCommunicator: negative element count");
-  ncclCheck(ncclAllReduce(data, data, static_cast<size_t>(n), type, op, comm_, stream_));
+  ncclCheck(ncclAllReduce(data, data, static_cast<size_t>(n), type, op, comm_, stream));
 }
+
+core::Pending NcclCommunicator::pending_on(cudaStream_t stream) { return std::make_unique<EventPending>(stream); }
 
 void NcclCommunicator::synchronize() { cudaCheck(cudaStreamSynchronize(stream_)); }
 
 void NcclCommunicator::all_reduce_sum(float* data, int64_t n) {
-  enqueue_all_reduce(data, n, ncclFloat32, ncclSum);
+  enqueue_all_reduce(data, n, ncclFloat32, ncclSum, stream_);
   synchronize();
 }
 
 void NcclCommunicator::all_reduce_sum(double* data, int64_t n) {
-  enqueue_all_reduce(data, n, ncclFloat64, ncclSum);
+  enqueue_all_reduce(data, n, ncclFloat64, ncclSum, stream_);
   synchronize();
 }
 
 void NcclCommunicator::all_reduce_max(double* data, int64_t n) {
-  enqueue_all_reduce(data, n, ncclFloat64, ncclMax);
+  enqueue_all_reduce(data, n, ncclFloat64, ncclMax, stream_);
   synchronize();
 }
 
-void NcclCommunicator::all_reduce_sum_bf16(__nv_bfloat16* data, int64_t n, bool wait) {
-  enqueue_all_reduce(data, n, ncclBfloat16, ncclSum);
-  if (wait) synchronize();
+void NcclCommunicator::all_reduce_sum(void* data, int64_t n, core::ElementType type, core::Stream stream) {
+  enqueue_all_reduce(data, n, nccl_type(type), ncclSum, stream_of(stream));
 }
 
-void NcclCommunicator::all_reduce_sum_async(float* data, int64_t n) { enqueue_all_reduce(data, n, ncclFloat32, ncclSum); }
+core::Pending NcclCommunicator::all_reduce_sum_async(void* data, int64_t n, core::ElementType type,
+                                                     core::Stream stream) {
+  const cudaStream_t s = stream_of(stream);
+  enqueue_all_reduce(data, n, nccl_type(type), ncclSum, s);
+  return pending_on(s);
+}
+
+core::Pending NcclCommunicator::reduce_scatter_sum_async(const void* send, void* recv, int64_t n,
+                                                         core::ElementType type, core::Stream stream) {
+  if (n < 0) throw std::invalid_argument("NcclCommunicator: negative element count");
+  const cudaStream_t s = stream_of(stream);
+  ncclCheck(ncclReduceScatter(send, recv, static_cast<size_t>(n), nccl_type(type), ncclSum, comm_, s));
+  return pending_on(s);
+}
+
+core::Pending NcclCommunicator::all_gather_async(const void* send, void* recv, int64_t n, core::ElementType type,
+                                                 core::Stream stream) {
+  if (n < 0) throw std::invalid_argument("NcclCommunicator: negative element count");
+  const cudaStream_t s = stream_of(stream);
+  ncclCheck(ncclAllGather(send, recv, static_cast<size_t>(n), nccl_type(type), comm_, s));
+  return pending_on(s);
+}
 
 void NcclCommunicator::broadcast(void* data, int64_t bytes, int root) {
   if (bytes < 0) throw std::invalid_argument("NcclCommunicator: negative byte count");
@@ -124,7 +181,7 @@ void NcclCommunicator::broadcast(void* data, int64_t bytes, int root) {
 
 void NcclCommunicator::barrier() {
   // NCCL has no barrier: a one-element all-reduce that every rank must join, then wait for it.
-  enqueue_all_reduce(barrier_word_, 1, ncclFloat32, ncclSum);
+  enqueue_all_reduce(barrier_word_, 1, ncclFloat32, ncclSum, stream_);
   synchronize();
 }
 

@@ -1,8 +1,9 @@
 // Communicator over NCCL for GPU tensors: every pointer given to it is device memory. Built collectively
 // from an MPI communicator (rank 0 creates the NCCL unique id and broadcasts it over MPI, as Megatron and
-// llm.c do); its collectives run on one CUDA stream, its own or one it is given. The core::Communicator
-// calls wait for the stream, so their results are ready on return; the *_async calls only enqueue
-// (stream-ordered), which is what overlapping the gradient reduction with backward needs.
+// llm.c do). Its blocking calls run on its own stream (or one it is given) and wait for it; the typed and
+// asynchronous calls are ordered on the stream they are given (its own when null): their results are ready for
+// later work on that stream, and a Pending's wait() waits on the host for an event recorded after the
+// collective — which is what overlapping the gradient reduction with backward needs.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -40,14 +41,20 @@ class NcclCommunicator final : public core::Communicator {
   void broadcast(void* data, int64_t bytes, int root) override;
   void barrier() override;
 
-  // bf16 buffers (gradients, tensor-parallel activations), summed in bf16 by NCCL. wait = false only enqueues.
-  void all_reduce_sum_bf16(__nv_bfloat16* data, int64_t n, bool wait = true);
-  // Enqueue only: the result is there for later work on stream() and after synchronize().
-  void all_reduce_sum_async(float* data, int64_t n);
+  bool device_buffers() const override { return true; }
+  void all_reduce_sum(void* data, int64_t n, core::ElementType type, core::Stream stream) override;
+  core::Pending all_reduce_sum_async(void* data, int64_t n, core::ElementType type,
+                                     core::Stream stream = nullptr) override;
+  core::Pending reduce_scatter_sum_async(const void* send, void* recv, int64_t n, core::ElementType type,
+                                         core::Stream stream = nullptr) override;
+  core::Pending all_gather_async(const void* send, void* recv, int64_t n, core::ElementType type,
+                                 core::Stream stream = nullptr) override;
   void synchronize();
 
  private:
-  void enqueue_all_reduce(void* data, int64_t n, ncclDataType_t type, ncclRedOp_t op);
+  void enqueue_all_reduce(void* data, int64_t n, ncclDataType_t type, ncclRedOp_t op, cudaStream_t stream);
+  cudaStream_t stream_of(core::Stream s) const { return s ? static_cast<cudaStream_t>(s) : stream_; }
+  core::Pending pending_on(cudaStream_t stream);
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;

@@ -17,10 +17,10 @@
 
 namespace starflow::core {
 
-// Sums a tensor over the TP group, in place (no-op without one).
-template <class T>
-void tp_all_reduce(Communicator* tp, T* data, int64_t n) {
-  if (tp && tp->size() > 1) tp->all_reduce_sum(data, n);
+// Sums a tensor over the TP group, in place, ordered on the backend's stream (no-op without a group).
+template <class Backend>
+void tp_all_reduce(const Backend& be, Communicator* tp, typename Backend::Scalar* data, int64_t n) {
+  if (tp && tp->size() > 1) tp->all_reduce_sum(data, n, Backend::kElementType, be.stream());
 }
 
 template <class Backend>
@@ -55,7 +55,7 @@ struct ColumnParallelLinear {
   // Accumulates dW, db (G null: input gradient only); writes dx [rows, in], summed over the TP group.
   void backward(const Backend& be, const T* P, T* G, const T* dy, const T* x, T* dx, int64_t rows) const {
     be.linear_backward(dx, G ? G + weight : nullptr, G ? G + bias : nullptr, dy, x, P + weight, rows, in, out);
-    tp_all_reduce(tp, dx, rows * in);
+    tp_all_reduce(be, tp, dx, rows * in);
   }
 };
 
@@ -96,7 +96,7 @@ struct RowParallelLinear {
   // Without TP the bias is already in (the linear added it): only the residual is left.
   void finish(const Backend& be, const T* P, T* y, const T* residual, int64_t rows) const {
     if (!tp) return be.add_bias_residual(y, nullptr, residual, rows, out);
-    tp_all_reduce(tp, y, rows * out);
+    tp_all_reduce(be, tp, y, rows * out);
     be.add_bias_residual(y, P + bias, residual, rows, out);
   }
 };

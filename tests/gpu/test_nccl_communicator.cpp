@@ -128,23 +128,42 @@ TEST_F(NcclCommunicatorTest, Bf16AllReduceSumsSmallIntegersExactly) {
   std::vector<__nv_bfloat16> x(65537);
   for (size_t i = 0; i < x.size(); ++i) x[i] = __float2bfloat16(float(int(i % 5) + g_rank));
   DeviceBuffer<__nv_bfloat16> d(x);
-  g_comm->all_reduce_sum_bf16(d.ptr, static_cast<int64_t>(x.size()));
+  g_comm->all_reduce_sum(d.ptr, static_cast<int64_t>(x.size()), starflow::core::ElementType::BF16, nullptr);
+  g_comm->synchronize();
   const auto y = d.to_host();
   const int ranks = g_size * (g_size - 1) / 2;
   for (size_t i = 0; i < y.size(); ++i)
     ASSERT_EQ(__bfloat162float(y[i]), float(int(i % 5) * g_size + ranks)) << "element " << i;
 }
 
-TEST_F(NcclCommunicatorTest, AsyncAllReduceIsReadyAfterSynchronize) {
+TEST_F(NcclCommunicatorTest, AsyncAllReduceIsReadyAfterWait) {
   std::vector<float> x(kCount, float(g_rank + 1));
   DeviceBuffer<float> d(x);
-  g_comm->all_reduce_sum_async(d.ptr, static_cast<int64_t>(kCount));
-  g_comm->synchronize();
+  starflow::core::Pending pending =
+      g_comm->all_reduce_sum_async(d.ptr, static_cast<int64_t>(kCount), starflow::core::ElementType::F32);
+  pending->wait();
+  EXPECT_TRUE(pending->test());
   const auto y = d.to_host();
   int64_t wrong = 0;
   for (float v : y) wrong += v != float(g_size * (g_size + 1) / 2);
   EXPECT_EQ(wrong, 0);
   g_comm->barrier();
+}
+
+TEST_F(NcclCommunicatorTest, ReduceScatterAndAllGatherAreEachOthersPartners) {
+  // reduce-scatter of every rank's [size·n] then all-gather of the blocks gives the all-reduce.
+  const int64_t n = 4099;
+  std::vector<float> x(static_cast<size_t>(n * g_size));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 11) + g_rank);
+  DeviceBuffer<float> send(x), block(std::vector<float>(n, 0.f)), gathered(std::vector<float>(x.size(), 0.f));
+  g_comm->reduce_scatter_sum_async(send.ptr, block.ptr, n, starflow::core::ElementType::F32)->wait();
+  const auto mine = block.to_host();
+  const int ranks = g_size * (g_size - 1) / 2;
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(mine[i], float(int((g_rank * n + i) % 11) * g_size + ranks)) << "element " << i;
+  g_comm->all_gather_async(block.ptr, gathered.ptr, n, starflow::core::ElementType::F32)->wait();
+  const auto all = gathered.to_host();
+  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], float(int(i % 11) * g_size + ranks)) << "element " << i;
 }
 
 TEST_F(NcclCommunicatorTest, UsesAStreamItIsGiven) {

@@ -202,14 +202,15 @@ TEST(ParallelTraining, GradientBucketsSumLikeOneAllReduce) {
   core::ParameterLayout layout;
   const std::vector<std::string> names = {"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8"};
   for (int i = 0; i < 9; ++i) layout.add(names[i], {1000 + 37 * i});
-  parallel::MpiCommunicator dp(MPI_COMM_WORLD);
   for (const bool thread : {true, false}) {
+    parallel::MpiCommunicator dp(MPI_COMM_WORLD, thread ? parallel::MpiCommunicator::AsyncProgress::kAuto
+                                                        : parallel::MpiCommunicator::AsyncProgress::kNonBlocking);
     std::vector<float> g(layout.total_size(), 0.f), want;
     for (const auto& v : layout.views())
       for (int64_t i = 0; i < v.size; ++i) g[v.offset + i] = float((i % 17) * (dp.rank() + 1)) * 0.25f;
     want = g;
     dp.all_reduce_sum(want.data(), static_cast<int64_t>(want.size()));
-    parallel::GradientBuckets buckets(dp, layout, g.data(), /*bucket_bytes=*/8000, thread);
+    parallel::GradientBuckets buckets(dp, layout, g.data(), /*bucket_bytes=*/8000);
     EXPECT_GT(buckets.buckets(), 2);
     buckets.begin();
     for (int i = 8; i >= 1; --i) buckets.gradient_ready(layout.at(names[i]).offset);  // t0: never

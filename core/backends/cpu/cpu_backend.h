@@ -20,10 +20,12 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "core/build_config.h"
+#include "core/communicator.h"
 #include "core/models/flow_config.h"
 #include "core/ops/cpu/attention.h"
 #include "core/ops/cpu/attention_cached.h"
@@ -74,6 +76,9 @@ class CpuBackend {
   using KVCache = cpu::KVCache<T>;
   using RopeTable = cpu::RopeTable<T>;
   static constexpr const char* kName = "cpu";
+  static constexpr ElementType kElementType = std::is_same_v<T, float> ? ElementType::F32 : ElementType::F64;
+  // Collectives on host buffers need no stream.
+  Stream stream() const { return nullptr; }
 
   CpuBackend();
   ~CpuBackend();
