@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp) on a GPU,
+# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp) and the
+# CUDA model on the golden fixtures (tests/gpu/test_cuda_model.cpp) on a GPU,
 # nvidia-smi, an optional compute-sanitizer pass, and a results file. Time-boxed for a 15-minute GPU session.
 #
 #   tools/gpu-check.sh prepare   on the CPU machine: build the test into build-gpu/ and bundle it with the
@@ -96,12 +97,14 @@ note "nvidia-smi"
 nvidia-smi 2>&1 | tee -a "$SUMMARY" || note "nvidia-smi failed"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$SUMMARY" || true
 
-# Every CUDA op against its CPU twin, plus the host-side GEMM plan checks. Exit 77: no usable GPU.
-note "CUDA op tests"
+# Every CUDA op against its CPU twin, the whole CUDA model against the golden fixtures (fp32 and bf16), plus
+# the host-side GEMM plan checks. Exit 77: no usable GPU.
+export STARFLOW_GOLDEN_DIR="$ROOT/tests/golden/data"
+note "CUDA op and model tests"
 status=0
 timeout "${TEST_TIMEOUT:-300}" "$BIN" --gtest_color=no --gtest_output="xml:$RESULTS/cuda_ops.xml" \
   2>&1 | tee "$RESULTS/cuda_ops.log" || status=${PIPESTATUS[0]}
-grep -E "^# |^  [a-z_]+ " "$RESULTS/cuda_ops.log" >>"$SUMMARY" || true
+grep -E "^# |^  [a-z_]+ |^  [a-z_.<> ()]+ +[0-9]+ " "$RESULTS/cuda_ops.log" >>"$SUMMARY" || true
 grep -E "^\[  (PASSED|SKIPPED) +\] [0-9]+ test|^\[  FAILED  \]" "$RESULTS/cuda_ops.log" >>"$SUMMARY" || true
 case $status in
   0) note "CUDA op tests: passed" ;;

@@ -1,5 +1,6 @@
 // Shared pieces of the golden checker: the per-group error accumulator and the sampling groups.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -45,8 +46,13 @@ struct Accumulator {
 GroupResult iteration_count_group(const std::string& group, const std::vector<std::vector<int64_t>>& ours,
                                   const std::vector<std::vector<int64_t>>& expected, const SampleOptions* tight);
 
-// reverse*, reverse_cfg*, reverse_jacobi*, denoise*: sampling with the fixture's noise and conditions, and
-// the Jacobi iteration counts recorded in the metadata. The model's parameters are the fixture's.
-void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, StarFlowModel<float>& model);
+// A group's tolerance at a precision: the fixtures' for fp32, at least kBf16Tolerance relative for bf16.
+inline double tolerance(double fp32, Precision precision) {
+  return precision == Precision::kFloat32 ? fp32 : std::max(fp32, kBf16Tolerance);
+}
+
+// The per-chunk Jacobi iteration counts recorded by the reference, in decoding order (top block first).
+std::vector<std::vector<int64_t>> recorded_iterations(const io::SafeTensorsFile& file, const std::string& key,
+                                                      int64_t K);
 
 }  // namespace starflow::core::golden

@@ -40,11 +40,13 @@
 #include "core/ops/cuda/rope.h"
 #include "core/ops/cuda/tokens.h"
 #include "core/optim/adamw.h"
+#include "tests/gpu/gpu_test_util.h"
 
 namespace starflow::core::cuda {
-namespace {
 
-std::string g_no_gpu;  // why the CUDA tests skip; empty when a GPU is usable
+std::string g_no_gpu;  // why the CUDA tests skip; empty when a GPU is usable (declared in gpu_test_util.h)
+
+namespace {
 
 // ---- tolerances ----
 // err = |gpu − cpu| / (|cpu| + rms(cpu)): relative, with the output's RMS as a floor so that elements that
@@ -589,7 +591,7 @@ int main(int argc, char** argv) {
     std::printf("# device 0: %s, sm_%d%d, %d SMs, %.1f GiB; CUDA runtime %d, driver %d\n", prop.name, prop.major,
                 prop.minor, prop.multiProcessorCount, prop.totalGlobalMem / double(1 << 30), runtime, driver);
   } else {
-    std::printf("# %s: the CudaOp tests skip\n", g_no_gpu.c_str());
+    std::printf("# %s: the CudaOp and CudaModel tests skip\n", g_no_gpu.c_str());
   }
   const int result = RUN_ALL_TESTS();
   starflow::core::cuda::print_results();
