@@ -102,6 +102,7 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"checkpoint_dir", str(c.checkpoint_dir)}, {"init_weights", str(c.init_weights)}, {"checkpoint_every", i64(c.checkpoint_every)},
       {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
       {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"tp_shallow", flag(c.tp_shallow)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
+      {"recompute_layers", flag(c.recompute_layers)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)},
       {"autoencoder", str(c.autoencoder)},
       {"preview_captions",
@@ -199,6 +200,7 @@ std::string TrainConfig::to_yaml() const {
   put_flag("tp_shallow", tp_shallow);
   put("dp", dp);
   put_flag("zero1", zero1);
+  put_flag("recompute_layers", recompute_layers);
   put("bucket_mb", bucket_mb);
   put("threads", threads);
   out << YAML::EndMap;

@@ -41,6 +41,7 @@ struct TrainConfig {
   bool tp_shallow = false;               // split the shallow blocks over the tp ranks too
   int64_t dp = 0;                        // data-parallel width; 0: the launched ranks / tp
   bool zero1 = false;                    // shard the AdamW moments over the data-parallel ranks
+  bool recompute_layers = false;         // keep only each layer's input; recompute the rest in backward
   int64_t bucket_mb = 4;                 // gradient all-reduce bucket size (MiB), overlapped with backward
   int64_t threads = 0;                   // CPU threads per rank; 0: all cores / ranks on the node
 

@@ -72,6 +72,7 @@ Trainer::Trainer(const TrainConfig& config, parallel::ProcessGrid& grid, BatchSo
                              std::to_string(cfg_.model.txt_dim));
   schedule_ = {cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
   model_.init_parameters(cfg_.seed);  // identical on every rank: same seed
+  model_.set_recompute(cfg_.recompute_layers);
   if (cfg_.ema > 0) ema_ = model_.parameters();
   checkpoint_dir_ = cfg_.checkpoint_dir.empty() ? cfg_.output_dir + "/checkpoints" : cfg_.checkpoint_dir;
   if (grid_.world_rank() == 0) std::filesystem::create_directories(cfg_.output_dir);

@@ -159,8 +159,14 @@ MemoryBreakdown predict_memory(const core::FlowConfig& cfg, const ClusterSpec& c
   m.optimizer = params * (a.master_bytes + a.moment_bytes) / (l.zero1 ? l.dp : 1);
   for (int64_t k = 0; k < cfg.num_blocks; ++k) {
     const int t = tp_width_of_block(cfg, a, k, l.tp);
-    m.activations += cfg.layers_per_block[k] *
-                     layer_activation_bytes(cfg, a, micro_batch, block_sequence_length(cfg, k), t);
+    const int64_t S = block_sequence_length(cfg, k);
+    const double layer = layer_activation_bytes(cfg, a, micro_batch, S, t);
+    if (a.recompute_layers) {
+      const double input = static_cast<double>(micro_batch) * S * cfg.channels * a.activation_bytes;
+      m.activations += cfg.layers_per_block[k] * input + layer;  // the inputs, and one layer's work set per block
+    } else {
+      m.activations += cfg.layers_per_block[k] * layer;
+    }
     m.activations += block_activation_bytes(cfg, a, k, micro_batch);
   }
   m.activations += static_cast<double>(micro_batch) * cfg.txt_size * cfg.txt_dim * a.activation_bytes;  // y
@@ -205,7 +211,9 @@ LayoutPrediction predict_layout(const core::FlowConfig& cfg, const ClusterSpec& 
     t.tensor_parallel += 4.0 * cfg.layers_per_block[k] * p.accumulation *
                          ring_time(bytes, split, 1.0, nvlink, cluster.nvlink_latency_us * 1e-6, 1);
   }
-  t.compute = 3.0 * flops_per_sample * p.local_batch / (cluster.peak_tflops * 1e12 * a.efficiency);
+  // Recompute runs every layer's forward a second time in backward.
+  t.compute = (a.recompute_layers ? 4.0 : 3.0) * flops_per_sample * p.local_batch /
+              (cluster.peak_tflops * 1e12 * a.efficiency);
 
   // Data parallel: the gradients of this rank's parameters, in buckets, over NVLink while the DP group stays
   // in one node. Across nodes NCCL runs one ring per NIC, so a group with k members on each node moves its

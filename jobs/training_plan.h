@@ -36,6 +36,9 @@ struct TrainingAssumptions {
   // false: attention keeps its probabilities [B, heads, S, S] for backward, as core/models/transformer_layer
   // does today; true: a fused (flash) attention keeps only the fp32 log-sum-exp [B, heads, S].
   bool fused_attention = false;
+  // Layer recompute (FlowModel::set_recompute): a layer keeps only its input [B, S, C]; one layer's full
+  // activations serve them all, and backward runs each layer's forward once more (4 forwards' FLOPs instead of 3).
+  bool recompute_layers = false;
   // The design replicates the shallow blocks on every TP rank; true splits them like the deep block (their
   // compute, weights and activations divide by TP, and their layers add TP all-reduces).
   bool split_shallow_blocks = false;

@@ -177,6 +177,8 @@ int run_plan(int argc, char** argv) {
       int_option("--calibrate-repeats", calibrate_repeats, 1, "timed runs of the CPU calibration (median; default 3)"),
       {"--fused-attention", nullptr, "assume a fused (flash) attention that keeps no probabilities for backward",
        [&](const std::string&) { assume.fused_attention = true; }},
+      {"--recompute", nullptr, "layer recompute: a layer keeps only its input; backward runs its forward again",
+       [&](const std::string&) { assume.recompute_layers = true; }},
       {"--split-shallow", nullptr, "split the shallow blocks over TP too (the design replicates them)",
        [&](const std::string&) { assume.split_shallow_blocks = true; }},
       {"--grad-bytes", "2|4", "gradient buffer and all-reduce precision (default 4: fp32)",
@@ -287,9 +289,10 @@ int run_plan(int argc, char** argv) {
     std::printf("%sefficiency %.1f%% of peak for the counted FLOPs (%s)\n", bullet, 100 * assume.efficiency,
                 efficiency_source.c_str());
     std::printf("%smemory: bf16 weights + %s gradients + fp32 master + fp32 AdamW m, v (ZeRO-1 shards master, m and v "
-                "over DP); bf16 activations as the layers keep them (%s); %.0f GB reserved\n",
+                "over DP); bf16 activations as the layers keep them (%s%s); %.0f GB reserved\n",
                 bullet, assume.gradient_bytes == 4 ? "fp32" : "bf16",
                 assume.fused_attention ? "fused attention: no probabilities kept" : "attention probabilities kept",
+                assume.recompute_layers ? "; layer recompute: one layer's activations per block, inputs kept" : "",
                 cluster.reserved_gb);
     std::printf("%slayout: TP fills a node first; it splits %s, DP replicates; micro-batch %s\n", bullet,
                 assume.split_shallow_blocks ? "every block (--split-shallow)"

@@ -24,6 +24,12 @@ struct BlockActivations {
   Buffer<typename Backend::Stat> rrms;
   std::vector<LayerActivations<Backend>> layers;
   const T* y = nullptr;  // conditioning [B, L, E] of the last forward (conditioned blocks only)
+  // Layer recompute (activation checkpointing): each layer keeps only its input, and one set of activations
+  // (`work`) serves every layer's forward, then each layer's recomputed forward in backward (which fills it
+  // again: hence mutable). Same gradients, bit for bit; one layer's activations instead of every layer's.
+  bool recompute = false;
+  mutable LayerActivations<Backend> work;
+  mutable Buffer<T> recompute_out;
 };
 
 template <class Backend>

@@ -61,8 +61,14 @@ void MetaBlock<Backend>::forward(const T* P, BlockActivations<Backend>& a, const
   Backend::resize(a.z, btd);
   Backend::resize(a.emb, B * std::max(Tn, L) * C);
   a.layers.resize(layers_.size());
-  for (size_t l = 0; l < layers_.size(); ++l)
-    a.layers[l].resize(B, S, C, layers_[l].inner(), layers_[l].hidden, layers_[l].n_head);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!a.recompute) {
+      a.layers[l].resize(B, S, C, layers_[l].inner(), layers_[l].hidden, layers_[l].n_head);
+      continue;
+    }
+    if (!a.layers[l].ln1.empty()) a.layers[l] = LayerActivations<Backend>{};  // drop what recompute does not keep
+    Backend::resize(a.layers[l].input, B * S * C);
+  }
   a.y = conditioned_ ? y : nullptr;
 
   be.permute_tokens(a.v.data(), u, B, Tn, D, flip_);
@@ -81,7 +87,7 @@ void MetaBlock<Backend>::forward(const T* P, BlockActivations<Backend>& a, const
   // that backward still needs.
   for (size_t l = 0; l < layers_.size(); ++l) {
     T* dst = l + 1 < layers_.size() ? a.layers[l + 1].input.data() : a.final_out.data();
-    layers_[l].forward(P, a.layers[l], a.layers[l].input.data(), dst, B, S, rope);
+    layers_[l].forward(P, a.recompute ? a.work : a.layers[l], a.layers[l].input.data(), dst, B, S, rope);
   }
   // Head on the image positions only (the text part is discarded).
   be.copy_strided(a.h_img.data(), Tn * C, a.final_out.data() + L * C, S * C, B, Tn * C);
@@ -133,7 +139,11 @@ void MetaBlock<Backend>::backward(const T* P, T* G, const BlockActivations<Backe
   T* d_cur = s.d_seq_a.data();
   T* d_next = s.d_seq_b.data();
   for (size_t l = layers_.size(); l-- > 0;) {
-    layers_[l].backward(P, G, a.layers[l], s.layer, d_cur, d_next, B, S, rope);
+    if (a.recompute) {  // this layer's activations again, from its saved input (its output is discarded)
+      Backend::resize(a.recompute_out, B * S * C);
+      layers_[l].forward(P, a.work, a.layers[l].input.data(), a.recompute_out.data(), B, S, rope);
+    }
+    layers_[l].backward(P, G, a.recompute ? a.work : a.layers[l], s.layer, d_cur, d_next, B, S, rope);
     if (ready && G)
       for (int64_t offset : layers_[l].offsets()) ready->gradient_ready(offset);
     std::swap(d_cur, d_next);

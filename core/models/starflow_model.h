@@ -66,6 +66,13 @@ class FlowModel {
   // `ready` hears of each parameter as soon as its gradient is final (overlapped data-parallel reduction).
   void backward(T* dx, bool parameter_gradients = true, GradientReadyObserver* ready = nullptr);
 
+  // Layer recompute (activation checkpointing) from the next forward on: each layer keeps only its input and
+  // recomputes the rest in backward; the same gradients, bit for bit, for one layer's activations per block.
+  void set_recompute(bool on) { recompute_ = on; }
+  bool recompute() const { return recompute_; }
+  // Bytes the last forward keeps for backward (every block's activations, the outputs and log-dets).
+  int64_t activation_bytes() const;
+
   // Per-sample NLL of the last forward (per dimension, in nats, without the ½·log 2π constant): what
   // likelihood evaluation and the Bayes classifier (argmin over classes) need.
   std::vector<double> per_sample_nll() const;
@@ -90,6 +97,7 @@ class FlowModel {
   Buffer params_, grads_;
   RopeTable rope_plain_, rope_text_;
   uint64_t version_ = 0;
+  bool recompute_ = false;
   // Forward state.
   int64_t batch_ = 0;
   double lambda_ = 0;

@@ -76,6 +76,7 @@ LossParts FlowModel<Backend>::forward(const T* x, const T* y, int64_t B, double 
   lambda_ = latent_norm_lambda;
   y_ = y;
   acts_.resize(K);
+  for (auto& a : acts_) a.recompute = recompute_;
   outputs_.resize(K + 1);
   logdets_.resize(K);
   for (auto& o : outputs_) Backend::resize(o, n);
@@ -113,6 +114,25 @@ void FlowModel<Backend>::backward(T* dx, bool parameter_gradients, GradientReady
     std::swap(d_out_, d_in_);
   }
   if (dx) be.unpatchify(dx, d_out_.data(), B, C, H, H, p);
+}
+
+template <class Backend>
+int64_t FlowModel<Backend>::activation_bytes() const {
+  int64_t bytes = 0;
+  auto add = [&](const auto& buffer) { bytes += static_cast<int64_t>(buffer.size() * sizeof(*buffer.data())); };
+  auto add_layer = [&](const LayerActivations<Backend>& l) {
+    for (const auto* b : {&l.input, &l.ln1, &l.qkv, &l.probs, &l.attn, &l.mid, &l.ln2, &l.fc1, &l.gelu}) add(*b);
+    for (const auto* b : {&l.ln1_mean, &l.ln1_rstd, &l.ln2_mean, &l.ln2_rstd}) add(*b);
+  };
+  for (const BlockActivations<Backend>& a : acts_) {
+    for (const auto* b : {&a.v, &a.inp, &a.final_out, &a.h_img, &a.h_norm, &a.o, &a.z, &a.emb}) add(*b);
+    add(a.rrms);
+    for (const auto& l : a.layers) add_layer(l);
+    if (a.recompute) add_layer(a.work);
+  }
+  for (const auto& o : outputs_) add(o);
+  for (const auto& l : logdets_) add(l);
+  return bytes;
 }
 
 template <class Backend>

@@ -70,10 +70,11 @@ std::vector<float> gather(const core::StarFlowModel<float>& m, const std::vector
   return out;
 }
 
-Outcome run(const Problem& p, core::Communicator* tp, bool split_shallow = false) {
+Outcome run(const Problem& p, core::Communicator* tp, bool split_shallow = false, bool recompute = false) {
   core::StarFlowModel<float> whole_layout_model(p.cfg);  // names → one-process offsets
   const core::ParameterLayout& whole = whole_layout_model.layout();
   core::StarFlowModel<float> m(p.cfg, tp, split_shallow);
+  m.set_recompute(recompute);  // under TP the recomputed forward repeats its all-reduces on every rank alike
   for (const core::ParameterView& v : m.layout().views())
     core::extract_shard(v, p.weights.data() + whole.at(v.name).offset, m.parameters().data() + v.offset);
   const float* y = p.cfg.conditional() ? p.y.data() : nullptr;
@@ -177,14 +178,16 @@ Problem four_heads() {
   return p;
 }
 
-void check_tp_equals_one(const Problem& p, int tp_size, const std::string& what, bool split_shallow = false) {
+void check_tp_equals_one(const Problem& p, int tp_size, const std::string& what, bool split_shallow = false,
+                         bool recompute = false) {
   MPI_Comm c = first_ranks(tp_size);
   if (c == MPI_COMM_NULL) return;
   {
     parallel::MpiCommunicator tp(c);
     const Outcome one = run(p, nullptr);
-    const Outcome split = run(p, &tp, split_shallow);
-    expect_same(split, one, what + " TP=" + std::to_string(tp_size) + (split_shallow ? " (all blocks)" : ""));
+    const Outcome split = run(p, &tp, split_shallow, recompute);
+    expect_same(split, one, what + " TP=" + std::to_string(tp_size) + (split_shallow ? " (all blocks)" : "") +
+                                (recompute ? " (layer recompute)" : ""));
   }
   MPI_Comm_free(&c);
 }
@@ -197,6 +200,8 @@ TEST(TensorParallel, GoldenFixturesTP2EqualsTP1) {
                         "tiny_patch2.safetensors"})
     check_tp_equals_one(from_fixture(f), 2, f);
   check_tp_equals_one(from_fixture("tiny_text.safetensors"), 2, "tiny_text", /*split_shallow=*/true);
+  check_tp_equals_one(from_fixture("tiny_class.safetensors"), 2, "tiny_class", /*split_shallow=*/true,
+                      /*recompute=*/true);
 }
 
 TEST(TensorParallel, FourHeadsTP2AndTP4EqualTP1) {

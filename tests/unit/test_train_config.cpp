@@ -133,6 +133,7 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   c.tp_shallow = true;
   c.dp = 3;
   c.zero1 = true;
+  c.recompute_layers = true;
   c.bucket_mb = 8;
   c.threads = 2;
   const jobs::TrainConfig r = jobs::TrainConfig::from_yaml(c.to_yaml(), "generated.yaml");
@@ -170,6 +171,7 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   EXPECT_EQ(r.tp_shallow, c.tp_shallow);
   EXPECT_EQ(r.dp, c.dp);
   EXPECT_EQ(r.zero1, c.zero1);
+  EXPECT_EQ(r.recompute_layers, c.recompute_layers);
   EXPECT_EQ(r.bucket_mb, c.bucket_mb);
   EXPECT_EQ(r.threads, c.threads);
   // And the defaults survive too.

@@ -203,3 +203,39 @@ TEST(PlanModel, CpuCalibrationMeasuresALayer) {
 
 }  // namespace
 }  // namespace starflow::jobs
+
+namespace starflow::jobs {
+namespace {
+
+// The planner's activation memory is what the model really keeps: a float model's forward measured against the
+// prediction with 4-byte activations, with and without layer recompute (the small remainder: the model's
+// outputs[0] and the conditioning the plan counts as its own copy).
+TEST(PlanModel, ActivationMemoryMatchesTheModel) {
+  core::FlowConfig c;
+  c.in_channels = 4;
+  c.img_size = 8;
+  c.channels = 64;
+  c.head_dim = 32;
+  c.num_blocks = 3;
+  c.layers_per_block = {1, 2, 4};
+  c.txt_size = 4;
+  c.txt_dim = 16;
+  const int64_t B = 6;
+  TrainingAssumptions a;
+  a.activation_bytes = 4;
+  for (bool recompute : {false, true}) {
+    a.recompute_layers = recompute;
+    core::StarFlowModel<float> model(c);
+    model.init_parameters(1);
+    model.set_recompute(recompute);
+    std::vector<float> x(B * c.in_channels * c.img_size * c.img_size, 0.5f), y(B * c.txt_size * c.txt_dim, 0.25f);
+    model.forward(x.data(), y.data(), B, 0);
+    const double measured = static_cast<double>(model.activation_bytes());
+    const double predicted = predict_memory(c, ClusterSpec{}, a, Layout{1, 1, false, B}, B).activations;
+    EXPECT_NEAR(predicted / measured, 1.0, 0.03) << "recompute " << recompute << ": predicted " << predicted
+                                                 << ", measured " << measured;
+  }
+}
+
+}  // namespace
+}  // namespace starflow::jobs
