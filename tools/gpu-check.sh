@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp) and the
-# CUDA model on the golden fixtures (tests/gpu/test_cuda_model.cpp) on a GPU,
-# nvidia-smi, an optional compute-sanitizer pass, and a results file. Time-boxed for a 15-minute GPU session.
+# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp), the CUDA
+# model on the golden fixtures (tests/gpu/test_cuda_model.cpp), nvidia-smi, an optional compute-sanitizer pass,
+# the GPU benchmarks against the official code's H200 figures (bench.jsonl), and a results file. Time-boxed
+# for a 15-minute GPU session (BENCH=0 skips the benchmarks).
 #
-#   tools/gpu-check.sh prepare   on the CPU machine: build the test into build-gpu/ and bundle it with the
-#                                non-system libraries it loads (OpenBLAS, gfortran, gomp) in build-gpu/bundle/
+#   tools/gpu-check.sh prepare   on the CPU machine: build the test binary and starflow into build-gpu/ and
+#                                bundle them with the non-system libraries they load in build-gpu/bundle/
 #   tools/gpu-check.sh [run]     on the GPU machine: run build-gpu/bundle/ (carried there), else a binary in
 #                                build-gpu/, else build one there first (needs GTest, OpenBLAS, MPI, HDF5 ...)
 #
 # The GPU machine is a bare CUDA host without most of the CPU-side dependencies (GTest, OpenBLAS, yaml-cpp), so the
 # usual way is: `tools/gpu-check.sh prepare` here, then on the device `bash tools/gpu-check.sh` with
-# build-gpu/bundle carried. Results: $OUT/ when set (the device tool's output folder), else build-gpu/results/.
+# build-gpu/bundle.tar.xz carried (unpacked there into build-gpu/bundle). Results: $OUT/ when set (the device
+# tool's output folder), else build-gpu/results/.
 # Environment: SANITIZE=0 skips compute-sanitizer; TEST_TIMEOUT, SANITIZE_TIMEOUT, BUILD_TIMEOUT (seconds);
 # JOBS (build parallelism: 2 for prepare, all cores when building on the GPU machine).
 set -euo pipefail
@@ -23,7 +25,7 @@ MODE="${1:-run}"
 
 build() {
   timeout "${BUILD_TIMEOUT:-900}" cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWITH_CUDA=ON
-  timeout "${BUILD_TIMEOUT:-900}" cmake --build "$BUILD" -j"${JOBS:-2}" --target "$TEST_NAME"
+  timeout "${BUILD_TIMEOUT:-900}" cmake --build "$BUILD" -j"${JOBS:-2}" --target "$TEST_NAME" starflow
 }
 
 # The binary plus every shared library it loads that a stock CUDA 13 machine may lack: glibc, libstdc++ and
@@ -31,9 +33,9 @@ build() {
 bundle() {
   rm -rf "$BUNDLE"
   mkdir -p "$BUNDLE/lib"
-  cp "$BUILD/$TEST_NAME" "$BUNDLE/"
+  cp "$BUILD/$TEST_NAME" "$BUILD/starflow" "$BUNDLE/"
   local lib
-  for lib in $(ldd "$BUILD/$TEST_NAME" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
+  for lib in $(ldd "$BUILD/$TEST_NAME" "$BUILD/starflow" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
     case "$(basename "$lib")" in
       libc.so* | libm.so* | libmvec.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux* | libstdc++.so* | \
         libgcc_s.so* | libcudart.so* | libcublas.so* | libcublasLt.so*) ;;
@@ -45,7 +47,10 @@ bundle() {
     echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
     echo "nvcc: $(nvcc --version | tail -1)"
   } >"$BUNDLE/STAMP"
-  echo "bundle: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1)); carry build-gpu/bundle and run: bash tools/gpu-check.sh"
+  # Carried compressed: the device tool carries at most 64 MiB, and OpenBLAS alone is 36 MB.
+  tar -C "$BUILD" -cJf "$BUILD/bundle.tar.xz" bundle
+  echo "bundle: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1), $(du -sh "$BUILD/bundle.tar.xz" | cut -f1) compressed);" \
+    "carry build-gpu/bundle.tar.xz and run: bash tools/gpu-check.sh"
 }
 
 if [[ "$MODE" == prepare ]]; then
@@ -64,6 +69,9 @@ START=$SECONDS
 note() { echo "[gpu-check +$((SECONDS - START))s] $*" | tee -a "$SUMMARY"; }
 : >"$SUMMARY"
 
+if [[ ! -x "$BUNDLE/$TEST_NAME" && -f "$BUILD/bundle.tar.xz" ]]; then
+  tar -C "$BUILD" -xJf "$BUILD/bundle.tar.xz"
+fi
 if [[ -x "$BUNDLE/$TEST_NAME" ]]; then
   BIN="$BUNDLE/$TEST_NAME"
   note "using the carried bundle: $(tr '\n' ';' <"$BUNDLE/STAMP")"
@@ -134,5 +142,24 @@ if [[ "$BIN" == "$BUILD/$TEST_NAME" && -f "$BUILD/CTestTestfile.cmake" ]] &&
     tee -a "$SUMMARY" || note "other GPU tests: failed or timed out"
 fi
 
-note "done: tests exit $status, sanitizer $sanitizer_status; results in $RESULTS"
+# The benchmarks against the official code's H200 figures (core/ops/cuda/README.md lists them): each appends a
+# JSON line to bench.jsonl; each has its own time box, and a failure (out of memory, say) is reported, not fatal.
+STARFLOW_BIN="$(dirname "$BIN")/starflow"
+bench_status=skipped
+if [[ "${BENCH:-1}" != 0 && $status == 0 && -x "$STARFLOW_BIN" ]]; then
+  bench_status=0
+  bench() {
+    local what=$1
+    shift
+    note "bench: $what"
+    timeout "${BENCH_TIMEOUT:-150}" "$STARFLOW_BIN" bench "$@" --results "$RESULTS/bench.jsonl" 2>&1 |
+      tee -a "$RESULTS/bench.log" | tee -a "$SUMMARY" || { note "bench $what: failed or timed out"; bench_status=1; }
+  }
+  bench "train 279M, batch 64" train --device cuda --preset 279M --steps 3
+  bench "train 3.86B, batch 8" train --device cuda --preset 3.86B --batch 8 --steps 3
+  bench "train 3.86B, batch 16, layer recompute" train --device cuda --preset 3.86B --batch 16 --steps 2 --recompute
+  bench "sample 279M, 64 images, guidance 3" sample --device cuda --preset 279M --batch 64 --cfg 3 --runs 1
+fi
+
+note "done: tests exit $status, sanitizer $sanitizer_status, benchmarks $bench_status; results in $RESULTS"
 exit "$status"

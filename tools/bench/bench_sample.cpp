@@ -14,6 +14,7 @@
 #include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
 #include "tools/cpu_threads.h"
+#include "tools/gpu/bench_gpu.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
@@ -32,10 +33,27 @@ int bench_sample(int argc, char** argv) {
   int batch = 16, runs = 7, threads = 2;
   double cfg = 3.0;
   bool reference = true;
+  std::string device = "cpu";
+  GpuBenchOptions gpu;
+  bool batch_given = false;
   const Option options[] = {
+      {"--device", "cpu|cuda", "where to run (cuda: the CUDA model on one GPU, against the official code's H200 "
+                               "figure; default cpu)",
+       [&](const std::string& v) { device = v; }},
+      {"--preset", "NAME", "cuda: the model preset (default 279M)", [&](const std::string& v) { gpu.preset = v; }},
+      {"--precision", "bf16|fp32", "cuda: the storage of weights and activations (default bf16)",
+       [&](const std::string& v) { gpu.precision = v; }},
+      {"--results", "FILE", "cuda: append one JSON line with the figures to FILE",
+       [&](const std::string& v) { gpu.results = v; }},
       {"--config", "A|B", "the bench model (core/models/model_presets.cpp; default A)",
        [&](const std::string& v) { config = v; }},
-      int_option("--batch", batch, 1, "images per sampling call (default 16)"),
+      {"--batch", "N", "images per sampling call (default 16; cuda: 64)",
+       [&](const std::string& v) {
+         const long long b = parse_int(v);
+         if (b < 1) throw std::invalid_argument("expected an integer >= 1");
+         batch = static_cast<int>(b);
+         batch_given = true;
+       }},
       {"--cfg", "W", "guidance weight of the guided rows (default 3)", [&](const std::string& v) { cfg = parse_double(v); }},
       int_option("--runs", runs, 1, "timed runs of each side; medians are reported (default 7)"),
       int_option("--threads", threads, 1, "CPU threads of both sides (default 2)"),
@@ -47,6 +65,22 @@ int bench_sample(int argc, char** argv) {
       "and the PyTorch reference's sequential sampler (python3 tools/torch_reference), taking turns.",
       options, argc, argv);
   if (parsed >= 0) return parsed;
+  if (device == "cuda") {
+#ifdef STARFLOW_HAVE_CUDA
+    gpu.steps = runs;
+    gpu.cfg = cfg;
+    gpu.batch = batch_given ? batch : 0;
+    return bench_sample_gpu(gpu);
+#else
+    std::fprintf(stderr, "bench sample: --device cuda: this build has no CUDA backend (nvcc was not found when it "
+                         "was configured)\n");
+    return 2;
+#endif
+  }
+  if (device != "cpu") {
+    std::fprintf(stderr, "bench sample: --device %s: expected cpu or cuda\n", device.c_str());
+    return 2;
+  }
   core::ModelPreset bc;
   try {
     bc = bench_preset(config);

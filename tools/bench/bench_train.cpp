@@ -16,6 +16,7 @@
 #include "tools/bench/bench_stats.h"
 #include "tools/bench/reference_runner.h"
 #include "tools/cpu_threads.h"
+#include "tools/gpu/bench_gpu.h"
 #include "tools/options.h"
 
 namespace starflow::tools {
@@ -56,7 +57,22 @@ int bench_train(int argc, char** argv) {
   std::vector<std::string> configs = {"A", "B"};
   int steps = 5, threads = 2;
   bool reference = true;
+  std::string device = "cpu";
+  GpuBenchOptions gpu;
   const Option options[] = {
+      {"--device", "cpu|cuda", "where to run (cuda: the CUDA model on one GPU, against the official code's H200 "
+                               "figures; default cpu)",
+       [&](const std::string& v) { device = v; }},
+      {"--preset", "NAME", "cuda: the model preset (3.86B, 279M, ...; default 279M)",
+       [&](const std::string& v) { gpu.preset = v; }},
+      {"--batch", "N", "cuda: the batch (default: the official figure's, 8 for 3.86B, 64 for 279M)",
+       [&](const std::string& v) { gpu.batch = parse_int(v); }},
+      {"--precision", "bf16|fp32", "cuda: the storage of weights and activations (default bf16)",
+       [&](const std::string& v) { gpu.precision = v; }},
+      {"--recompute", nullptr, "cuda: layer recompute (activation checkpointing)",
+       [&](const std::string&) { gpu.recompute = true; }},
+      {"--results", "FILE", "cuda: append one JSON line with the figures to FILE",
+       [&](const std::string& v) { gpu.results = v; }},
       {"--config", "A|B|all", "the bench model(s) (core/models/model_presets.cpp; default all)",
        [&](const std::string& v) { configs = v == "all" ? std::vector<std::string>{"A", "B"} : std::vector<std::string>{v}; }},
       int_option("--steps", steps, 1, "timed steps of each side; medians are reported (default 5)"),
@@ -68,6 +84,20 @@ int bench_train(int argc, char** argv) {
                                    "PyTorch reference (python3 tools/torch_reference), taking turns.",
                                    options, argc, argv);
   if (parsed >= 0) return parsed;
+  if (device == "cuda") {
+#ifdef STARFLOW_HAVE_CUDA
+    gpu.steps = steps;
+    return bench_train_gpu(gpu);
+#else
+    std::fprintf(stderr, "bench train: --device cuda: this build has no CUDA backend (nvcc was not found when it "
+                         "was configured)\n");
+    return 2;
+#endif
+  }
+  if (device != "cpu") {
+    std::fprintf(stderr, "bench train: --device %s: expected cpu or cuda\n", device.c_str());
+    return 2;
+  }
   set_cpu_threads(threads);
   std::printf("bench train: %d threads, median of %d steps (the reference's and ours take turns, an untimed\n"
               "step before each timed one)\n", threads, steps);
