@@ -110,8 +110,6 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   }
   const core::io::SafeTensorsFile file = core::io::SafeTensorsFile::open(o.weights);
   const core::FlowConfig cfg = core::io::read_config(file);
-  core::StarFlowModel<float> model(cfg, o.tp);
-  core::io::load_weights(model, file);  // this rank's shard under TP
   // Before any work: the grid's autoencoder must decode this model's latents.
   std::unique_ptr<core::Autoencoder<float>> ae;
   if (!o.grid.empty()) ae = std::make_unique<core::Autoencoder<float>>(load_autoencoder_for(cfg, o.autoencoder));
@@ -151,10 +149,19 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   so.jacobi_block_size = o.jacobi_block_size;
   so.jacobi_max_iter = o.jacobi_max_iter;
   so.jacobi_threshold = o.jacobi_threshold;
-  const float* yp = cfg.conditional() ? cond.y.data() : nullptr;
+  SamplingRequest request;
+  request.model = cfg;
+  request.weights = &file;
+  request.tp = o.tp;
+  request.noise = noise;
+  request.y = cfg.conditional() ? cond.y.data() : nullptr;
+  request.y_null = o.cfg > 0 ? cond.y_null.data() : nullptr;
+  request.batch = B;
+  request.options = so;
+  request.denoise = o.denoise;
+  request.noise_std = o.noise_std;
   SampleJobResult result;
-  result.latents = core::sample(model, noise.data(), yp, o.cfg > 0 ? cond.y_null.data() : nullptr, B, so);
-  if (o.denoise) result.latents = core::denoise(model, result.latents.data(), yp, B, o.noise_std);
+  result.latents = o.sampler ? o.sampler(request) : sample_latents_on_cpu(request);
   result.shape = {B, cfg.in_channels, cfg.img_size, cfg.img_size};
   if (o.tp && o.tp->rank() != 0) {  // every TP rank holds the same samples; rank 0 writes them
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -11,6 +11,7 @@
 #include "core/models/autoencoder.h"
 #include "core/models/flow_config.h"
 #include "data/io/text_encoder.h"
+#include "jobs/latent_sampling.h"
 
 namespace starflow::jobs {
 
@@ -34,6 +35,9 @@ struct SampleJobOptions {
   // Tensor parallelism: every rank of this group runs the job (the deep block and its KV cache are split
   // over it by heads); TP rank 0 writes the outputs. nullptr: one process.
   core::Communicator* tp = nullptr;
+  // Where the model samples: empty, the CPU; `starflow sample --device cuda` sets the GPU's
+  // (jobs/cuda/cuda_sampling.h).
+  LatentSampler sampler;
 };
 
 struct SampleJobResult {

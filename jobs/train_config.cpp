@@ -103,7 +103,8 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
       {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"tp_shallow", flag(c.tp_shallow)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
       {"recompute_layers", flag(c.recompute_layers)},
-      {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)},
+      {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)}, {"device", str(c.device)},
+      {"precision", str(c.precision)},
       {"autoencoder", str(c.autoencoder)},
       {"preview_captions",
        [&](const YAML::Node& n, const std::string& k) {
@@ -203,6 +204,8 @@ std::string TrainConfig::to_yaml() const {
   put_flag("recompute_layers", recompute_layers);
   put("bucket_mb", bucket_mb);
   put("threads", threads);
+  put("device", device);
+  if (!precision.empty()) put("precision", precision);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
@@ -248,6 +251,11 @@ void TrainConfig::validate(const std::string& origin) const {
   need(bucket_mb >= 1, "bucket_mb", "must be >= 1");
   need(threads >= 0, "threads", "must be >= 0");
   need(!data.empty(), "data", "must name 'synthetic' or a shard directory");
+  need(device == "cpu" || device == "cuda", "device", "expected cpu or cuda, got '" + device + "'");
+  need(precision.empty() || precision == "fp32" || precision == "bf16", "precision",
+       "expected fp32 or bf16, got '" + precision + "'");
+  need(device == "cuda" || effective_precision() == "fp32", "precision",
+       "bf16 is for device: cuda (the CPU trains in fp32)");
 }
 
 }  // namespace starflow::jobs

@@ -44,6 +44,9 @@ struct TrainConfig {
   bool recompute_layers = false;         // keep only each layer's input; recompute the rest in backward
   int64_t bucket_mb = 4;                 // gradient all-reduce bucket size (MiB), overlapped with backward
   int64_t threads = 0;                   // CPU threads per rank; 0: all cores / ranks on the node
+  std::string device = "cpu";            // "cpu" or "cuda" (one GPU per rank, NCCL between them)
+  std::string precision;                 // "fp32" or "bf16" (bf16 weights and activations, fp32 master
+                                         // weights and moments); default: fp32 on the CPU, bf16 on CUDA
 
   std::string source_text;               // the YAML as given, stored in checkpoints
 
@@ -54,6 +57,8 @@ struct TrainConfig {
   // (the demo's) leaves a file a user can read, edit and rerun.
   std::string to_yaml() const;
   void validate(const std::string& origin) const;
+  // The precision in effect: `precision`, or the device's default.
+  std::string effective_precision() const { return !precision.empty() ? precision : device == "cuda" ? "bf16" : "fp32"; }
 };
 
 }  // namespace starflow::jobs

@@ -1,53 +1,34 @@
-// DataParallelOptimizer: plain or ZeRO-1 sharded AdamW.
+// The ZeRO-1 partition and the all-gather of the updated parts (DataParallelOptimizer, host memory).
 #include "parallel/data_parallel_optimizer.h"
 
-#include <climits>
-#include <stdexcept>
+#include <algorithm>
 #include <vector>
-
-#include "parallel/mpi_check.h"
 
 namespace starflow::parallel {
 
-std::pair<int64_t, int64_t> DataParallelOptimizer::part(int64_t total, int ranks, int r) {
-  // 16-element (64-byte) aligned cuts, like the parameter views.
+std::pair<int64_t, int64_t> zero1_part(int64_t total, int ranks, int r) {
   const int64_t chunk = ((total + ranks - 1) / ranks + 15) / 16 * 16;
   const int64_t b = std::min(total, chunk * r), e = std::min(total, chunk * (r + 1));
   return {b, e};
 }
 
-DataParallelOptimizer::DataParallelOptimizer(MpiCommunicator& dp, int64_t total, core::AdamWConfig cfg, bool zero1)
-    : dp_(dp),
-      zero1_(zero1 && dp.size() > 1),
-      total_(total),
-      begin_(zero1_ ? part(total, dp.size(), dp.rank()).first : 0),
-      end_(zero1_ ? part(total, dp.size(), dp.rank()).second : total),
-      adam_(end_ - begin_, cfg, begin_) {
-  if (zero1_ && part(total, dp.size(), 0).second > INT_MAX)
-    throw std::invalid_argument("ZeRO-1 part of " + std::to_string(part(total, dp.size(), 0).second) +
-                                " elements exceeds one MPI call; use more data-parallel ranks");
-}
-
-void DataParallelOptimizer::step(std::span<float> params, std::span<const float> grads, double lr) {
-  adam_.step(params, grads, lr);  // over [begin, end): everything without ZeRO-1
-  if (!zero1_) return;
-  const int n = dp_.size();
-  if (total_ > INT_MAX) {
-    // Displacements past 2^31 elements do not fit MPI's int: one broadcast per part instead.
+void all_gather_parts(MpiCommunicator& dp, float* params, int64_t total) {
+  const int n = dp.size();
+  if (total > INT_MAX) {
     for (int r = 0; r < n; ++r) {
-      const auto [b, e] = part(total_, n, r);
-      mpiCheck(MPI_Bcast(params.data() + b, static_cast<int>(e - b), MPI_FLOAT, r, dp_.comm()));
+      const auto [b, e] = zero1_part(total, n, r);
+      mpiCheck(MPI_Bcast(params + b, static_cast<int>(e - b), MPI_FLOAT, r, dp.comm()));
     }
     return;
   }
   std::vector<int> counts(n), displs(n);
   for (int r = 0; r < n; ++r) {
-    const auto [b, e] = part(total_, n, r);
+    const auto [b, e] = zero1_part(total, n, r);
     counts[r] = static_cast<int>(e - b);
     displs[r] = static_cast<int>(b);
   }
-  mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params.data(), counts.data(), displs.data(), MPI_FLOAT,
-                          dp_.comm()));
+  mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params, counts.data(), displs.data(), MPI_FLOAT,
+                          dp.comm()));
 }
 
 }  // namespace starflow::parallel

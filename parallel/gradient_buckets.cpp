@@ -10,10 +10,10 @@ namespace {
 double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 }  // namespace
 
-GradientBuckets::GradientBuckets(core::Communicator& dp, const core::ParameterLayout& layout, float* grads,
-                                 int64_t bucket_bytes, core::Stream stream)
-    : dp_(dp), grads_(grads), stream_(stream) {
-  const int64_t bucket_elems = std::max<int64_t>(1, bucket_bytes / int64_t(sizeof(float)));
+GradientBuckets::GradientBuckets(core::Communicator& dp, const core::ParameterLayout& layout, void* grads,
+                                 core::ElementType type, int64_t bucket_bytes, core::Stream stream)
+    : dp_(dp), grads_(static_cast<char*>(grads)), type_(type), stream_(stream) {
+  const int64_t bucket_elems = std::max<int64_t>(1, bucket_bytes / core::element_bytes(type));
   for (const core::ParameterView& v : layout.views()) {
     if (buckets_.empty() || buckets_.back().end - buckets_.back().begin >= bucket_elems)
       buckets_.push_back({v.offset, v.offset, 0, 0, false});
@@ -35,7 +35,8 @@ void GradientBuckets::start(size_t index) {
   b.started = true;
   if (dp_.size() == 1) return;
   if (!any_started_) first_start_ = std::chrono::steady_clock::now(), any_started_ = true;
-  pending_.push_back(dp_.all_reduce_sum_async(grads_ + b.begin, b.end - b.begin, core::ElementType::F32, stream_));
+  pending_.push_back(
+      dp_.all_reduce_sum_async(grads_ + b.begin * core::element_bytes(type_), b.end - b.begin, type_, stream_));
 }
 
 void GradientBuckets::gradient_ready(int64_t offset) {

@@ -19,10 +19,14 @@ namespace starflow::parallel {
 
 class GradientBuckets final : public core::GradientReadyObserver {
  public:
-  // grads: the flat gradient buffer laid out by `layout`, in the communicator's memory (it must outlive this
-  // object). stream: where a device communicator orders the reductions (the backward's stream).
-  GradientBuckets(core::Communicator& dp, const core::ParameterLayout& layout, float* grads,
+  // grads: the flat gradient buffer laid out by `layout`, of `type` elements, in the communicator's memory (it
+  // must outlive this object). stream: where a device communicator orders the reductions (the backward's
+  // stream).
+  GradientBuckets(core::Communicator& dp, const core::ParameterLayout& layout, void* grads, core::ElementType type,
                   int64_t bucket_bytes = 4 << 20, core::Stream stream = nullptr);
+  GradientBuckets(core::Communicator& dp, const core::ParameterLayout& layout, float* grads,
+                  int64_t bucket_bytes = 4 << 20, core::Stream stream = nullptr)
+      : GradientBuckets(dp, layout, grads, core::ElementType::F32, bucket_bytes, stream) {}
   ~GradientBuckets() override = default;
   GradientBuckets(const GradientBuckets&) = delete;
   GradientBuckets& operator=(const GradientBuckets&) = delete;
@@ -46,7 +50,8 @@ class GradientBuckets final : public core::GradientReadyObserver {
   void start(size_t bucket);
 
   core::Communicator& dp_;
-  float* grads_;
+  char* grads_;
+  core::ElementType type_;
   core::Stream stream_;
   std::vector<Bucket> buckets_;
   std::unordered_map<int64_t, std::pair<size_t, int64_t>> tensor_;  // offset -> (bucket, size)

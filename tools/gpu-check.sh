@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp), the CUDA
-# model on the golden fixtures (tests/gpu/test_cuda_model.cpp), nvidia-smi, an optional compute-sanitizer pass,
+# The one GPU check: the CUDA op tests (every op against its CPU twin, tests/gpu/test_cuda_ops.cpp, and the op
+# registry's CUDA mode), the CUDA model on the golden fixtures (tests/gpu/test_cuda_model.cpp), the trainer on
+# the GPU against the CPU's (tests/gpu/test_cuda_training.cpp) and `starflow train --device cuda`, nvidia-smi, an optional compute-sanitizer pass,
 # the GPU benchmarks against the official code's H200 figures (bench.jsonl), and a results file. Time-boxed
 # for a 15-minute GPU session (BENCH=0 skips the benchmarks).
 #
@@ -21,24 +22,30 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$ROOT/build-gpu"
 BUNDLE="$BUILD/bundle"
 TEST_NAME=starflow_cuda_ops_tests
+TRAINING_TEST=starflow_gpu_training_tests
 MODE="${1:-run}"
 
 build() {
   timeout "${BUILD_TIMEOUT:-900}" cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWITH_CUDA=ON
-  timeout "${BUILD_TIMEOUT:-900}" cmake --build "$BUILD" -j"${JOBS:-2}" --target "$TEST_NAME" starflow
+  timeout "${BUILD_TIMEOUT:-900}" cmake --build "$BUILD" -j"${JOBS:-2}" --target "$TEST_NAME" "$TRAINING_TEST" starflow
 }
 
-# The binary plus every shared library it loads that a stock CUDA 13 machine may lack: glibc, libstdc++ and
-# libgcc_s are newer there, cudart/cuBLAS/cuBLASLt come with its toolkit (and cuBLASLt is ~0.5 GB).
+# The binaries plus every shared library they load that a stock CUDA 13 machine may lack: glibc, libstdc++ and
+# libgcc_s are newer there, cudart/cuBLAS/cuBLASLt come with its toolkit (and cuBLASLt is ~0.5 GB). Open MPI's
+# libraries go to lib-mpi/, used only where the machine has no Open MPI of its own: a machine's own libmpi
+# finds its own plugins and launcher, which the Debian copy would not.
 bundle() {
   rm -rf "$BUNDLE"
-  mkdir -p "$BUNDLE/lib"
-  cp "$BUILD/$TEST_NAME" "$BUILD/starflow" "$BUNDLE/"
+  mkdir -p "$BUNDLE/lib" "$BUNDLE/lib-mpi"
+  cp "$BUILD/$TEST_NAME" "$BUILD/$TRAINING_TEST" "$BUILD/starflow" "$BUNDLE/"
   local lib
-  for lib in $(ldd "$BUILD/$TEST_NAME" "$BUILD/starflow" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
+  for lib in $(ldd "$BUILD/$TEST_NAME" "$BUILD/$TRAINING_TEST" "$BUILD/starflow" |
+    awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
     case "$(basename "$lib")" in
       libc.so* | libm.so* | libmvec.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux* | libstdc++.so* | \
         libgcc_s.so* | libcudart.so* | libcublas.so* | libcublasLt.so*) ;;
+      libmpi.so* | libmpi_cxx.so* | libopen-rte.so* | libopen-pal.so* | libpmix.so* | libhwloc.so* | libevent*.so*)
+        cp -L "$lib" "$BUNDLE/lib-mpi/" ;;
       *) cp -L "$lib" "$BUNDLE/lib/" ;;
     esac
   done
@@ -89,8 +96,11 @@ else
   BIN="$BUILD/$TEST_NAME"
 fi
 
-# The bundled libraries first; then the toolkit's, wherever this machine keeps them.
+# The bundled libraries first (Open MPI's only where the machine has none); then the toolkit's.
 LIBS="$(dirname "$BIN")/lib"
+if [[ -d "$(dirname "$BIN")/lib-mpi" ]] && ! ldconfig -p 2>/dev/null | grep -q "libmpi.so.40 "; then
+  LIBS="$LIBS:$(dirname "$BIN")/lib-mpi"
+fi
 for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
   [[ -d "$dir" ]] && LIBS="$LIBS:$dir"
 done
@@ -120,6 +130,44 @@ case $status in
   124) note "CUDA op tests: TIMED OUT after ${TEST_TIMEOUT:-300}s" ;;
   *) note "CUDA op tests: FAILED (exit $status)" ;;
 esac
+
+# The trainer on the GPU against the CPU's (tests/gpu/test_cuda_training.cpp): the demo's model and recipe, 40
+# steps, fp32 and bf16 loss curves against the CPU's, and checkpoints moving between the backends; then the
+# command itself: `starflow train --device cuda` on synthetic latents, resumed on the CPU.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+TRAIN_BIN="$(dirname "$BIN")/$TRAINING_TEST"
+training_status=skipped
+if [[ $status == 0 && -x "$TRAIN_BIN" ]]; then
+  note "CUDA training tests"
+  training_status=0
+  timeout "${TRAINING_TIMEOUT:-240}" "$TRAIN_BIN" --gtest_color=no 2>&1 | tee "$RESULTS/cuda_training.log" |
+    grep -E "^# |^\[  (PASSED|SKIPPED|FAILED)" | tee -a "$SUMMARY" || training_status=${PIPESTATUS[0]}
+  note "CUDA training tests: exit $training_status (0 passed, 77 skipped)"
+  run_dir="$RESULTS/train-cli"
+  rm -rf "$run_dir" && mkdir -p "$run_dir"
+  cat >"$run_dir/config.yaml" <<YAML
+channel_size: 4
+img_size: 8
+channels: 128
+blocks: 3
+layers_per_block: [2, 2, 6]
+head_dim: 32
+txt_size: 1
+txt_dim: 11
+batch_size: 64
+lr: 0.002
+warmup_steps: 8
+steps: 30
+grad_clip: 1.0
+ema: 0.999
+log_every: 10
+output_dir: $run_dir/out
+YAML
+  note "starflow train --device cuda (20 steps), then resumed on the CPU to 30"
+  { timeout 120 "$(dirname "$BIN")/starflow" train "$run_dir/config.yaml" --device cuda --steps 20 &&
+    timeout 120 "$(dirname "$BIN")/starflow" train "$run_dir/config.yaml" --device cpu; } 2>&1 |
+    tee -a "$SUMMARY" || { note "train --device cuda: FAILED"; training_status=1; }
+fi
 
 # Out-of-bounds accesses and races in our kernels (fp32 only, to stay inside the time box; cuBLAS's own
 # kernels are checked too). Not available on every runtime (see the device notes): a failure to start is
@@ -161,5 +209,9 @@ if [[ "${BENCH:-1}" != 0 && $status == 0 && -x "$STARFLOW_BIN" ]]; then
   bench "sample 279M, 64 images, guidance 3" sample --device cuda --preset 279M --batch 64 --cfg 3 --runs 1
 fi
 
-note "done: tests exit $status, sanitizer $sanitizer_status, benchmarks $bench_status; results in $RESULTS"
+note "done: tests exit $status, training $training_status, sanitizer $sanitizer_status, benchmarks $bench_status;" \
+  "results in $RESULTS"
+if [[ $status == 0 && $training_status != 0 && $training_status != skipped && $training_status != 77 ]]; then
+  exit 1
+fi
 exit "$status"

@@ -3,6 +3,9 @@
 #include <sstream>
 
 #include "jobs/sample_job.h"
+#ifdef STARFLOW_HAVE_CUDA_TRAINING
+#include "jobs/cuda/cuda_sampling.h"
+#endif
 #include "parallel/process_grid.h"
 #include "tools/commands.h"
 #include "tools/cpu_threads.h"
@@ -42,6 +45,7 @@ int run_tensor_parallel(jobs::SampleJobOptions o, int tp, int threads, int argc,
 int run_sample(int argc, char** argv) {
   jobs::SampleJobOptions o;
   int threads = 0, tp = 1;
+  std::string device = "cpu", precision;
   const Option options[] = {
       {"--weights", "FILE", "safetensors weights under the official names, with `config` metadata (required)",
        [&](const std::string& v) { o.weights = v; }},
@@ -83,9 +87,35 @@ int run_sample(int argc, char** argv) {
        [&](const std::string& v) { tp = static_cast<int>(parse_int(v)); }},
       {"--threads", "N", "CPU threads (default: all cores; under --tp, the cores divided among the ranks)",
        [&](const std::string& v) { threads = static_cast<int>(parse_int(v)); }},
+      {"--device", "cpu|cuda", "where the model samples (cuda: one GPU; default cpu)",
+       [&](const std::string& v) { device = v; }},
+      {"--precision", "fp32|bf16", "the model's precision on --device cuda (default bf16; the CPU samples in fp32)",
+       [&](const std::string& v) { precision = v; }},
   };
   const int parsed = parse_options("sample", "Samples latents from a STARFlow model.", options, argc, argv);
   if (parsed >= 0) return parsed;
+  if (device != "cpu" && device != "cuda") {
+    std::fprintf(stderr, "starflow sample: --device: expected cpu or cuda, got '%s'\n", device.c_str());
+    return 2;
+  }
+  if (device == "cpu" && !precision.empty() && precision != "fp32") {
+    std::fprintf(stderr, "starflow sample: --precision %s is for --device cuda (the CPU samples in fp32)\n",
+                 precision.c_str());
+    return 2;
+  }
+  if (device == "cuda") {
+#ifdef STARFLOW_HAVE_CUDA_TRAINING
+    try {
+      o.sampler = jobs::cuda_sampler(precision.empty() ? "bf16" : precision);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "starflow sample: %s\n", e.what());
+      return 2;
+    }
+#else
+    std::fprintf(stderr, "starflow sample: --device cuda: this starflow was built without the CUDA backend\n");
+    return 2;
+#endif
+  }
   if (tp > 1) return run_tensor_parallel(o, tp, threads, argc, argv);
   if (const auto launch = launched_ranks(); launch.size > 1) {
     if (launch.rank == 0)

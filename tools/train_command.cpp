@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,6 +19,9 @@
 #include "jobs/synthetic_latents.h"
 #include "jobs/train_config.h"
 #include "jobs/trainer.h"
+#ifdef STARFLOW_HAVE_CUDA_TRAINING
+#include "jobs/cuda/cuda_training.h"
+#endif
 #include "parallel/error_agreement.h"
 #include "parallel/process_grid.h"
 #include "slurm/cluster.h"
@@ -57,16 +61,35 @@ void check_train_job(const jobs::TrainConfig& cfg, const std::string& config_pat
                              " samples are fewer than one global batch of " + std::to_string(cfg.batch_size));
 }
 
+// The trainer for the config's device: the CPU's, or the GPUs' in a build with the CUDA backend and NCCL.
+std::unique_ptr<jobs::TrainingRun> make_training(const jobs::TrainConfig& cfg, parallel::ProcessGrid& grid,
+                                                 jobs::BatchSource& data) {
+  if (cfg.device == "cuda") {
+#ifdef STARFLOW_HAVE_CUDA_TRAINING
+    return jobs::make_cuda_training(cfg, grid, data);
+#else
+    throw std::runtime_error("device cuda: this starflow was built without the CUDA backend and NCCL (nvcc or "
+                             "NCCL was not found when it was configured)");
+#endif
+  }
+  return std::make_unique<jobs::Trainer>(cfg, grid, data);
+}
+
 int run_train(int argc, char** argv) {
   // First, so that a warning signal arriving while MPI starts up cannot kill the job unsaved.
   slurm::install_stop_request_handler();
   std::string config_path;
   int64_t steps_override = 0;
+  std::string device, precision;
   bool fresh = false, preempt_requeue = false;
   const Option options[] = {
       {"--config", "FILE", "the training config (YAML; also accepted as the first argument)",
        [&](const std::string& v) { config_path = v; }},
       {"--steps", "N", "override the config's total optimiser steps", [&](const std::string& v) { steps_override = parse_int(v); }},
+      {"--device", "cpu|cuda", "override the config's device (cuda: one GPU per rank, NCCL between them)",
+       [&](const std::string& v) { device = v; }},
+      {"--precision", "fp32|bf16", "override the config's precision (bf16: CUDA only, fp32 master weights)",
+       [&](const std::string& v) { precision = v; }},
       {"--fresh", nullptr, "ignore existing checkpoints instead of resuming from the newest",
        [&](const std::string&) { fresh = true; }},
       {"--preempt-requeue", nullptr,
@@ -98,6 +121,11 @@ int run_train(int argc, char** argv) {
   try {
     jobs::TrainConfig cfg = jobs::TrainConfig::from_file(config_path);
     if (steps_override > 0) cfg.steps = steps_override;
+    if (!device.empty() || !precision.empty()) {
+      if (!device.empty()) cfg.device = device;
+      if (!precision.empty()) cfg.precision = precision;
+      cfg.validate("--device/--precision");
+    }
     const int threads = threads_per_rank(static_cast<int>(cfg.threads));
     set_cpu_threads(threads);
     // The layout first: a grid that cannot be formed is refused before any data is opened.
@@ -126,7 +154,8 @@ int run_train(int argc, char** argv) {
     }
     parallel::agree_on_error(MPI_COMM_WORLD, data_error);
     same_everywhere = false;
-    jobs::Trainer trainer(cfg, grid, *data);
+    const std::unique_ptr<jobs::TrainingRun> run = make_training(cfg, grid, *data);
+    jobs::TrainingRun& trainer = *run;
     std::string from;
     if (!fresh) {
       from = trainer.resume_if_possible();
@@ -138,8 +167,9 @@ int run_train(int argc, char** argv) {
     }
     if (rank == 0) {
       std::printf("training %lld parameters on %s%s × %d thread(s), global batch %lld\n",
-                  (long long)trainer.model().layout().global_parameter_count(), grid.describe().c_str(),
+                  (long long)trainer.parameter_count(), grid.describe().c_str(),
                   cfg.zero1 && grid.dp_size() > 1 ? " with ZeRO-1" : "", threads, (long long)cfg.batch_size);
+      if (cfg.device == "cuda") std::printf("on CUDA, one GPU per rank, %s\n", cfg.effective_precision().c_str());
       if (!grid.tp_within_node())
         std::printf("warning: a tensor-parallel group spans nodes; its all-reduces will be slow\n");
     }

@@ -15,12 +15,17 @@ FlowConfig read_config(const SafeTensorsFile& file) {
 }
 
 template <class T>
-void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file) {
-  for (const ParameterView& v : model.layout().views()) {
+void load_weights(const ParameterLayout& layout, T* parameters, const SafeTensorsFile& file) {
+  for (const ParameterView& v : layout.views()) {
     const std::string name = file.has(v.name) || !file.has("param." + v.name) ? v.name : "param." + v.name;
     const Tensor<T> t = file.read<T>(name, v.global_shape);
-    extract_shard(v, t.data.data(), model.parameters().data() + v.offset);  // this rank's part under TP
+    extract_shard(v, t.data.data(), parameters + v.offset);  // this rank's part under TP
   }
+}
+
+template <class T>
+void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file) {
+  load_weights(model.layout(), model.parameters().data(), file);
 }
 
 template <class T>
@@ -40,6 +45,8 @@ void save_weights(const StarFlowModel<T>& model, const std::string& path, std::m
   write_safetensors(path, tensors, metadata);
 }
 
+template void load_weights<float>(const ParameterLayout&, float*, const SafeTensorsFile&);
+template void load_weights<double>(const ParameterLayout&, double*, const SafeTensorsFile&);
 template void load_weights<float>(StarFlowModel<float>&, const SafeTensorsFile&);
 template void load_weights<double>(StarFlowModel<double>&, const SafeTensorsFile&);
 template void save_weights<float>(const StarFlowModel<float>&, const std::string&, std::map<std::string, std::string>);

@@ -16,6 +16,9 @@ FlowConfig read_config(const SafeTensorsFile& file);
 // (golden fixtures). Throws "<path>: no tensor 'NAME'" or a shape error naming the expected shape.
 template <class T>
 void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file);
+// The same into a flat host buffer laid out by `layout` (a model on another backend stages through it).
+template <class T>
+void load_weights(const ParameterLayout& layout, T* parameters, const SafeTensorsFile& file);
 
 // Writes the parameters (F32) and the config (+ extra metadata) to `path` (atomically).
 template <class T>

@@ -37,6 +37,13 @@ class AdamW {
   int64_t step_ = 0;
 };
 
+// One AdamW update of the flat elements [begin, end) at optimiser step `step` (counted from 1): params p and
+// gradients g indexed by flat element, moments m and v by flat element − base. The CPU's update; the CUDA
+// kernel (core/ops/cuda/adamw.h) does the same arithmetic.
+template <class T>
+void adamw_update_range(T* p, T* m, T* v, const T* g, int64_t begin, int64_t end, int64_t base, const AdamWConfig& cfg,
+                        double lr, int64_t step);
+
 // lr(n) for optimiser step n (0-based, the step about to be taken): linear warm-up from min(min_lr, 1e-6)
 // to peak over warmup_steps, then cosine to min_lr at total_steps. The reference ignores values outside
 // [min_lr, peak] (keeps the previous lr); since the warm-up only starts below min_lr, that equals

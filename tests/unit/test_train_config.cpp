@@ -136,6 +136,8 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   c.recompute_layers = true;
   c.bucket_mb = 8;
   c.threads = 2;
+  c.device = "cuda";
+  c.precision = "fp32";
   const jobs::TrainConfig r = jobs::TrainConfig::from_yaml(c.to_yaml(), "generated.yaml");
   EXPECT_EQ(r.model.to_official_json(), c.model.to_official_json());
   EXPECT_EQ(r.model.layers_per_block, c.model.layers_per_block);
@@ -174,7 +176,21 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   EXPECT_EQ(r.recompute_layers, c.recompute_layers);
   EXPECT_EQ(r.bucket_mb, c.bucket_mb);
   EXPECT_EQ(r.threads, c.threads);
+  EXPECT_EQ(r.device, c.device);
+  EXPECT_EQ(r.precision, c.precision);
   // And the defaults survive too.
   const jobs::TrainConfig defaults;
   EXPECT_EQ(jobs::TrainConfig::from_yaml(defaults.to_yaml(), "defaults.yaml").to_yaml(), defaults.to_yaml());
+}
+
+TEST(TrainConfig, DeviceAndPrecision) {
+  EXPECT_EQ(error_of(kModel + "device: gpu\n"), "run.yaml: key 'device': expected cpu or cuda, got 'gpu'");
+  EXPECT_EQ(error_of(kModel + "device: cuda\nprecision: fp16\n"),
+            "run.yaml: key 'precision': expected fp32 or bf16, got 'fp16'");
+  EXPECT_EQ(error_of(kModel + "precision: bf16\n"),
+            "run.yaml: key 'precision': bf16 is for device: cuda (the CPU trains in fp32)");
+  EXPECT_EQ(jobs::TrainConfig::from_yaml(kModel, "run.yaml").effective_precision(), "fp32");
+  EXPECT_EQ(jobs::TrainConfig::from_yaml(kModel + "device: cuda\n", "run.yaml").effective_precision(), "bf16");
+  EXPECT_EQ(jobs::TrainConfig::from_yaml(kModel + "device: cuda\nprecision: fp32\n", "run.yaml").effective_precision(),
+            "fp32");
 }

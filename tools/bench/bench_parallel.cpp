@@ -35,8 +35,8 @@ StepTimes time_steps(parallel::ProcessGrid& grid, const core::ModelPreset& bc, i
                      bool split_shallow = false) {
   core::StarFlowModel<float> model(bc.model, &grid.tp(), split_shallow);
   model.init_parameters(1);
-  parallel::DataParallelOptimizer opt(grid.dp(), static_cast<int64_t>(model.parameters().size()), core::AdamWConfig{},
-                                      false);
+  parallel::DataParallelOptimizer<core::CpuBackend<float>> opt(
+      model.backend(), grid.dp(), static_cast<int64_t>(model.parameters().size()), core::AdamWConfig{}, false);
   parallel::GradientBuckets buckets(grid.dp(), model.layout(), model.gradients().data(), bucket_mb << 20);
   const auto& c = bc.model;
   const int64_t local = batch / grid.dp_size();
@@ -53,7 +53,7 @@ StepTimes time_steps(parallel::ProcessGrid& grid, const core::ModelPreset& bc, i
     buckets.begin();
     model.backward(nullptr, true, &buckets);
     const double w = buckets.finish();
-    opt.step(model.parameters(), model.gradients(), 1e-4);
+    opt.step(model.parameters().data(), model.gradients().data(), 1e-4);
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (s >= 2) ms.push_back(dt), wait.push_back(w * 1e3);
   }

@@ -41,6 +41,7 @@
 #include "core/ops/cpu/silu.h"
 #include "core/ops/cpu/tokens.h"
 #include "core/ops/cpu/upsample.h"
+#include "core/optim/adamw.h"
 
 namespace starflow::core {
 
@@ -76,6 +77,7 @@ class CpuBackend {
   using KVCache = cpu::KVCache<T>;
   using RopeTable = cpu::RopeTable<T>;
   static constexpr const char* kName = "cpu";
+  static constexpr bool kHostMemory = true;  // buffers are host memory: the host reads and writes them directly
   static constexpr ElementType kElementType = std::is_same_v<T, float> ? ElementType::F32 : ElementType::F64;
   // Collectives on host buffers need no stream.
   Stream stream() const { return nullptr; }
@@ -94,8 +96,14 @@ class CpuBackend {
   static void grow(Buffer<U>& b, size_t n) {  // at least n elements, keeping a larger allocation
     if (b.size() < n) b.resize(n);
   }
-  static void upload(T* dst, const T* host, int64_t n) { std::copy_n(host, n, dst); }
-  static void download(T* host, const T* src, int64_t n) { std::copy_n(src, n, host); }
+  template <class U>
+  static void upload(U* dst, const U* host, int64_t n) {
+    std::copy_n(host, n, dst);
+  }
+  template <class U>
+  static void download(U* host, const U* src, int64_t n) {
+    std::copy_n(src, n, host);
+  }
   // The RoPE cos/sin table of the config's blocks (with_text: the conditioned blocks' [text; image] rows).
   static RopeTable rope_table(const FlowConfig& cfg, bool with_text) {
     const int64_t g = cfg.grid();
@@ -249,6 +257,11 @@ class CpuBackend {
     const T at = T(a);
     for (int64_t i = 0; i < n; ++i) y[i] += at * x[i];
   }
+  // x *= s (s applied in T): averaging gradients over data-parallel ranks, clipping.
+  static void scale(T* x, double s, int64_t n) {
+    const T st = T(s);
+    for (int64_t i = 0; i < n; ++i) x[i] *= st;
+  }
   // out = x / d, elementwise (the loss's ∂½·mean(z²)/∂z).
   static void divide(T* out, const T* x, double d, int64_t n) {
     const T dt = T(d);
@@ -274,6 +287,36 @@ class CpuBackend {
         for (int64_t d = 0; d < D; ++d) dv[(b * tokens + t - 1) * D + d] += dinp[(b * tokens + t) * D + d];
     }
   }
+
+  // ---- the optimizer's steps on fp32 state (master weights, AdamW moments, EMA), for the trainer.
+  // AdamW over n elements at optimiser step `step` (core::adamw_update_range); `weights`: the updated weights in T
+  // as well, when the model's weights are not the fp32 master themselves (never on the CPU, which trains in
+  // fp32).
+  static void adamw_update(float* p, float* m, float* v, const T* g, int64_t n, const AdamWConfig& cfg, double lr,
+                           int64_t step, T* weights = nullptr)
+    requires std::is_same_v<T, float>
+  {
+    adamw_update_range(p, m, v, g, 0, n, 0, cfg, lr, step);
+    if (weights && weights != p) std::copy_n(p, n, weights);
+  }
+  template <class U>
+  static void zero(U* dst, int64_t n) {
+    std::fill_n(dst, n, U(0));
+  }
+  // dst (fp32) = src.
+  static void widen(float* dst, const T* src, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+  }
+  // dst = src rounded to T.
+  static void narrow(T* dst, const float* src, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+  }
+  // ema = d·ema + (1 − d)·p.
+  static void ema_update(float* ema, const float* p, double decay, int64_t n) {
+    const float d = float(decay);
+    for (int64_t i = 0; i < n; ++i) ema[i] = d * ema[i] + (1.f - d) * p[i];
+  }
+  static void synchronize() {}
 
   // ---- reductions to the host (accumulated in double whatever T is, continuing from `start`, in order).
   static double sum(const T* x, int64_t n, double start = 0) {

@@ -17,10 +17,12 @@
 #include "core/communicator.h"
 #include "core/models/flow_config.h"
 #include "core/ops/cpu/rope.h"
+#include "core/ops/cuda/adamw.h"
 #include "core/ops/cuda/attention.h"
 #include "core/ops/cuda/attention_cached.h"
 #include "core/ops/cuda/cuda_check.h"
 #include "core/ops/cuda/device_buffer.h"
+#include "core/ops/cuda/elementwise.h"
 #include "core/ops/cuda/flow_head.h"
 #include "core/ops/cuda/flow_steps.h"
 #include "core/ops/cuda/gelu.h"
@@ -59,6 +61,7 @@ class CudaBackend {
     bool tiled = false;  // never: the GPU's decode linears read the parameters as they are
   };
   static constexpr const char* kName = "cuda";
+  static constexpr bool kHostMemory = false;  // buffers are device memory: the host stages through download/upload
   static constexpr ElementType kElementType = std::is_same_v<T, float> ? ElementType::F32 : ElementType::BF16;
 
   CudaBackend() { cudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
@@ -80,14 +83,18 @@ class CudaBackend {
   static void grow(Buffer<U>& b, size_t n) {
     if (b.size() < n) b.allocate(n);
   }
-  void upload(T* dst, const T* host, int64_t n) const {
+  // Copies between host and device of any element type (the model's T, the optimizer's fp32 state), ordered on
+  // the stream; they return when the copy is complete.
+  template <class U>
+  void upload(U* dst, const U* host, int64_t n) const {
     if (n <= 0) return;
-    cudaCheck(cudaMemcpyAsync(dst, host, sizeof(T) * n, cudaMemcpyHostToDevice, stream_));
+    cudaCheck(cudaMemcpyAsync(dst, host, sizeof(U) * n, cudaMemcpyHostToDevice, stream_));
     synchronize();
   }
-  void download(T* host, const T* src, int64_t n) const {
+  template <class U>
+  void download(U* host, const U* src, int64_t n) const {
     if (n <= 0) return;
-    cudaCheck(cudaMemcpyAsync(host, src, sizeof(T) * n, cudaMemcpyDeviceToHost, stream_));
+    cudaCheck(cudaMemcpyAsync(host, src, sizeof(U) * n, cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
   RopeTable rope_table(const FlowConfig& cfg, bool with_text) const {
@@ -185,6 +192,7 @@ class CudaBackend {
   }
   void axpy(T* y, double a, const T* x, int64_t n) const { cuda::axpy(y, float(a), x, n, stream_); }
   void divide(T* out, const T* x, double d, int64_t n) const { cuda::divide(out, x, float(d), n, stream_); }
+  void scale(T* x, double s, int64_t n) const { cuda::scale(x, float(s), n, stream_); }
   void step_against(T* out, const T* x, const T* g, double step, int64_t n) const {
     cuda::step_against(out, x, g, float(step), n, stream_);
   }
@@ -193,6 +201,35 @@ class CudaBackend {
   }
   void sos_shift_backward(T* dv, T* dsos, const T* dinp, int64_t B, int64_t tokens, int64_t D) const {
     cuda::sos_shift_backward(dv, dsos, dinp, B, tokens, D, stream_);
+  }
+
+  // ---- the optimizer's steps on fp32 state (CpuBackend's twins). In bf16 the model's weights are the
+  // update's bf16 copy of the fp32 master; in fp32 they are the master.
+  void adamw_update(float* p, float* m, float* v, const T* g, int64_t n, const AdamWConfig& cfg, double lr,
+                    int64_t step, T* weights = nullptr) const {
+    if constexpr (std::is_same_v<T, float>) {
+      cuda::adamw_update(p, m, v, g, n, cfg, lr, step, nullptr, stream_);
+      if (weights && weights != p) copy(weights, p, n);
+    } else {
+      cuda::adamw_update(p, m, v, g, n, cfg, lr, step, weights, stream_);
+    }
+  }
+  template <class U>
+  void zero(U* dst, int64_t n) const {
+    if (n > 0) cudaCheck(cudaMemsetAsync(dst, 0, sizeof(U) * n, stream_));
+  }
+  // dst (fp32) = src: the master weights from the model's.
+  void widen(float* dst, const T* src, int64_t n) const {
+    if constexpr (std::is_same_v<T, float>) copy(dst, src, n);
+    else cuda::convert(dst, src, n, stream_);
+  }
+  // dst = src rounded to T: the model's weights from the master.
+  void narrow(T* dst, const float* src, int64_t n) const {
+    if constexpr (std::is_same_v<T, float>) copy(dst, src, n);
+    else cuda::convert(dst, src, n, stream_);
+  }
+  void ema_update(float* ema, const float* p, double decay, int64_t n) const {
+    cuda::ema_update(ema, p, float(decay), n, stream_);
   }
 
   // ---- reductions to the host.

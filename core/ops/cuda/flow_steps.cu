@@ -52,6 +52,15 @@ __global__ void divide_kernel(T* out, const T* x, float d, int64_t n) {
 }
 
 template <class T>
+__global__ void scale_kernel(T* x, float s, int64_t n) {
+  GRID_STRIDE(i, n) x[i] = from_float<T>(to_float(x[i]) * s);
+}
+
+__global__ void ema_update_kernel(float* ema, const float* p, float d, int64_t n) {
+  GRID_STRIDE(i, n) ema[i] = d * ema[i] + (1.f - d) * p[i];
+}
+
+template <class T>
 __global__ void step_against_kernel(T* out, const T* x, const T* g, float step, int64_t n) {
   GRID_STRIDE(i, n) out[i] = from_float<T>(to_float(x[i]) - step * to_float(g[i]));
 }
@@ -207,6 +216,19 @@ void axpy(T* y, float a, const T* x, int64_t n, cudaStream_t stream) {
 }
 
 template <class T>
+void scale(T* x, float s, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  scale_kernel<T><<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(x, s, n);
+  cudaCheckLaunch();
+}
+
+void ema_update(float* ema, const float* p, float d, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  ema_update_kernel<<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(ema, p, d, n);
+  cudaCheckLaunch();
+}
+
+template <class T>
 void divide(T* out, const T* x, float d, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
   divide_kernel<T><<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(out, x, d, n);
@@ -295,6 +317,7 @@ std::pair<double, double> affine_update(T* x, int64_t x_stride, const T* v, int6
   template void add_bias_residual<T>(T*, const T*, const T*, int64_t, int64_t, cudaStream_t);                   \
   template void axpy<T>(T*, float, const T*, int64_t, cudaStream_t);                                            \
   template void divide<T>(T*, const T*, float, int64_t, cudaStream_t);                                          \
+  template void scale<T>(T*, float, int64_t, cudaStream_t);                                                     \
   template void step_against<T>(T*, const T*, const T*, float, int64_t, cudaStream_t);                          \
   template void sos_shift<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, cudaStream_t);                  \
   template void sos_shift_backward<T>(T*, T*, const T*, int64_t, int64_t, int64_t, cudaStream_t);               \

@@ -1,5 +1,5 @@
-// The small steps the model code runs between the dense ops, on the GPU: strided row copies (the [text; image]
-// interleave, gathers and scatters), fills, the row-parallel epilogue (bias after the reduce, then the
+// The small steps the model code and the trainer run between the dense ops, on the GPU: strided row copies (the
+// [text; image] interleave, gathers and scatters), fills, scaling, the EMA update, the row-parallel epilogue (bias after the reduce, then the
 // residual), the SOS shift and its backward, the loss's reductions, the KV-cache store, and sampling's guidance
 // and affine update. Their CPU twins are CpuBackend's members (core/backends/cpu/cpu_backend.h), with the same
 // arguments plus the stream; T is float or bf16 storage, arithmetic in fp32, reductions in double.
@@ -29,6 +29,11 @@ void axpy(T* y, float a, const T* x, int64_t n, cudaStream_t stream = 0);
 // out = x / d.
 template <class T>
 void divide(T* out, const T* x, float d, int64_t n, cudaStream_t stream = 0);
+// x *= s (averaging gradients over data-parallel ranks, clipping).
+template <class T>
+void scale(T* x, float s, int64_t n, cudaStream_t stream = 0);
+// ema = d·ema + (1 − d)·p on fp32 state (the weights' exponential moving average).
+void ema_update(float* ema, const float* p, float d, int64_t n, cudaStream_t stream = 0);
 // out = x − step·g.
 template <class T>
 void step_against(T* out, const T* x, const T* g, float step, int64_t n, cudaStream_t stream = 0);
