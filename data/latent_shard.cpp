@@ -5,7 +5,14 @@
 
 namespace starflow::data {
 
-const char* storage_type_name(StorageType type) { return type == StorageType::Float16 ? "float16" : "float32"; }
+const char* storage_type_name(StorageType type) {
+  switch (type) {
+    case StorageType::Float16: return "float16";
+    case StorageType::BFloat16: return "bfloat16";
+    case StorageType::Float32: break;
+  }
+  return "float32";
+}
 
 const char* conditioning_name(Conditioning kind) {
   switch (kind) {
@@ -21,14 +28,15 @@ bool ShardHeader::same_content_as(const ShardHeader& other) const {
   return autoencoder == other.autoencoder && scaling_factor == other.scaling_factor &&
          latent_shape == other.latent_shape && conditioning == other.conditioning &&
          num_classes == other.num_classes && text_encoder == other.text_encoder &&
-         text_length == other.text_length && text_dim == other.text_dim;
+         text_length == other.text_length && text_dim == other.text_dim &&
+         has_latent_logvar == other.has_latent_logvar && null_text == other.null_text;
 }
 
 std::string ShardHeader::describe() const {
   std::ostringstream out;
   out << "autoencoder '" << autoencoder << "' (scaling " << scaling_factor << "), latents "
-      << core::shape_string(latent_shape) << " " << storage_type_name(latent_type) << ", conditioning "
-      << conditioning_name(conditioning);
+      << core::shape_string(latent_shape) << " " << storage_type_name(latent_type)
+      << (has_latent_logvar ? " with posterior log-variance" : "") << ", conditioning " << conditioning_name(conditioning);
   if (conditioning == Conditioning::ClassLabels) out << " (" << num_classes << " classes)";
   if (conditioning == Conditioning::TextEmbeddings)
     out << " ('" << text_encoder << "', " << text_length << "×" << text_dim << " " << storage_type_name(text_type)
@@ -42,6 +50,7 @@ SampleBatch SampleBatch::allocate(const ShardHeader& header, int64_t count, bool
   core::Shape latent_shape{count};
   latent_shape.insert(latent_shape.end(), header.latent_shape.begin(), header.latent_shape.end());
   batch.latents = core::Tensor<float>(latent_shape);
+  if (header.has_latent_logvar) batch.latent_logvar = core::Tensor<float>(latent_shape);
   batch.sample_ids.assign(static_cast<size_t>(count), 0);
   if (header.conditioning == Conditioning::ClassLabels) batch.labels.assign(static_cast<size_t>(count), 0);
   if (header.conditioning == Conditioning::TextEmbeddings) {
@@ -56,6 +65,7 @@ SampleSpans SampleSpans::of(const SampleBatch& batch) {
   SampleSpans spans;
   spans.count = batch.size();
   spans.latents = batch.latents.data;
+  spans.latent_logvar = batch.latent_logvar.data;
   spans.sample_ids = batch.sample_ids;
   spans.labels = batch.labels;
   spans.text_embeddings = batch.text_embeddings.data;

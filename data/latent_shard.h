@@ -13,12 +13,14 @@
 namespace starflow::data {
 
 inline constexpr const char* kShardFormatName = "starflow-latent-shard";
-inline constexpr int64_t kShardFormatVersion = 1;
+// Version 2 stores text unpadded (the valid token rows of each sample back to back, with their counts) and
+// the null caption's embedding once; version 1 shards (padded text with a mask) are still read.
+inline constexpr int64_t kShardFormatVersion = 2;
 
-enum class StorageType { Float16, Float32 };  // how latents and text embeddings are stored on disk
+enum class StorageType { Float16, Float32, BFloat16 };  // how latents and text embeddings are stored on disk
 enum class Conditioning { None, ClassLabels, TextEmbeddings };
 
-const char* storage_type_name(StorageType type);    // "float16", "float32"
+const char* storage_type_name(StorageType type);    // "float16", "float32", "bfloat16"
 const char* conditioning_name(Conditioning kind);   // "none", "class labels", "text embeddings"
 
 // Everything a shard says about itself (its root attributes and dataset shapes). The writer takes one
@@ -28,18 +30,25 @@ struct ShardHeader {
   double scaling_factor = 1.0;       // latents are stored already multiplied by it
   core::Shape latent_shape;          // [C, H, W]
   StorageType latent_type = StorageType::Float16;
+  // The latents are a Gaussian posterior's mean (scaled) and /latent_logvar holds its log-variance (unscaled
+  // autoencoder space, stored like the latents): training draws mean + scaling·exp(logvar/2)·ε.
+  bool has_latent_logvar = false;
   Conditioning conditioning = Conditioning::None;
   int64_t num_classes = 0;           // > 0 exactly for ClassLabels
   std::string text_encoder = "none"; // a name exactly for TextEmbeddings
-  int64_t text_length = 0;           // L tokens (TextEmbeddings)
+  int64_t text_length = 0;           // L tokens (TextEmbeddings): the padded length batches are read at
   int64_t text_dim = 0;              // E dims per token (TextEmbeddings)
   StorageType text_type = StorageType::Float16;
+  // The null caption's embedding, its valid rows only ([n, E], n ≤ L; empty for an encoder whose null
+  // caption embeds to zeros): what condition dropout trains and guidance contrasts with.
+  std::vector<float> null_text;
   bool has_captions = false;
   std::string source;                // free form: dataset, preprocessing command, rank
   int64_t num_samples = 0;
 
   int64_t latent_numel() const { return core::numel(latent_shape); }
   int64_t text_numel() const { return text_length * text_dim; }
+  int64_t null_text_rows() const { return text_dim > 0 ? static_cast<int64_t>(null_text.size()) / text_dim : 0; }
   // Whether samples of the two headers can be batched together (everything but counts and source).
   bool same_content_as(const ShardHeader& other) const;
   std::string describe() const;  // one line, for logs and mismatch errors
@@ -49,10 +58,11 @@ struct ShardHeader {
 // shard's conditioning are empty.
 struct SampleBatch {
   core::Tensor<float> latents;          // [B, C, H, W]
+  core::Tensor<float> latent_logvar;    // [B, C, H, W] when the shard has it (unscaled log-variance)
   std::vector<int64_t> sample_ids;      // [B] global ids of the source samples
   std::vector<int64_t> labels;          // [B] class ids (ClassLabels)
-  core::Tensor<float> text_embeddings;  // [B, L, E] (TextEmbeddings)
-  core::Tensor<uint8_t> text_mask;      // [B, L], 1 = real token (TextEmbeddings)
+  core::Tensor<float> text_embeddings;  // [B, L, E] (TextEmbeddings), zero past each sample's valid tokens
+  core::Tensor<uint8_t> text_mask;      // [B, L], 1 = real token (TextEmbeddings), a prefix of ones
   std::vector<std::string> captions;    // [B] when the shard has captions and they were asked for
   int64_t size() const { return static_cast<int64_t>(sample_ids.size()); }
 
@@ -64,10 +74,11 @@ struct SampleBatch {
 struct SampleSpans {
   int64_t count = 0;
   std::span<const float> latents;           // count × C×H×W
+  std::span<const float> latent_logvar;     // count × C×H×W (has_latent_logvar)
   std::span<const int64_t> sample_ids;      // count
   std::span<const int64_t> labels;          // count, values in [0, num_classes) (ClassLabels)
-  std::span<const float> text_embeddings;   // count × L×E (TextEmbeddings)
-  std::span<const uint8_t> text_mask;       // count × L, each 0 or 1 (TextEmbeddings)
+  std::span<const float> text_embeddings;   // count × L×E (TextEmbeddings); rows past the mask are not stored
+  std::span<const uint8_t> text_mask;       // count × L, each a prefix of ones then zeros (TextEmbeddings)
   std::span<const std::string> captions;    // count, valid UTF-8 (when has_captions)
 
   static SampleSpans of(const SampleBatch& batch);

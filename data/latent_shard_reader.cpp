@@ -138,21 +138,25 @@ void require_dims(const std::string& path, const char* name, const std::vector<h
     fail(path, std::string(name) + " has shape " + dims_string(dims) + " but the attributes say " + dims_string(expected));
 }
 
-// float32 in either byte order (HDF5 converts), or IEEE half as h5py and we write it.
+// float32 in either byte order (HDF5 converts), IEEE half as h5py and we write it, or bfloat16 as we write it.
 StorageType float_storage(const std::string& path, const char* name, hid_t type) {
   const std::string site = std::string(" (") + name + ")";
   const H5T_class_t type_class = h5Check(H5Tget_class(type), path, "H5Tget_class" + site);
   const size_t size = H5Tget_size(type);
   if (type_class == H5T_FLOAT && size == 4) return StorageType::Float32;
-  if (type_class == H5T_FLOAT && size == 2) {
+  if (type_class == H5T_FLOAT && size == 2 && H5Tget_order(type) == H5T_ORDER_LE) {
     size_t sign = 0, exponent_position = 0, exponent_size = 0, mantissa_position = 0, mantissa_size = 0;
     h5Check(H5Tget_fields(type, &sign, &exponent_position, &exponent_size, &mantissa_position, &mantissa_size), path,
             "H5Tget_fields" + site);
+    const size_t bias = H5Tget_ebias(type);
     if (sign == 15 && exponent_position == 10 && exponent_size == 5 && mantissa_position == 0 && mantissa_size == 10 &&
-        H5Tget_ebias(type) == 15 && H5Tget_order(type) == H5T_ORDER_LE)
+        bias == 15)
       return StorageType::Float16;
+    if (sign == 15 && exponent_position == 7 && exponent_size == 8 && mantissa_position == 0 && mantissa_size == 7 &&
+        bias == 127)
+      return StorageType::BFloat16;
   }
-  fail(path, std::string(name) + " must be float16 or float32");
+  fail(path, std::string(name) + " must be float16, bfloat16 or float32");
 }
 
 void require_integer(const std::string& path, const char* name, hid_t type, size_t max_bytes) {
@@ -204,16 +208,20 @@ struct LatentShardReader::Impl {
   std::string path;
   ShardHeader header;
   Hdf5Handle file;
-  Hdf5Handle half_type, string_type;
-  Hdf5Handle latents, text_embeddings, captions;
-  SampleDims latent_dims, text_dims;
+  Hdf5Handle half_type, bfloat16_type, string_type;
+  Hdf5Handle latents, latent_logvar, text_embeddings, text_tokens, captions;
+  SampleDims latent_dims, text_dims, row_dims;
+  bool unpadded_text = false;  // version 2: /text_tokens + /text_lengths; version 1: /text_embeddings + /text_mask
   // Small per-sample arrays live in memory: a shuffled read then costs one chunk of latents (and one of
   // text), not a chunk of every dataset.
   std::vector<int64_t> sample_ids, labels;
-  std::vector<uint8_t> text_mask;  // [N, L]
+  std::vector<uint8_t> text_mask;     // [N, L] (version 1)
+  std::vector<int64_t> text_offsets;  // [N + 1]: sample i's rows are [offsets[i], offsets[i + 1]) (version 2)
   mutable std::vector<uint16_t> half_scratch;  // used only under the HDF5 lock
+  mutable std::vector<float> row_scratch;
 
   void open(bool load_arrays);
+  void open_unpadded_text(hid_t f, hsize_t n, bool load_arrays);
   void read_floats(hid_t dataset, const char* name, StorageType type, hsize_t begin, hsize_t rows,
                    const SampleDims& dims, float* out) const;
 };
@@ -267,6 +275,14 @@ void LatentShardReader::Impl::open(bool load_arrays) {
   require_dims(path, layout::kLatents, latent_info.dims, expected);
   h.latent_type = float_storage(path, layout::kLatents, latent_info.type.get());
   latents = std::move(latent_info.dataset);
+  h.has_latent_logvar = has_dataset(f, path, layout::kLatentLogvar);
+  if (h.has_latent_logvar) {
+    DatasetInfo logvar_info = open_dataset(f, path, layout::kLatentLogvar);
+    require_dims(path, layout::kLatentLogvar, logvar_info.dims, expected);
+    if (float_storage(path, layout::kLatentLogvar, logvar_info.type.get()) != h.latent_type)
+      fail(path, "/latent_logvar must be stored like /latents (" + std::string(storage_type_name(h.latent_type)) + ")");
+    latent_logvar = std::move(logvar_info.dataset);
+  }
 
   DatasetInfo id_info = open_dataset(f, path, layout::kSampleIds);
   require_dims(path, layout::kSampleIds, id_info.dims, {n});
@@ -281,8 +297,15 @@ void LatentShardReader::Impl::open(bool load_arrays) {
     fail(path, "has /labels but num_classes is 0");
   }
 
+  half_type = layout::half_float_type(path);
+  bfloat16_type = layout::bfloat16_type(path);
+  string_type = layout::utf8_string_type(path);
   std::optional<DatasetInfo> mask_info;
-  if (text) {
+  unpadded_text = text && has_dataset(f, path, layout::kTextTokens);
+  if (unpadded_text) {
+    if (version < 2) fail(path, "/text_tokens is a format_version 2 dataset but the file says version 1");
+    open_unpadded_text(f, n, load_arrays);
+  } else if (text) {
     DatasetInfo text_info = open_dataset(f, path, layout::kTextEmbeddings);
     if (text_info.dims.size() != 3 || text_info.dims[0] != n || text_info.dims[1] == 0 || text_info.dims[2] == 0)
       fail(path, "/text_embeddings has shape " + dims_string(text_info.dims) + ", expected [" + std::to_string(n) +
@@ -295,7 +318,8 @@ void LatentShardReader::Impl::open(bool load_arrays) {
     require_dims(path, layout::kTextMask, mask_info->dims, {n, text_info.dims[1]});
     require_integer(path, layout::kTextMask, mask_info->type.get(), 1);
     text_embeddings = std::move(text_info.dataset);
-  } else if (has_dataset(f, path, layout::kTextEmbeddings) || has_dataset(f, path, layout::kTextMask)) {
+  } else if (has_dataset(f, path, layout::kTextEmbeddings) || has_dataset(f, path, layout::kTextMask) ||
+             has_dataset(f, path, layout::kTextTokens)) {
     fail(path, "has text datasets but text_encoder is 'none'");
   }
 
@@ -308,8 +332,6 @@ void LatentShardReader::Impl::open(bool load_arrays) {
     captions = std::move(caption_info.dataset);
   }
 
-  half_type = layout::half_float_type(path);
-  string_type = layout::utf8_string_type(path);
   if (!load_arrays || n == 0) return;
   sample_ids.resize(n);
   read_rows(id_info.dataset.get(), path, layout::kSampleIds, H5T_NATIVE_INT64, 0, n, {}, sample_ids.data());
@@ -321,7 +343,7 @@ void LatentShardReader::Impl::open(bool load_arrays) {
         fail(path, "/labels[" + std::to_string(i) + "] = " + std::to_string(labels[i]) + " is outside [0, " +
                        std::to_string(h.num_classes) + ")");
   }
-  if (text) {
+  if (text && !unpadded_text) {
     text_mask.resize(n * static_cast<size_t>(h.text_length));
     read_rows(mask_info->dataset.get(), path, layout::kTextMask, H5T_NATIVE_UINT8, 0, n,
               {static_cast<hsize_t>(h.text_length)}, text_mask.data());
@@ -329,6 +351,48 @@ void LatentShardReader::Impl::open(bool load_arrays) {
       if (text_mask[i] > 1)
         fail(path, "/text_mask of sample " + std::to_string(i / static_cast<size_t>(h.text_length)) + " is not 0/1");
   }
+}
+
+// Version 2 text: the attribute text_length, /text_tokens [T, E], /text_lengths [N] (each in [0, L], summing to
+// T) and /null_text [n, E]; the null caption is read here, the lengths (as offsets) when arrays are loaded.
+void LatentShardReader::Impl::open_unpadded_text(hid_t f, hsize_t n, bool load_arrays) {
+  ShardHeader& h = header;
+  h.text_length = read_int64_attribute(f, path, layout::kTextLength);
+  if (h.text_length <= 0) fail(path, "text_length must be positive");
+  DatasetInfo tokens = open_dataset(f, path, layout::kTextTokens);
+  if (tokens.dims.size() != 2 || tokens.dims[1] == 0)
+    fail(path, "/text_tokens has shape " + dims_string(tokens.dims) + ", expected [T, E] with E > 0");
+  h.text_dim = static_cast<int64_t>(tokens.dims[1]);
+  h.text_type = float_storage(path, layout::kTextTokens, tokens.type.get());
+  row_dims = {tokens.dims[1]};
+  DatasetInfo lengths = open_dataset(f, path, layout::kTextLengths);
+  require_dims(path, layout::kTextLengths, lengths.dims, {n});
+  require_integer(path, layout::kTextLengths, lengths.type.get(), 8);
+  DatasetInfo null_info = open_dataset(f, path, layout::kNullText);
+  if (null_info.dims.size() != 2 || null_info.dims[1] != tokens.dims[1] ||
+      null_info.dims[0] > static_cast<hsize_t>(h.text_length))
+    fail(path, "/null_text has shape " + dims_string(null_info.dims) + ", expected [n, " + std::to_string(h.text_dim) +
+                   "] with n <= text_length " + std::to_string(h.text_length));
+  if (float_storage(path, layout::kNullText, null_info.type.get()) != h.text_type)
+    fail(path, "/null_text must be stored like /text_tokens");
+  h.null_text.resize(null_info.dims[0] * tokens.dims[1]);
+  if (!h.null_text.empty())
+    read_floats(null_info.dataset.get(), layout::kNullText, h.text_type, 0, null_info.dims[0], row_dims,
+                h.null_text.data());
+  text_tokens = std::move(tokens.dataset);
+  if (!load_arrays) return;
+  std::vector<int64_t> counts(n);
+  if (n > 0) read_rows(lengths.dataset.get(), path, layout::kTextLengths, H5T_NATIVE_INT64, 0, n, {}, counts.data());
+  text_offsets.assign(n + 1, 0);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] < 0 || counts[i] > h.text_length)
+      fail(path, "/text_lengths[" + std::to_string(i) + "] = " + std::to_string(counts[i]) + " is outside [0, " +
+                     std::to_string(h.text_length) + "]");
+    text_offsets[i + 1] = text_offsets[i] + counts[i];
+  }
+  if (text_offsets.back() != static_cast<int64_t>(tokens.dims[0]))
+    fail(path, "/text_lengths sum to " + std::to_string(text_offsets.back()) + " rows but /text_tokens has " +
+                   std::to_string(tokens.dims[0]));
 }
 
 void LatentShardReader::Impl::read_floats(hid_t dataset, const char* name, StorageType type, hsize_t begin,
@@ -340,8 +404,10 @@ void LatentShardReader::Impl::read_floats(hid_t dataset, const char* name, Stora
   size_t count = rows;
   for (hsize_t d : dims) count *= d;
   half_scratch.resize(count);
-  read_rows(dataset, path, name, half_type.get(), begin, rows, dims, half_scratch.data());
-  for (size_t i = 0; i < count; ++i) out[i] = core::io::half_bits_to_float(half_scratch[i]);
+  const bool half = type == StorageType::Float16;
+  read_rows(dataset, path, name, half ? half_type.get() : bfloat16_type.get(), begin, rows, dims, half_scratch.data());
+  for (size_t i = 0; i < count; ++i)
+    out[i] = half ? core::io::half_bits_to_float(half_scratch[i]) : core::io::bfloat16_bits_to_float(half_scratch[i]);
 }
 
 LatentShardReader::LatentShardReader(std::string path) : impl_(std::make_unique<Impl>()) {
@@ -373,6 +439,7 @@ void LatentShardReader::read_into(int64_t begin, int64_t count, SampleBatch& bat
   const bool labeled = h.conditioning == Conditioning::ClassLabels;
   const bool text = h.conditioning == Conditioning::TextEmbeddings;
   const bool fits = slot >= 0 && slot + count <= size && batch.latents.size() == size * h.latent_numel() &&
+                    (!h.has_latent_logvar || batch.latent_logvar.size() == size * h.latent_numel()) &&
                     (!labeled || batch.labels.size() == static_cast<size_t>(size)) &&
                     (!text || (batch.text_embeddings.size() == size * h.text_numel() &&
                                batch.text_mask.size() == size * h.text_length));
@@ -385,7 +452,27 @@ void LatentShardReader::read_into(int64_t begin, int64_t count, SampleBatch& bat
   Hdf5Lock lock;
   r.read_floats(r.latents.get(), layout::kLatents, h.latent_type, first, rows, r.latent_dims,
                 batch.latents.ptr() + slot * h.latent_numel());
-  if (text) {
+  if (h.has_latent_logvar)
+    r.read_floats(r.latent_logvar.get(), layout::kLatentLogvar, h.latent_type, first, rows, r.latent_dims,
+                  batch.latent_logvar.ptr() + slot * h.latent_numel());
+  if (text && r.unpadded_text) {
+    // The samples' rows are contiguous: one read, then each sample's rows into its padded slot.
+    const int64_t row_begin = r.text_offsets[begin], row_end = r.text_offsets[begin + count];
+    r.row_scratch.resize(static_cast<size_t>((row_end - row_begin) * h.text_dim));
+    if (row_end > row_begin)
+      r.read_floats(r.text_tokens.get(), layout::kTextTokens, h.text_type, static_cast<hsize_t>(row_begin),
+                    static_cast<hsize_t>(row_end - row_begin), r.row_dims, r.row_scratch.data());
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t length = r.text_offsets[begin + i + 1] - r.text_offsets[begin + i];
+      float* out = batch.text_embeddings.ptr() + (slot + i) * h.text_numel();
+      const float* in = r.row_scratch.data() + (r.text_offsets[begin + i] - row_begin) * h.text_dim;
+      std::copy_n(in, length * h.text_dim, out);
+      std::fill(out + length * h.text_dim, out + h.text_numel(), 0.f);
+      uint8_t* mask = batch.text_mask.data.data() + (slot + i) * h.text_length;
+      std::fill(mask, mask + h.text_length, uint8_t{0});
+      std::fill(mask, mask + length, uint8_t{1});
+    }
+  } else if (text) {
     r.read_floats(r.text_embeddings.get(), layout::kTextEmbeddings, h.text_type, first, rows, r.text_dims,
                   batch.text_embeddings.ptr() + slot * h.text_numel());
     std::copy_n(r.text_mask.begin() + begin * h.text_length, count * h.text_length,

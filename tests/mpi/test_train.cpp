@@ -113,6 +113,56 @@ TEST(Train, DataParallelEqualsOneRankWithTheSameGlobalBatch) {
   if (rank == 0) fs::remove_all(dir);
 }
 
+// Synthetic latents as a Gaussian posterior's means with σ = 0.3 (what shards with /latent_logvar give).
+class PosteriorLatents final : public jobs::BatchSource {
+ public:
+  PosteriorLatents(uint64_t seed, int64_t batch, int rank, int size) : inner_(2, 4, 4, seed, batch, rank, size) {}
+  jobs::TrainBatch next() override {
+    jobs::TrainBatch b = inner_.next();
+    b.latent_std.assign(b.latents.size(), 0.3f);
+    return b;
+  }
+  nlohmann::json cursor() const override { return inner_.cursor(); }
+  void restore(const nlohmann::json& c) override { inner_.restore(c); }
+  int64_t num_classes() const override { return inner_.num_classes(); }
+
+ private:
+  jobs::SyntheticLatents inner_;
+};
+
+// The posterior draw is keyed by the sample's place in the run: data parallelism over any number of ranks
+// draws what one rank draws, and the draw happens (the losses differ from the means').
+TEST(Train, PosteriorDrawsDoNotDependOnTheLayout) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const std::string dir = mpi_test::shared_dir("train_posterior");
+  jobs::TrainConfig cfg = tiny_config(dir + "/dp");
+  cfg.steps = 3;
+  cfg.drop_label = 0;
+  cfg.noise_std = 0;
+  parallel::ProcessGrid world(MPI_COMM_WORLD, 1);
+  PosteriorLatents d(cfg.seed, cfg.batch_size, rank, size);
+  jobs::Trainer dp(cfg, world, d);
+  dp.run();
+
+  jobs::TrainConfig one_cfg = cfg;
+  one_cfg.output_dir = dir + "/one_rank" + std::to_string(rank);
+  parallel::ProcessGrid self(MPI_COMM_SELF, 1);
+  PosteriorLatents d1(cfg.seed, cfg.batch_size, 0, 1);
+  jobs::Trainer one(one_cfg, self, d1);
+  one.run();
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(dp.history()[i].loss, one.history()[i].loss, 1e-5);
+
+  one_cfg.output_dir = dir + "/means" + std::to_string(rank);
+  jobs::SyntheticLatents means(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
+  jobs::Trainer plain(one_cfg, self, means);
+  plain.run(1);
+  EXPECT_GT(std::abs(plain.history()[0].loss - one.history()[0].loss), 1e-3);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) fs::remove_all(dir);
+}
+
 TEST(Train, PreviewGridsEverySampleEverySteps) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

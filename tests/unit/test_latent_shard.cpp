@@ -125,40 +125,107 @@ TEST_F(LatentShardTest, WriterRejectsInconsistentHeader) {
   EXPECT_TRUE(fs::is_empty(dir_));
 }
 
-// The files are for people too: Python users open them with h5py and see the documented layout.
+// The files are for people too: Python users open them with h5py and see the documented layout (version 2:
+// the valid text rows back to back, their counts, the null caption once; bfloat16 read through astype).
 TEST_F(LatentShardTest, H5pyAndH5lsOpenShard) {
-  const ShardHeader h = tiny_header(Conditioning::TextEmbeddings, StorageType::Float16, true);
+  ShardHeader h = tiny_header(Conditioning::TextEmbeddings, StorageType::Float16, true);
+  h.text_type = StorageType::BFloat16;
+  h.has_latent_logvar = true;
+  h.null_text = {0.5f, -0.25f, 1.f, 2.f, -3.f};  // one row of E = 5
   const std::string path = file("for_python.h5");
-  write_shard(path, h, 100, 13);
+  LatentShardWriter writer(path, h);
+  SampleBatch samples = make_samples(h, 100, 13);
+  for (size_t i = 0; i < samples.latent_logvar.data.size(); ++i) samples.latent_logvar.data[i] = -1.f - 0.01f * i;
+  writer.append(samples);
+  writer.finish();
   const std::string script =
-      "import sys, h5py\n"
+      "import sys, h5py, numpy as np\n"
       "f = h5py.File(sys.argv[1], \"r\")\n"
       "a = f.attrs\n"
-      "for name in [\"latents\", \"text_embeddings\", \"text_mask\", \"sample_ids\", \"captions\"]:\n"
+      "for name in [\"latents\", \"latent_logvar\", \"text_tokens\", \"text_lengths\", \"null_text\", \"sample_ids\", \"captions\"]:\n"
       "    print(name, f[name].shape, f[name].dtype if name != \"captions\" else h5py.check_string_dtype(f[name].dtype).encoding)\n"
       "print(a[\"format\"], a[\"format_version\"], list(a[\"latent_shape\"]), a[\"autoencoder\"], a[\"scaling_factor\"],\n"
-      "      a[\"text_encoder\"], a[\"num_classes\"], a[\"num_samples\"], a[\"source\"])\n"
-      "print(\"%.9g %.9g\" % (f[\"latents\"][1, 0, 2, 1], f[\"text_embeddings\"][2, 3, 4]), f[\"sample_ids\"][12],\n"
-      "      f[\"captions\"].asstr()[5], list(f[\"text_mask\"][2]))\n";
+      "      a[\"text_encoder\"], a[\"text_length\"], a[\"num_classes\"], a[\"num_samples\"], a[\"source\"])\n"
+      "lengths = f[\"text_lengths\"][:]\n"
+      "start = int(np.sum(lengths[:2]))\n"
+      "tokens = f[\"text_tokens\"].astype(\"float32\")[start:start + lengths[2]]\n"
+      "print(\"%.9g %.9g %.9g\" % (f[\"latents\"][1, 0, 2, 1], tokens[0, 4], f[\"latent_logvar\"][0, 0, 0, 1]),\n"
+      "      f[\"sample_ids\"][12], f[\"captions\"].asstr()[5], list(lengths[:5]),\n"
+      "      list(f[\"null_text\"].astype(\"float32\")[0]))\n";
   int status = 0;
   const std::string output = run_command("/usr/bin/python3 -c '" + script + "' " + path, status);
   ASSERT_EQ(status, 0) << output;
-  char values[64];
-  std::snprintf(values, sizeof values, "%.9g %.9g", stored(latent_value(101, 0 * 9 + 2 * 3 + 1), h.latent_type),
-                stored(text_value(102, 3 * 5 + 4), h.text_type));
+  char values[96];
+  std::snprintf(values, sizeof values, "%.9g %.9g %.9g", stored(latent_value(101, 0 * 9 + 2 * 3 + 1), h.latent_type),
+                stored(text_value(102, 4), h.text_type), stored(-1.01f, h.latent_type));
   EXPECT_EQ(output,
             "latents (13, 2, 3, 3) float16\n"
-            "text_embeddings (13, 4, 5) float16\n"
-            "text_mask (13, 4) uint8\n"
+            "latent_logvar (13, 2, 3, 3) float16\n"
+            "text_tokens (" + std::to_string(1 + 2 + 3 + 4 + 1 + 2 + 3 + 4 + 1 + 2 + 3 + 4 + 1) + ", 5) float32\n"  // h5py presents bfloat16 as float32
+            "text_lengths (13,) int64\n"
+            "null_text (1, 5) float32\n"
             "sample_ids (13,) int64\n"
             "captions (13,) utf-8\n"
-            "starflow-latent-shard 1 [2, 3, 3] tiny-ae 0.5 wink-sg-100d 0 13 unit test\n" +
-                std::string(values) + " 112 " + caption(105) + " [1, 1, 1, 0]\n");
+            "starflow-latent-shard 2 [2, 3, 3] tiny-ae 0.5 wink-sg-100d 4 0 13 unit test\n" +
+                std::string(values) + " 112 " + caption(105) + " [1, 2, 3, 4, 1] [0.5, -0.25, 1.0, 2.0, -3.0]\n");
 
   const std::string listing = run_command("h5ls -r " + path, status);
   ASSERT_EQ(status, 0) << listing;
   EXPECT_NE(listing.find("Dataset {13/Inf, 2, 3, 3}"), std::string::npos) << listing;
-  EXPECT_NE(listing.find("/text_mask"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("/text_tokens"), std::string::npos) << listing;
+}
+
+// Text rows are stored unpadded: the file holds each sample's valid rows only, a bfloat16 shard reads back the
+// bfloat16-rounded values, and masks that are not a prefix of ones are refused.
+TEST_F(LatentShardTest, UnpaddedTextAndPosteriorRoundTrip) {
+  ShardHeader h = tiny_header(Conditioning::TextEmbeddings, StorageType::Float32, true);
+  h.text_type = StorageType::BFloat16;
+  h.has_latent_logvar = true;
+  h.null_text = {1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f};  // two rows
+  const std::string path = file("v2.h5");
+  LatentShardWriter writer(path, h);
+  SampleBatch in = make_samples(h, 7, 9);
+  for (size_t i = 0; i < in.latent_logvar.data.size(); ++i) in.latent_logvar.data[i] = 0.1f * float(i % 17) - 0.8f;
+  writer.append(in);
+  SampleBatch bad = make_samples(h, 16, 1);
+  bad.text_mask.data = {1, 0, 1, 0};
+  EXPECT_NE(one_line_error(path, [&] { writer.append(bad); }).find("a valid token after padding"), std::string::npos);
+  writer.finish();
+  const LatentShardReader reader(path);
+  EXPECT_TRUE(reader.header().same_content_as(h)) << reader.header().describe();
+  EXPECT_EQ(reader.header().null_text_rows(), 2);
+  const SampleBatch out = reader.read(0, 9);
+  for (int64_t s = 0; s < 9; ++s) expect_sample(h, out, s, 7 + s);
+  EXPECT_EQ(out.latent_logvar.data, in.latent_logvar.data);
+  // The middle of the shard alone reads the same rows.
+  const SampleBatch middle = reader.read(3, 4);
+  for (int64_t s = 0; s < 4; ++s) expect_sample(h, middle, s, 10 + s);
+}
+
+// Version 1 shards (padded text with a mask), as an earlier starflow or h5py wrote them, still read.
+TEST_F(LatentShardTest, Version1TextShardsStillRead) {
+  const std::string path = file("v1.h5");
+  const std::string script =
+      "import sys, h5py, numpy as np\n"
+      "f = h5py.File(sys.argv[1], \"w\", libver=(\"v110\", \"v110\"))\n"
+      "for k, v in dict(format=\"starflow-latent-shard\", autoencoder=\"ae\", text_encoder=\"wv\", source=\"py\").items(): f.attrs[k] = v\n"
+      "f.attrs[\"format_version\"] = np.int64(1); f.attrs[\"scaling_factor\"] = 0.5\n"
+      "f.attrs[\"latent_shape\"] = np.array([1, 2, 2], np.int64); f.attrs[\"num_classes\"] = np.int64(0); f.attrs[\"num_samples\"] = np.int64(3)\n"
+      "f.create_dataset(\"latents\", data=np.arange(12, dtype=np.float32).reshape(3, 1, 2, 2), maxshape=(None, 1, 2, 2), chunks=(1, 1, 2, 2))\n"
+      "f.create_dataset(\"sample_ids\", data=np.arange(3, dtype=np.int64), maxshape=(None,), chunks=(3,))\n"
+      "f.create_dataset(\"text_embeddings\", data=np.arange(18, dtype=np.float16).reshape(3, 3, 2), maxshape=(None, 3, 2), chunks=(1, 3, 2))\n"
+      "f.create_dataset(\"text_mask\", data=np.array([[1, 0, 0], [1, 1, 0], [1, 1, 1]], np.uint8), maxshape=(None, 3), chunks=(3, 3))\n";
+  int status = 0;
+  const std::string output = run_command("/usr/bin/python3 -c '" + script + "' " + path, status);
+  ASSERT_EQ(status, 0) << output;
+  const LatentShardReader reader(path);
+  EXPECT_EQ(reader.header().text_length, 3);
+  EXPECT_EQ(reader.header().text_dim, 2);
+  EXPECT_TRUE(reader.header().null_text.empty());
+  const SampleBatch b = reader.read(0, 3);
+  EXPECT_EQ(b.text_embeddings.data[1 * 6 + 2], 8.f);  // padded v1 rows are returned as stored
+  EXPECT_EQ(b.text_mask.data, (std::vector<uint8_t>{1, 0, 0, 1, 1, 0, 1, 1, 1}));
+  EXPECT_EQ(b.latents.data[5], 5.f);
 }
 
 TEST_F(LatentShardTest, MissingAndForeignFilesGiveOneLine) {
@@ -257,7 +324,7 @@ TEST_F(LatentShardTest, InconsistentShardGivesOneLine) {
     set_int_attribute(file(name), attribute, value);
     return one_line_error(file(name), [&] { open_shard(file(name)); });
   };
-  EXPECT_NE(damaged("v2.h5", "format_version", 2).find("format_version 2 is newer than this reader (1)"),
+  EXPECT_NE(damaged("v3.h5", "format_version", 3).find("format_version 3 is newer than this reader (2)"),
             std::string::npos);
   EXPECT_NE(damaged("count.h5", "num_samples", 8).find("/latents has shape [7, 2, 3, 3] but the attributes say [8, 2, 3, 3]"),
             std::string::npos);
