@@ -1,6 +1,7 @@
 // Official-name weight files.
 #include "core/io/model_weights.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -28,6 +29,22 @@ void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file) {
   load_weights(model.layout(), model.parameters().data(), file);
 }
 
+std::vector<OfficialBuffer> official_buffers(const FlowConfig& cfg) {
+  // Their shapes follow pt_seq_len, not the grid (golden README): P² image positions, L text positions.
+  const int64_t P2 = cfg.rope_seq_len() * cfg.rope_seq_len(), L = cfg.txt_size, S = P2 + L;
+  const int64_t D = cfg.in_channels * cfg.patch_size * cfg.patch_size;
+  std::vector<OfficialBuffer> out;
+  out.push_back({"var", {P2, D}, std::vector<float>(static_cast<size_t>(P2 * D), 1.f)});
+  for (int64_t k = 0; k < cfg.num_blocks; ++k) {
+    OfficialBuffer mask{"blocks." + std::to_string(k) + ".attn_mask", {S, S}, std::vector<float>(S * S, 0.f)};
+    for (int64_t i = 0; i < S; ++i) std::fill_n(mask.values.begin() + i * S, i + 1, 1.f);  // lower-triangular ones
+    out.push_back(std::move(mask));
+  }
+  for (const char* name : {"feat_rope.freqs_cos", "feat_rope.freqs_sin"})
+    out.push_back({name, {S, cfg.head_dim}, std::vector<float>(static_cast<size_t>(S * cfg.head_dim), 0.f)});
+  return out;
+}
+
 template <class T>
 void save_weights(const StarFlowModel<T>& model, const std::string& path, std::map<std::string, std::string> metadata) {
   if (model.layout().sharded())
@@ -40,6 +57,10 @@ void save_weights(const StarFlowModel<T>& model, const std::string& path, std::m
     data.emplace_back(p, p + v.size);
     tensors.push_back({v.name, "F32", v.shape, data.back().data(), data.back().size() * sizeof(float)});
   }
+  // The official model's deprecated buffers, so that its load_state_dict(strict=True) accepts the file.
+  const std::vector<OfficialBuffer> buffers = official_buffers(model.config());
+  for (const OfficialBuffer& b : buffers)
+    tensors.push_back({b.name, "F32", b.shape, b.values.data(), b.values.size() * sizeof(float)});
   metadata["config"] = model.config().to_official_json();
   metadata["format"] = "starflow-weights-v1";
   write_safetensors(path, tensors, metadata);

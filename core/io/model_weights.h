@@ -3,6 +3,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/io/safetensors.h"
 #include "core/models/starflow_model.h"
@@ -20,7 +21,18 @@ void load_weights(StarFlowModel<T>& model, const SafeTensorsFile& file);
 template <class T>
 void load_weights(const ParameterLayout& layout, T* parameters, const SafeTensorsFile& file);
 
-// Writes the parameters (F32) and the config (+ extra metadata) to `path` (atomically).
+// The deprecated buffers of the official state_dict, unused by the computation but expected by its strict
+// loading: `var` (ones [P², D]), `blocks.k.attn_mask` (lower-triangular ones [P²+L]²) and
+// `feat_rope.freqs_cos/sin` (zeros [P²+L, head_dim]), with P = pt_seq_len.
+struct OfficialBuffer {
+  std::string name;
+  Shape shape;
+  std::vector<float> values;
+};
+std::vector<OfficialBuffer> official_buffers(const FlowConfig& cfg);
+
+// Writes the parameters (F32), the official buffers and the config (+ extra metadata) to `path` (atomically):
+// the complete official state_dict.
 template <class T>
 void save_weights(const StarFlowModel<T>& model, const std::string& path,
                   std::map<std::string, std::string> metadata = {});

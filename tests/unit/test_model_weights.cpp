@@ -2,6 +2,7 @@
 // same config, for every parameter, including values a decimal round trip would change.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -39,7 +40,8 @@ TEST(ModelWeights, ExportImportRoundTripIsBitExact) {
   const core::FlowConfig back = core::io::read_config(file);
   EXPECT_EQ(back.to_official_json(), c.to_official_json());
   EXPECT_EQ(file.metadata_value("step"), "42");
-  EXPECT_EQ(file.names().size(), m.layout().views().size());  // one tensor per parameter, nothing else
+  // One tensor per parameter and the official buffers, nothing else.
+  EXPECT_EQ(file.names().size(), m.layout().views().size() + core::io::official_buffers(c).size());
   core::StarFlowModel<float> imported(back);
   core::io::load_weights(imported, file);
   ASSERT_EQ(imported.parameters().size(), m.parameters().size());
@@ -53,4 +55,34 @@ TEST(ModelWeights, ExportImportRoundTripIsBitExact) {
   EXPECT_EQ(compared, m.layout().parameter_count());
   EXPECT_TRUE(std::signbit(imported.parameters()[2]));
   std::filesystem::remove(path);
+}
+
+// The exported file is the complete official state_dict: exactly the names, shapes and buffer values the
+// official model's state_dict() has, as the golden fixtures record it (their param.* entries), so PyTorch's
+// load_state_dict(strict=True) accepts it.
+TEST(ModelWeights, ExportIsTheCompleteOfficialStateDict) {
+  for (const char* fixture : {"tiny_uncond", "tiny_text", "tiny_class", "tiny_patch2"}) {
+    SCOPED_TRACE(fixture);
+    const core::io::SafeTensorsFile golden =
+        core::io::SafeTensorsFile::open(std::string(STARFLOW_GOLDEN_DIR) + "/" + fixture + ".safetensors");
+    const core::FlowConfig c = core::FlowConfig::from_official_json(golden.metadata_value("config"));
+    core::StarFlowModel<float> m(c);
+    m.init_parameters(3);
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("starflow_state_dict_" + std::string(fixture) + ".safetensors")).string();
+    core::io::save_weights(m, path);
+    const core::io::SafeTensorsFile file = core::io::SafeTensorsFile::open(path);
+    std::vector<std::string> official;
+    for (const std::string& name : golden.names())
+      if (name.rfind("param.", 0) == 0) official.push_back(name.substr(6));
+    std::vector<std::string> ours = file.names();
+    std::sort(official.begin(), official.end());
+    std::sort(ours.begin(), ours.end());
+    EXPECT_EQ(ours, official);
+    for (const core::io::OfficialBuffer& b : core::io::official_buffers(c)) {
+      EXPECT_EQ(file.info(b.name).shape, golden.info("param." + b.name).shape) << b.name;
+      EXPECT_EQ(file.read<float>(b.name).data, golden.read<float>("param." + b.name).data) << b.name;
+    }
+    std::filesystem::remove(path);
+  }
 }
