@@ -205,10 +205,10 @@ class EmojiDemo final : public DemoDataset {
     GridConditions g;
     g.rows = static_cast<int64_t>(o.captions.size());
     g.columns = kColumns;
-    const data::WordVectorTextEncoder encoder = text_encoder_for(cfg);
+    core::WordVectorTextEncoder encoder = text_encoder_for(cfg);
     g.summary["rows"] = nlohmann::json::array();
     for (int64_t k = 0; k < g.rows; ++k) {
-      data::TextEncodeStats stats;
+      core::TextEncodeStats stats;
       encoder.encode(std::span<const std::string>(&o.captions[k], 1), &stats);
       const int64_t known = stats.tokens - stats.unknown_tokens;
       if (known == 0)
@@ -223,7 +223,7 @@ class EmojiDemo final : public DemoDataset {
   nlohmann::json evaluate(const TrainedRun& run, const GridConditions& g, std::span<const float> raw) const override {
     say("[demo] 4/4 scoring the samples under each caption\n");
     const int64_t B = g.rows * g.columns;
-    const data::WordVectorTextEncoder encoder = text_encoder_for(run.config);
+    core::WordVectorTextEncoder encoder = text_encoder_for(run.config);
     std::vector<double> best(B, INFINITY);
     std::vector<int64_t> arg(B, -1);
     for (int64_t k = 0; k < g.rows; ++k) {
@@ -341,12 +341,11 @@ int run_demo(const DemoOptions& options) {
   const std::vector<float> raw =
       core::sample(model, noise.data(), grid.conditioning.y.data(), grid.conditioning.y_null.data(), B, so);
   const std::vector<float> latents = core::denoise(model, raw.data(), grid.conditioning.y.data(), B, kNoiseStd);
-  core::Autoencoder<float> ae = load_autoencoder_for(cfg, dataset->autoencoder());
-  const auto& ac = ae.config();
+  const std::unique_ptr<core::LatentCodec> ae = load_autoencoder_for(cfg, dataset->autoencoder());
   const std::string grid_png = o.out_dir + "/samples.png";
-  const int64_t non_finite = data::write_image_grid(grid_png, decode_latents(ae, latents, B),
-                                                    {B, ac.image_channels, ac.image_size, ac.image_size}, grid.rows,
-                                                    grid.columns);
+  const int64_t non_finite = data::write_image_grid(grid_png, decode_latents(*ae, latents, B),
+                                                    {B, ae->image_channels(), ae->image_size(), ae->image_size()},
+                                                    grid.rows, grid.columns);
 
   // 4. The dataset's evaluation, and the summary.
   nlohmann::json summary = {{"dataset", o.dataset},

@@ -13,13 +13,14 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "core/io/autoencoder_weights.h"
 #include "core/io/files.h"
+#include "core/io/latent_codec_file.h"
+#include "core/io/word_vectors.h"
+#include "core/models/word_vector_encoder.h"
 #include "data/io/emoji_dataset.h"
 #include "data/io/idx_reader.h"
 #include "data/io/image_folder.h"
-#include "data/io/text_encoder.h"
-#include "data/io/word_vectors.h"
+#include "data/io/npm_cache.h"
 #include "data/latent_shard.h"
 #include "jobs/checkpoint.h"
 #include "parallel/error_agreement.h"
@@ -221,29 +222,29 @@ namespace {
 // text encoder. Throws on the first problem.
 struct Prepared {
   std::string ae_path;
-  core::Autoencoder<float> ae;
+  std::unique_ptr<core::LatentCodec> ae;
   std::unique_ptr<Source> source;
-  std::unique_ptr<data::WordVectorTextEncoder> encoder;
+  std::unique_ptr<core::WordVectorTextEncoder> encoder;
   bool text = false;
-  explicit Prepared(const PreprocessOptions& o) : ae_path(checked_autoencoder_path(o)), ae(core::io::load_autoencoder<float>(ae_path)) {
-    const auto& aec = ae.config();
+  explicit Prepared(const PreprocessOptions& o) : ae_path(checked_autoencoder_path(o)), ae(core::io::open_latent_codec(ae_path)) {
+    const core::LatentCodec& aec = *ae;
     if (o.dataset == "fashion-mnist") {
-      if (aec.image_channels != 1) throw std::runtime_error(ae_path + ": the autoencoder takes RGB images, Fashion-MNIST is gray");
-      source = std::make_unique<FashionMnistSource>(o.split, aec.image_size);
+      if (aec.image_channels() != 1) throw std::runtime_error(ae_path + ": the autoencoder takes RGB images, Fashion-MNIST is gray");
+      source = std::make_unique<FashionMnistSource>(o.split, aec.image_size());
     } else if (o.dataset == "emoji") {
-      source = std::make_unique<FolderSource>(data::open_emoji_dataset(), aec.image_channels, aec.image_size);
+      source = std::make_unique<FolderSource>(data::open_emoji_dataset(), aec.image_channels(), aec.image_size());
     } else if (o.dataset == "captions" || o.dataset == "labels") {
       if (o.images_dir.empty() || o.list_file.empty()) throw std::runtime_error("--images DIR and --list FILE are required for '" + o.dataset + "'");
       source = std::make_unique<FolderSource>(o.dataset == "captions" ? data::ImageFolder::with_captions(o.images_dir, o.list_file)
                                                                       : data::ImageFolder::with_labels(o.images_dir, o.list_file),
-                                              aec.image_channels, aec.image_size);
+                                              aec.image_channels(), aec.image_size());
     } else {
       throw std::runtime_error("unknown dataset '" + o.dataset + "' (fashion-mnist, emoji, captions, labels)");
     }
     text = o.dataset == "emoji" || o.dataset == "captions";
     if (text)
-      encoder = std::make_unique<data::WordVectorTextEncoder>(
-          std::make_shared<const data::WordVectors>(data::WordVectors::load(data::default_word_vectors_path())),
+      encoder = std::make_unique<core::WordVectorTextEncoder>(
+          std::make_shared<const core::io::WordVectors>(core::io::WordVectors::load(data::default_word_vectors_path())),
           o.text_length);
   }
 
@@ -276,10 +277,9 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   }
   parallel::agree_on_error(comm, error);
   const std::string& ae_path = prep->ae_path;
-  core::Autoencoder<float>& ae = prep->ae;
-  const auto& aec = ae.config();
+  core::LatentCodec& ae = *prep->ae;
   const std::unique_ptr<Source>& source = prep->source;
-  const std::unique_ptr<data::WordVectorTextEncoder>& encoder = prep->encoder;
+  const std::unique_ptr<core::WordVectorTextEncoder>& encoder = prep->encoder;
   const bool text = prep->text;
 
   const int64_t n = o.limit > 0 ? std::min(o.limit, source->size()) : source->size();
@@ -300,9 +300,11 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
 
   data::ShardHeader header;
   header.autoencoder = fs::path(ae_path).filename().string();
-  header.scaling_factor = aec.scaling_factor;
-  header.latent_shape = {aec.latent_channels, aec.latent_size(), aec.latent_size()};
+  header.scaling_factor = ae.scaling_factor();
+  header.latent_shape = {ae.latent_channels(), ae.latent_size(), ae.latent_size()};
   header.latent_type = data::StorageType::Float16;
+  // A Gaussian posterior is stored as its mean and log-variance: training draws a fresh sample every step.
+  header.has_latent_logvar = ae.has_posterior_variance();
   header.has_captions = source->has_captions();
   header.source = source->name() + " " + o.split;
   if (text) {
@@ -325,7 +327,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   data::SkippedImages skipped([](const data::SkippedImage& s) {
     std::fprintf(stderr, "preprocess: skipped %s: %s\n", s.file.c_str(), s.reason.c_str());
   });
-  const int64_t latent_numel = aec.latent_numel();
+  const int64_t latent_numel = ae.latent_numel();
   int64_t done = 0;
   try {
     for (int64_t s : mine) {
@@ -337,15 +339,17 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
         for (int64_t begin = s * o.shard_size, end = std::min(n, (s + 1) * o.shard_size); begin < end; begin += o.batch) {
           const SourceBatch b = source->load(begin, std::min(end, begin + o.batch), skipped);
           if (b.count == 0) continue;
-          std::vector<float> latents(b.count * latent_numel);
-          ae.encode(b.images.data(), b.count, latents.data());
-          for (float& v : latents) v = float((v - aec.shift_factor) * aec.scaling_factor);
+          std::vector<float> latents(b.count * latent_numel), logvar;
+          if (header.has_latent_logvar) logvar.resize(latents.size());
+          ae.encode(b.images.data(), b.count, latents.data(), logvar.empty() ? nullptr : logvar.data());
+          for (float& v : latents) v = float((v - ae.shift_factor()) * ae.scaling_factor());
           data::SampleSpans spans;
           spans.count = b.count;
           spans.latents = latents;
+          spans.latent_logvar = logvar;
           spans.sample_ids = b.ids;
           if (header.conditioning == data::Conditioning::ClassLabels) spans.labels = b.labels;
-          data::TextEmbeddings t;
+          core::TextEmbeddings t;
           if (text) {
             t = encoder->encode(b.captions);
             spans.text_embeddings = t.embeddings.data;

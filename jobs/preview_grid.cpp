@@ -18,7 +18,7 @@
 namespace starflow::jobs {
 namespace {
 
-core::Autoencoder<float> checked_autoencoder(const TrainConfig& c) {
+std::unique_ptr<core::LatentCodec> checked_autoencoder(const TrainConfig& c) {
   try {
     return load_autoencoder_for(c.model, c.autoencoder);
   } catch (const std::exception& e) {
@@ -48,7 +48,8 @@ PreviewGrid::PreviewGrid(const TrainConfig& c)
     rows_ = static_cast<int64_t>(wanted.size());
     for (int64_t b = 0; b < rows_ * kColumns; ++b) captions.push_back(wanted[b / kColumns]);
     try {
-      condition_ = caption_conditioning(model_, text_encoder_for(model_), captions);
+      core::WordVectorTextEncoder encoder = text_encoder_for(model_);
+      condition_ = caption_conditioning(model_, encoder, captions);
     } catch (const std::exception& e) {
       throw std::runtime_error("key 'preview_captions': " + std::string(e.what()));
     }
@@ -90,12 +91,12 @@ std::string PreviewGrid::write_grid(int64_t step, std::span<const float> paramet
   std::vector<float> latents = core::sample(model, noise_.data(), y, guided ? condition_.y_null.data() : nullptr, B, options);
   latents = core::denoise(model, latents.data(), y, B, noise_std_);
   if (tp && tp->rank() != 0) return "";  // every TP rank holds the same samples; one writes them
-  const std::vector<float> images = decode_latents(autoencoder_, latents, B);
-  const auto& ac = autoencoder_.config();
+  const std::vector<float> images = decode_latents(*autoencoder_, latents, B);
+  const core::LatentCodec& ae = *autoencoder_;
   std::filesystem::create_directories(dir_);
   const std::string path = path_for(step);
-  const int64_t bad = data::write_image_grid(path, images, {B, ac.image_channels, ac.image_size, ac.image_size}, rows_,
-                                             kColumns);
+  const int64_t bad =
+      data::write_image_grid(path, images, {B, ae.image_channels(), ae.image_size(), ae.image_size()}, rows_, kColumns);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string warning = bad ? "  WARNING: " + std::to_string(bad) + " non-finite values, drawn black" : "";
   std::printf("%spreview: %s (%lld samples, %.1f s)%s\n", isatty(STDOUT_FILENO) && !std::getenv("OMPI_COMM_WORLD_SIZE") ? "\n" : "", path.c_str(),

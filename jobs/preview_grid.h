@@ -6,12 +6,13 @@
 // caption), or kUnconditionalRows (unconditional models); conditioned rows are guided with the config's `cfg`.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/communicator.h"
-#include "core/models/autoencoder.h"
+#include "core/models/latent_codec.h"
 #include "jobs/sample_job.h"
 #include "jobs/train_config.h"
 
@@ -39,7 +40,7 @@ class PreviewGrid {
 
   core::FlowConfig model_;
   bool split_shallow_ = false;  // the trainer's TP layout (tp_shallow)
-  core::Autoencoder<float> autoencoder_;
+  std::unique_ptr<core::LatentCodec> autoencoder_;
   Conditioning condition_;
   std::vector<float> noise_;
   int64_t rows_ = 0;

@@ -8,12 +8,12 @@
 #include <memory>
 #include <stdexcept>
 
-#include "core/io/autoencoder_weights.h"
+#include "core/io/latent_codec_file.h"
 #include "core/io/model_weights.h"
+#include "core/io/word_vectors.h"
 #include "core/models/sampler.h"
 #include "core/random.h"
 #include "data/io/png_io.h"
-#include "data/io/word_vectors.h"
 #include "data/latent_shard.h"
 
 namespace starflow::jobs {
@@ -48,16 +48,16 @@ Conditioning class_conditioning(const core::FlowConfig& model, std::span<const i
   return c;
 }
 
-data::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path) {
+core::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path) {
   const std::string path = vectors_path.empty() ? data::default_word_vectors_path().string() : vectors_path;
-  auto vectors = std::make_shared<const data::WordVectors>(data::WordVectors::load(path));
+  auto vectors = std::make_shared<const core::io::WordVectors>(core::io::WordVectors::load(path));
   if (vectors->dimensions() != model.txt_dim)
     fail(path + ": word vectors of " + std::to_string(vectors->dimensions()) + " dimensions, but the model's txt_dim is " +
          std::to_string(model.txt_dim));
-  return data::WordVectorTextEncoder(std::move(vectors), model.txt_size);
+  return core::WordVectorTextEncoder(std::move(vectors), model.txt_size);
 }
 
-Conditioning caption_conditioning(const core::FlowConfig& model, const data::WordVectorTextEncoder& encoder,
+Conditioning caption_conditioning(const core::FlowConfig& model, core::TextEncoder& encoder,
                                   std::span<const std::string> captions) {
   if (!model.conditional() || is_class_conditional(model))
     fail("the model is not text-conditioned (txt_size " + std::to_string(model.txt_size) + "): captions do not apply");
@@ -67,26 +67,29 @@ Conditioning caption_conditioning(const core::FlowConfig& model, const data::Wor
          std::to_string(model.txt_dim));
   Conditioning c;
   c.y = encoder.encode(captions).embeddings.data;
-  c.y_null.assign(c.y.size(), 0.f);  // the null caption encodes as all-zero rows (data/io/text_encoder.h)
+  // The null condition is the empty caption's embedding (zeros for word vectors, T5's EOS row for T5).
+  const std::string null_caption;
+  const std::vector<float> null_row = encoder.encode(std::span<const std::string>(&null_caption, 1)).embeddings.data;
+  c.y_null.reserve(c.y.size());
+  for (size_t b = 0; b < captions.size(); ++b) c.y_null.insert(c.y_null.end(), null_row.begin(), null_row.end());
   return c;
 }
 
-core::Autoencoder<float> load_autoencoder_for(const core::FlowConfig& model, const std::string& path) {
-  core::Autoencoder<float> ae = core::io::load_autoencoder<float>(path);
-  const auto& ac = ae.config();
-  if (ac.latent_channels != model.in_channels || ac.latent_size() != model.img_size)
-    fail(path + ": makes latents of " + std::to_string(ac.latent_channels) + "×" + std::to_string(ac.latent_size()) +
-         "², the model samples " + std::to_string(model.in_channels) + "×" + std::to_string(model.img_size) + "²");
-  return ae;
+std::unique_ptr<core::LatentCodec> load_autoencoder_for(const core::FlowConfig& model, const std::string& path) {
+  std::unique_ptr<core::LatentCodec> codec = core::io::open_latent_codec(path);
+  if (codec->latent_channels() != model.in_channels || codec->latent_size() != model.img_size)
+    fail(path + ": makes latents of " + std::to_string(codec->latent_channels()) + "×" +
+         std::to_string(codec->latent_size()) + "², the model samples " + std::to_string(model.in_channels) + "×" +
+         std::to_string(model.img_size) + "²");
+  return codec;
 }
 
-std::vector<float> decode_latents(core::Autoencoder<float>& ae, std::span<const float> latents, int64_t B) {
-  const auto& ac = ae.config();
+std::vector<float> decode_latents(core::LatentCodec& codec, std::span<const float> latents, int64_t B) {
   // The flow sees (z − shift)·scaling; the decoder takes z.
   std::vector<float> z(latents.begin(), latents.end());
-  for (float& v : z) v = float(v / ac.scaling_factor + ac.shift_factor);
-  std::vector<float> images(B * ac.image_numel());
-  ae.decode(z.data(), B, images.data());
+  for (float& v : z) v = float(v / codec.scaling_factor() + codec.shift_factor());
+  std::vector<float> images(B * codec.image_numel());
+  codec.decode(z.data(), B, images.data());
   return images;
 }
 
@@ -111,8 +114,8 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   const core::io::SafeTensorsFile file = core::io::SafeTensorsFile::open(o.weights);
   const core::FlowConfig cfg = core::io::read_config(file);
   // Before any work: the grid's autoencoder must decode this model's latents.
-  std::unique_ptr<core::Autoencoder<float>> ae;
-  if (!o.grid.empty()) ae = std::make_unique<core::Autoencoder<float>>(load_autoencoder_for(cfg, o.autoencoder));
+  std::unique_ptr<core::LatentCodec> ae;
+  if (!o.grid.empty()) ae = load_autoencoder_for(cfg, o.autoencoder);
 
   // Conditioning: the one-hot class path (txt_size 1, txt_dim = classes + null) or word-vector text.
   const int64_t B = o.batch;
@@ -136,7 +139,8 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
     if (o.captions.empty() && o.cfg > 0) fail("guidance (--cfg) needs a condition: give --caption");
     std::vector<std::string> rows(B);
     for (int64_t b = 0; b < B && !o.captions.empty(); ++b) rows[b] = o.captions[b % o.captions.size()];
-    cond = caption_conditioning(cfg, text_encoder_for(cfg, o.word_vectors), rows);
+    core::WordVectorTextEncoder encoder = text_encoder_for(cfg, o.word_vectors);
+    cond = caption_conditioning(cfg, encoder, rows);
   }
 
   const int64_t n = B * cfg.in_channels * cfg.img_size * cfg.img_size;
@@ -200,10 +204,10 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
          {"captions", joined(o.captions, "\n")}, {"jacobi", o.jacobi ? "1" : "0"}, {"denoise", o.denoise ? "1" : "0"}});
   }
   if (ae) {
-    const auto& ac = ae->config();
     const std::vector<float> images = decode_latents(*ae, result.latents, B);
     const int64_t cols = o.grid_columns > 0 ? o.grid_columns : std::max<int64_t>(1, std::llround(std::ceil(std::sqrt(double(B)))));
-    data::write_image_grid(o.grid, images, {B, ac.image_channels, ac.image_size, ac.image_size}, (B + cols - 1) / cols,
+    data::write_image_grid(o.grid, images, {B, ae->image_channels(), ae->image_size(), ae->image_size()},
+                           (B + cols - 1) / cols,
                            cols);
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -3,14 +3,17 @@
 // through the autoencoder) are shared with the training previews and the demos.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/communicator.h"
-#include "core/models/autoencoder.h"
 #include "core/models/flow_config.h"
-#include "data/io/text_encoder.h"
+#include "core/models/latent_codec.h"
+#include "core/models/text_encoder.h"
+#include "core/models/word_vector_encoder.h"
+#include "data/io/npm_cache.h"
 #include "jobs/latent_sampling.h"
 
 namespace starflow::jobs {
@@ -65,18 +68,18 @@ Conditioning class_conditioning(const core::FlowConfig& model, std::span<const i
 
 // The word-vector text encoder sized for a text-conditioned model (L = txt_size); throws naming the
 // vectors file when it is missing or its dimension is not the model's txt_dim. Empty path: the npm cache.
-data::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path = "");
+core::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path = "");
 
-// Caption rows: sample b gets captions[b] ("" is the null caption, all-zero rows).
-Conditioning caption_conditioning(const core::FlowConfig& model, const data::WordVectorTextEncoder& encoder,
+// Caption rows: sample b gets captions[b] ("" is the null caption); y_null repeats the empty caption's row.
+Conditioning caption_conditioning(const core::FlowConfig& model, core::TextEncoder& encoder,
                                   std::span<const std::string> captions);
 
-// Loads the autoencoder at `path` and checks that it decodes the model's latents; throws
-// "<path>: makes latents of ..." when it does not.
-core::Autoencoder<float> load_autoencoder_for(const core::FlowConfig& model, const std::string& path);
+// Opens the autoencoder at `path` (core/io/latent_codec_file.h) and checks that it decodes the model's latents;
+// throws "<path>: makes latents of ..." when it does not.
+std::unique_ptr<core::LatentCodec> load_autoencoder_for(const core::FlowConfig& model, const std::string& path);
 
 // Flow latents [B, C, h, w] → images [B, Cimg, S, S] in [−1, 1]: undoes the shift and scaling the
 // preprocessing applied ((z − shift)·scaling) and decodes.
-std::vector<float> decode_latents(core::Autoencoder<float>& autoencoder, std::span<const float> latents, int64_t B);
+std::vector<float> decode_latents(core::LatentCodec& autoencoder, std::span<const float> latents, int64_t B);
 
 }  // namespace starflow::jobs

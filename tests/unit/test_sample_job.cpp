@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "core/io/model_weights.h"
+#include "core/io/word_vectors.h"
 #include "core/random.h"
-#include "data/io/word_vectors.h"
 #include "data/latent_shard.h"
 #include "jobs/sample_job.h"
 
@@ -157,7 +157,7 @@ TEST(SampleJob, CaptionsGoThroughTheWordVectorEncoder) {
   o.captions = {"a red heart!"};
   EXPECT_EQ(jobs::run_sample_job(o).latents, heart.latents);
   // The rows the sampler saw: the vectors of the known tokens, then zero padding; the null condition is zero.
-  const auto encoder = jobs::text_encoder_for(c, vectors);
+  auto encoder = jobs::text_encoder_for(c, vectors);
   const std::vector<std::string> rows = {"red heart", ""};
   const jobs::Conditioning cond = jobs::caption_conditioning(c, encoder, rows);
   EXPECT_EQ(cond.y, (std::vector<float>{1.5f, -1.f, 0.5f, 2.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}));
@@ -173,6 +173,6 @@ TEST(SampleJob, CaptionsGoThroughTheWordVectorEncoder) {
   const std::string e = error_of(o);
   EXPECT_NE(e.find(vectors + ": word vectors of 3 dimensions, but the model's txt_dim is 2"), std::string::npos) << e;
   std::filesystem::remove(vectors);
-  std::filesystem::remove(data::WordVectors::cache_path_for(vectors));
+  std::filesystem::remove(core::io::WordVectors::cache_path_for(vectors));
   std::filesystem::remove(weights);
 }

@@ -6,12 +6,15 @@
 #include <thread>
 
 #include "core/io/files.h"
-#include "data/io/text_encoder.h"
-#include "data/io/word_vectors.h"
+#include "core/io/word_vectors.h"
+#include "core/models/word_vector_encoder.h"
+#include "data/io/npm_cache.h"
 #include "data_io_test_support.h"
 
 using namespace starflow;
 using namespace starflow::data;
+using namespace starflow::core;
+using namespace starflow::core::io;
 using namespace starflow::data::testing_support;
 
 namespace {

