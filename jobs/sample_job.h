@@ -26,7 +26,7 @@ struct SampleJobOptions {
   int64_t grid_columns = 0;   // 0: ⌈√B⌉
   std::vector<int64_t> classes;        // class ids, repeated over the batch; empty: the null class
   std::vector<std::string> captions;   // text conditions, repeated over the batch (text-conditioned models)
-  std::string word_vectors;   // the text encoder's vectors; empty: the npm cache of tools/fetch-emoji.sh
+  std::string text_encoder;   // a T5 folder or a word-vector file; empty: the npm cache's word vectors
   double cfg = 0;             // guidance weight w ≥ 0
   bool jacobi = false;
   int64_t jacobi_block_size = 16, jacobi_max_iter = 32;
@@ -68,7 +68,11 @@ Conditioning class_conditioning(const core::FlowConfig& model, std::span<const i
 
 // The word-vector text encoder sized for a text-conditioned model (L = txt_size); throws naming the
 // vectors file when it is missing or its dimension is not the model's txt_dim. Empty path: the npm cache.
-core::WordVectorTextEncoder text_encoder_for(const core::FlowConfig& model, const std::string& vectors_path = "");
+core::WordVectorTextEncoder word_vector_encoder_for(const core::FlowConfig& model, const std::string& vectors_path = "");
+// The text encoder at `path` (a T5 folder or a word-vector file: core/io/text_encoder_file.h; empty: the npm
+// cache's word vectors) sized for the model (L = txt_size); throws naming the path when its dimension is not
+// the model's txt_dim.
+std::unique_ptr<core::TextEncoder> text_encoder_for(const core::FlowConfig& model, const std::string& path = "");
 
 // Caption rows: sample b gets captions[b] ("" is the null caption); y_null repeats the empty caption's row.
 Conditioning caption_conditioning(const core::FlowConfig& model, core::TextEncoder& encoder,

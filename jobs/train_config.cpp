@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -64,6 +65,14 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
   auto str = [&](std::string& dst) -> Setter {
     return [&, ptr = &dst](const YAML::Node& n, const std::string& k) { *ptr = scalar<std::string>(n, origin, k, "a string"); };
   };
+  std::string official_vae, official_text;
+  auto local_path = [&](std::string& dst) -> Setter {
+    return [&, ptr = &dst](const YAML::Node& n, const std::string& k) {
+      const std::string value = scalar<std::string>(n, origin, k, "a string");
+      std::error_code ec;
+      if (std::filesystem::exists(value, ec)) *ptr = value;
+    };
+  };
   auto must_be = [&](const std::string& required) -> Setter {
     return [&, required](const YAML::Node& n, const std::string& k) {
       if (scalar<std::string>(n, origin, k, "a value") != required)
@@ -105,7 +114,10 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"recompute_layers", flag(c.recompute_layers)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)}, {"device", str(c.device)},
       {"precision", str(c.precision)},
-      {"autoencoder", str(c.autoencoder)},
+      {"autoencoder", str(c.autoencoder)}, {"text_encoder", str(c.text_encoder)},
+      // The official recipe names its frozen encoders here (hub names such as stabilityai/sd-vae-ft-ema, which
+      // nothing here can download: the shards already hold their outputs); a local path is used for previews.
+      {"vae", local_path(official_vae)}, {"text", local_path(official_text)},
       {"preview_captions",
        [&](const YAML::Node& n, const std::string& k) {
          if (!n.IsSequence()) key_error(origin, k, "expected a list of captions, e.g. [red heart, cat]");
@@ -116,13 +128,15 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
   // Official keys with no effect here: sharding/loader switches of the PyTorch code, and names of the
   // frozen encoders (ours are chosen by the data the shards hold).
   static const std::set<std::string> ignored = {"fsdp", "fsdp_text_encoder", "nvp", "adaln", "wds", "no_flip",
-                                                "gradient_checkpoint", "vae", "text", "sample_freq", "use_pretrained_lm",
+                                                "gradient_checkpoint", "sample_freq", "use_pretrained_lm",
                                                 "mix_aspect", "acc", "loss_scaling"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (auto it = keys.find(key); it != keys.end()) it->second(kv.second, key);
     else if (!ignored.count(key)) key_error(origin, key, "unknown key");
   }
+  if (c.autoencoder.empty()) c.autoencoder = official_vae;
+  if (c.text_encoder.empty()) c.text_encoder = official_text;
   c.validate(origin);
   return c;
 }
@@ -195,6 +209,7 @@ std::string TrainConfig::to_yaml() const {
   put("keep_checkpoints", keep_checkpoints);
   put("sample_every", sample_every);
   put("autoencoder", autoencoder);
+  put("text_encoder", text_encoder);
   if (!preview_captions.empty()) put_list("preview_captions", preview_captions);
   put("log_every", log_every);
   put("tp", tp);

@@ -35,6 +35,9 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   int64_t sample_every = 0;              // 0: no preview grids
   std::string autoencoder;               // decodes the preview grids (required when sample_every > 0)
+  std::string text_encoder;              // encodes the preview captions: a T5 folder or word vectors (empty:
+                                         // the npm cache's word vectors). The official keys `vae` and `text`
+                                         // set autoencoder and text_encoder when they name local paths.
   std::vector<std::string> preview_captions;  // text models: one preview row each (default: the null caption)
   int64_t log_every = 10;
   int64_t tp = 1;                        // tensor-parallel width (the deep block is split over tp ranks)

@@ -15,7 +15,9 @@ int run_check_golden(int argc, char** argv) {
                  "usage: starflow check-golden FILE.safetensors [FILE...]\n"
                  "  Builds the model described by each file's 'config' metadata (official ml-starflow keys), loads\n"
                  "  its param.* tensors and inputs, recomputes every result group present (forward, loss, grad,\n"
-                 "  aux.rope, adamw1, ...) and prints max |diff| per group against the file's tolerances.\n");
+                 "  aux.rope, adamw1, ...) and prints max |diff| per group against the file's tolerances.\n"
+                 "  The SD-VAE fixture (sd_vae_tiny.safetensors) runs the VAE from its diffusers (param.*) and\n"
+                 "  CompVis/LDM (ldm.*) names and compares enc.*, dec.* and aux.*.\n");
     return argc < 2 ? 2 : 0;
   }
   int status = 0;

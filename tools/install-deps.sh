@@ -11,6 +11,7 @@ PKGS=(
   libopenblas-openmp-dev libopenblas0-openmp                    # OpenBLAS (OpenMP threads, shared with ours)
   libpng-dev zlib1g-dev                                         # PNG grids
   nlohmann-json3-dev libyaml-cpp-dev                            # JSON (safetensors headers), YAML (configs)
+  libsentencepiece-dev libsentencepiece0                        # T5's tokenizer (SentencePiece unigram + nmt_nfkc)
   python3-torch python3-numpy python3-h5py                      # PyTorch reference for benchmarks, h5py checks
   slurm-wlm munge                                               # one-machine SLURM cluster for the SLURM tests
   dataset-fashion-mnist                                         # the demo's default data

@@ -64,8 +64,10 @@ int run_sample(int argc, char** argv) {
        }},
       {"--caption", "TEXT", "text condition, repeatable; repeated over the batch (text-conditioned models)",
        [&](const std::string& v) { o.captions.push_back(v); }},
-      {"--word-vectors", "FILE", "the text encoder's word vectors (default: the npm cache of tools/fetch-emoji.sh)",
-       [&](const std::string& v) { o.word_vectors = v; }},
+      {"--text-encoder", "PATH", "a T5 folder (config.json, spiece.model, safetensors) or a word-vector file "
+       "(default: the word vectors in the npm cache of tools/fetch-emoji.sh)",
+       [&](const std::string& v) { o.text_encoder = v; }},
+      {"--word-vectors", "FILE", "the same as --text-encoder FILE", [&](const std::string& v) { o.text_encoder = v; }},
       {"--cfg", "W", "guidance weight w >= 0 (STARFlow guidance in the conditioned block; default 0)",
        [&](const std::string& v) { o.cfg = parse_double(v); }},
       {"--jacobi", nullptr, "Jacobi (parallel fixed-point) decoding instead of sequential",

@@ -4,10 +4,18 @@
 #include <cstdio>
 
 #include "core/golden/golden_check_impl.h"
+#include "core/golden/sd_vae_check.h"
+#include "core/golden/t5_check.h"
 
 namespace starflow::core::golden {
 
-Report check_file(const std::string& path) { return check_model<CpuBackend<float>>(path, Precision::kFloat32); }
+Report check_file(const std::string& path) {
+  // The SD-VAE fixture has a checker of its own (core/golden/sd_vae_check.h).
+  if (is_sd_vae_fixture(io::SafeTensorsFile::open(path))) return check_sd_vae_file(path);
+  // So do the T5 tokenizer and encoder fixtures (core/golden/t5_check.h).
+  if (is_t5_fixture(io::SafeTensorsFile::open(path))) return check_t5_file(path);
+  return check_model<CpuBackend<float>>(path, Precision::kFloat32);
+}
 
 bool Report::pass() const {
   for (const auto& g : groups)

@@ -1,5 +1,6 @@
 // safetensors reader and writer. The reader trusts nothing in the file: every header field is checked
-// before any offset is used, so a damaged or truncated file fails with one line instead of a crash.
+// before any offset is used, so a damaged or truncated file fails with one line instead of a crash. It reads
+// through a read-only mapping, so opening a shard costs its header and reading a tensor costs that tensor.
 // The writer goes through a temporary file and rename so readers never see a partial file.
 #include "core/io/safetensors.h"
 
@@ -17,6 +18,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <tuple>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -128,7 +130,8 @@ void convert_elements(T* out, const std::byte* in, size_t count, Convert convert
 
 template <class Stored, class T>
 void cast_elements(T* out, const std::byte* in, size_t count) {
-  convert_elements<Stored>(out, in, count, [](Stored v) { return v; });
+  if constexpr (std::is_same_v<Stored, T>) std::memcpy(out, in, count * sizeof(T));  // F32 weights: one copy
+  else convert_elements<Stored>(out, in, count, [](Stored v) { return v; });
 }
 
 }  // namespace
@@ -136,20 +139,20 @@ void cast_elements(T* out, const std::byte* in, size_t count) {
 SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
   SafeTensorsFile file;
   file.path_ = path;
-  file.contents_ = read_file_bytes(path);
-  const uint64_t file_bytes = file.contents_.size();
+  file.file_ = std::make_shared<const MappedFile>(path);
+  const uint64_t file_bytes = file.file_->size();
   if (file_bytes < 8)
     fail(path, "file too short (" + std::to_string(file_bytes) +
                    " bytes); a safetensors file starts with an 8-byte header length");
   uint64_t header_bytes = 0;
-  std::memcpy(&header_bytes, file.contents_.data(), 8);
+  std::memcpy(&header_bytes, file.file_->data(), 8);
   if (header_bytes > file_bytes - 8)
     fail(path, "header length " + std::to_string(header_bytes) + " exceeds the file size (" +
                    std::to_string(file_bytes) + " bytes)");
   file.data_start_ = 8 + header_bytes;
   const uint64_t data_bytes = file_bytes - file.data_start_;
 
-  const auto* header_text = reinterpret_cast<const char*>(file.contents_.data() + 8);
+  const auto* header_text = reinterpret_cast<const char*>(file.file_->data() + 8);
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(header_text, header_text + header_bytes);
@@ -204,17 +207,17 @@ std::string SafeTensorsFile::metadata_value(const std::string& key) const {
 
 std::span<const std::byte> SafeTensorsFile::raw(const std::string& name) const {
   const TensorInfo& tensor = info(name);
-  return {reinterpret_cast<const std::byte*>(contents_.data()) + data_start_ + tensor.begin,
-          static_cast<size_t>(tensor.bytes())};
+  return {file_->data() + data_start_ + tensor.begin, static_cast<size_t>(tensor.bytes())};
 }
 
 template <class T>
-Tensor<T> SafeTensorsFile::read(const std::string& name) const {
+void SafeTensorsFile::convert(const std::string& name, T* dst) const {
   const TensorInfo& tensor = info(name);
   const std::byte* in = raw(name).data();
-  Tensor<T> out(tensor.shape);
-  const size_t count = out.data.size();
-  T* dst = out.ptr();
+  const size_t count = static_cast<size_t>(numel(tensor.shape));
+  // Read ahead, convert, then hand the pages back: a checkpoint read tensor by tensor keeps at most one
+  // tensor's file pages in this process next to the converted copies.
+  file_->will_need(data_start_ + tensor.begin, tensor.bytes());
   switch (find_dtype(tensor.dtype)->dtype) {  // open() accepted only known dtypes
     case Dtype::F64: cast_elements<double>(dst, in, count); break;
     case Dtype::F32: cast_elements<float>(dst, in, count); break;
@@ -227,6 +230,13 @@ Tensor<T> SafeTensorsFile::read(const std::string& name) const {
     case Dtype::U8: cast_elements<uint8_t>(dst, in, count); break;
     case Dtype::BOOL: convert_elements<uint8_t>(dst, in, count, [](uint8_t v) { return v != 0; }); break;
   }
+  file_->release(data_start_ + tensor.begin, tensor.bytes());
+}
+
+template <class T>
+Tensor<T> SafeTensorsFile::read(const std::string& name) const {
+  Tensor<T> out(info(name).shape);
+  convert(name, out.ptr());
   return out;
 }
 
@@ -239,10 +249,25 @@ Tensor<T> SafeTensorsFile::read(const std::string& name, const Shape& expected) 
   return read<T>(name);
 }
 
+template <class T>
+void SafeTensorsFile::read_into(const std::string& name, const Shape& expected, std::span<T> out) const {
+  const TensorInfo& tensor = info(name);
+  if (tensor.shape != expected)
+    fail(path_, tensor_label(name) + " has shape " + shape_string(tensor.shape) + ", expected " +
+                    shape_string(expected));
+  if (out.size() != static_cast<size_t>(numel(expected)))
+    throw std::invalid_argument(path_ + ": " + tensor_label(name) + ": destination holds " +
+                                std::to_string(out.size()) + " elements, the tensor " +
+                                std::to_string(numel(expected)));
+  convert(name, out.data());
+}
+
 template Tensor<float> SafeTensorsFile::read<float>(const std::string&) const;
 template Tensor<double> SafeTensorsFile::read<double>(const std::string&) const;
 template Tensor<float> SafeTensorsFile::read<float>(const std::string&, const Shape&) const;
 template Tensor<double> SafeTensorsFile::read<double>(const std::string&, const Shape&) const;
+template void SafeTensorsFile::read_into<float>(const std::string&, const Shape&, std::span<float>) const;
+template void SafeTensorsFile::read_into<double>(const std::string&, const Shape&, std::span<double>) const;
 
 // ---------------------------------------------------------------------------------------------------
 // Writer

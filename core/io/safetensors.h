@@ -1,14 +1,17 @@
-// safetensors files (golden fixtures, exported weights): a validating reader that loads the whole file
-// and converts tensors to float/double, and an atomic writer (temporary name, fsync, rename).
+// safetensors files (golden fixtures, exported weights, upstream checkpoints): a validating reader that maps
+// the file into memory (a 9.45 GB shard is not copied; only the tensors converted are read) and converts
+// tensors to float/double, and an atomic writer (temporary name, fsync, rename).
 // Format: u64 LE header length N, N bytes of JSON padded with spaces, then raw little-endian data.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/io/mapped_file.h"
 #include "core/tensor.h"
 
 namespace starflow::core::io {
@@ -24,7 +27,7 @@ struct TensorInfo {
 
 class SafeTensorsFile {
  public:
-  // Reads and validates the whole file. Throws std::runtime_error("<path>: <problem>") on any defect:
+  // Maps the file and validates its header. Throws std::runtime_error("<path>: <problem>") on any defect:
   // unreadable, too short, header length beyond the file, bad JSON, missing or ill-typed fields,
   // unsupported dtype, offsets that disagree with dtype×shape, run past the data, or overlap.
   static SafeTensorsFile open(const std::string& path);
@@ -46,11 +49,17 @@ class SafeTensorsFile {
   // Same, but first checks the shape: "<path>: tensor 'NAME' has shape [..], expected [..]".
   template <class T>
   Tensor<T> read(const std::string& name, const Shape& expected) const;
+  // Converts into caller memory of exactly the tensor's element count (a model's parameter buffer: no
+  // intermediate copy); the shape check as above.
+  template <class T>
+  void read_into(const std::string& name, const Shape& expected, std::span<T> out) const;
 
  private:
   SafeTensorsFile() = default;
+  template <class T>
+  void convert(const std::string& name, T* out) const;
   std::string path_;
-  std::vector<uint8_t> contents_;    // the whole file
+  std::shared_ptr<const MappedFile> file_;  // shared: copies of this object read the same mapping
   uint64_t data_start_ = 0;          // 8 + header length
   std::map<std::string, TensorInfo> infos_;
   std::vector<std::string> names_;
@@ -61,6 +70,8 @@ extern template Tensor<float> SafeTensorsFile::read<float>(const std::string&) c
 extern template Tensor<double> SafeTensorsFile::read<double>(const std::string&) const;
 extern template Tensor<float> SafeTensorsFile::read<float>(const std::string&, const Shape&) const;
 extern template Tensor<double> SafeTensorsFile::read<double>(const std::string&, const Shape&) const;
+extern template void SafeTensorsFile::read_into<float>(const std::string&, const Shape&, std::span<float>) const;
+extern template void SafeTensorsFile::read_into<double>(const std::string&, const Shape&, std::span<double>) const;
 
 // A tensor to write: raw little-endian bytes already in `dtype`. `data` must stay valid during the call.
 struct TensorToWrite {

@@ -1,6 +1,7 @@
 // The project's small convolutional autoencoder (core/models/autoencoder.h) as a LatentCodec: deterministic
 // latents, its measured scaling and shift, the image size it was trained at.
 #pragma once
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -16,6 +17,11 @@ class ConvAutoencoderCodec final : public LatentCodec {
   std::string name() const override { return name_; }
   int64_t image_channels() const override { return model_.config().image_channels; }
   int64_t image_size() const override { return model_.config().image_size; }
+  void set_image_size(int64_t size) override {
+    if (size != image_size())
+      throw std::invalid_argument("this autoencoder works at " + std::to_string(image_size()) + "×" +
+                                  std::to_string(image_size()) + " only, not " + std::to_string(size));
+  }
   int64_t latent_channels() const override { return model_.config().latent_channels; }
   int64_t latent_size() const override { return model_.config().latent_size(); }
   double scaling_factor() const override { return model_.config().scaling_factor; }

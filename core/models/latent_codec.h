@@ -14,6 +14,10 @@ class LatentCodec {
   virtual std::string name() const = 0;
   virtual int64_t image_channels() const = 0;
   virtual int64_t image_size() const = 0;  // H = W of the images it encodes and decodes here
+  // Encode and decode at another resolution from now on; throws std::invalid_argument (the problem, for the caller
+  // to prefix with the path) where it cannot: the small autoencoder works at its training size only, the SD-VAE
+  // at multiples of its downsampling.
+  virtual void set_image_size(int64_t size) = 0;
   virtual int64_t latent_channels() const = 0;
   virtual int64_t latent_size() const = 0;  // h = w
   virtual double scaling_factor() const = 0;

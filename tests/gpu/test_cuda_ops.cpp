@@ -14,29 +14,38 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/cpu/attention.h"
 #include "core/ops/cpu/attention_cached.h"
+#include "core/ops/cpu/attention_dense.h"
+#include "core/ops/cpu/embedding.h"
 #include "core/ops/cpu/flow_head.h"
+#include "core/ops/cpu/gated_activation.h"
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/rmsnorm.h"
+#include "core/ops/cpu/rmsnorm_gain.h"
 #include "core/ops/cpu/rope.h"
 #include "core/ops/cpu/tokens.h"
 #include "core/ops/cuda/adamw.h"
 #include "core/ops/cuda/attention.h"
 #include "core/ops/cuda/attention_cached.h"
+#include "core/ops/cuda/attention_dense.h"
 #include "core/ops/cuda/blas.h"
 #include "core/ops/cuda/cuda_check.h"
 #include "core/ops/cuda/device_buffer.h"
 #include "core/ops/cuda/elementwise.h"
+#include "core/ops/cuda/embedding.h"
 #include "core/ops/cuda/flow_head.h"
+#include "core/ops/cuda/gated_activation.h"
 #include "core/ops/cuda/gelu.h"
 #include "core/ops/cuda/layernorm.h"
 #include "core/ops/cuda/linear.h"
 #include "core/ops/cuda/rmsnorm.h"
+#include "core/ops/cuda/rmsnorm_gain.h"
 #include "core/ops/cuda/rope.h"
 #include "core/ops/cuda/tokens.h"
 #include "core/optim/adamw.h"
@@ -337,6 +346,91 @@ TYPED_TEST(CudaOpTyped, Gelu) {
   check("gelu", type, "din", download(d_din), want_din, Tolerance<T>::single);
 }
 
+// ---- the T5 encoder's ops ----
+template <class T>
+void check_rmsnorm_gain(int64_t rows, int64_t C) {
+  using Tol = Tolerance<T>;
+  const char* type = DataType<T>::name;
+  const std::string op = "rmsnorm_gain " + std::to_string(rows) + "x" + std::to_string(C);
+  const auto in = random_values<T>(rows * C, 131), w = random_values<T>(C, 132, 0.2f, 2.0f);
+  const auto dout = random_values<T>(rows * C, 133), dw0 = random_values<T>(C, 134), din0 = random_values<T>(rows * C, 135);
+
+  std::vector<float> want_out(rows * C), want_rrms(rows);
+  cpu::rmsnorm_gain_forward<float>(want_out.data(), want_rrms.data(), in.data(), w.data(), rows, C, 1e-6f);
+  auto d_in = upload<T>(in), d_w = upload<T>(w), d_dout = upload<T>(dout);
+  DeviceBuffer<T> d_out(rows * C);
+  DeviceBuffer<float> d_rrms(rows);
+  rmsnorm_gain_forward<T>(d_out.data(), d_rrms.data(), d_in.data(), d_w.data(), rows, C, 1e-6f);
+  check(op, type, "out", download(d_out), want_out, Tol::single);
+  check(op, type, "rrms", d_rrms.download(), want_rrms, kStatsTolerance);
+
+  d_rrms.upload(want_rrms);
+  std::vector<float> want_din = din0, want_dw = dw0;
+  auto d_din = upload<T>(din0), d_dw = upload<T>(dw0);
+  for (const bool accumulate : {false, true}) {
+    cpu::rmsnorm_gain_backward<float>(want_din.data(), want_dw.data(), dout.data(), in.data(), want_rrms.data(),
+                                      w.data(), rows, C, accumulate);
+    rmsnorm_gain_backward<T>(d_din.data(), d_dw.data(), d_dout.data(), d_in.data(), d_rrms.data(), d_w.data(), rows, C,
+                             accumulate);
+    const std::string pass = accumulate ? " (+=)" : "";
+    check(op, type, "din" + pass, download(d_din), want_din, Tol::single);
+    check(op, type, "dw" + pass, download(d_dw), want_dw, Tol::single);
+  }
+}
+
+TYPED_TEST(CudaOpTyped, RmsNormGain) {
+  check_rmsnorm_gain<TypeParam>(67, 96);
+  check_rmsnorm_gain<TypeParam>(300, 2048);  // flan-t5-xl's width
+}
+
+TYPED_TEST(CudaOpTyped, GatedActivation) {
+  using T = TypeParam;
+  const char* type = DataType<T>::name;
+  const int64_t n = 100003;
+  const auto a = random_values<T>(n, 141, -6.0f, 6.0f), gate = random_values<T>(n, 142), dout = random_values<T>(n, 143);
+  auto d_a = upload<T>(a), d_gate = upload<T>(gate), d_dout = upload<T>(dout);
+  for (const Activation act : {Activation::kGeluTanh, Activation::kGeluErf, Activation::kRelu}) {
+    for (const bool gated : {true, false}) {
+      const std::string op = std::string("gated_activation ") + activation_name(act) + (gated ? " gated" : "");
+      const float* g = gated ? gate.data() : nullptr;
+      std::vector<float> want_out(n), want_da(n), want_dgate(n);
+      cpu::gated_activation_forward<float>(want_out.data(), a.data(), g, n, act);
+      cpu::gated_activation_backward<float>(want_da.data(), gated ? want_dgate.data() : nullptr, dout.data(), a.data(),
+                                            g, n, act);
+      DeviceBuffer<T> d_out(n), d_da(n), d_dgate(n);
+      const T* dg = gated ? d_gate.data() : nullptr;
+      gated_activation_forward<T>(d_out.data(), d_a.data(), dg, n, act);
+      gated_activation_backward<T>(d_da.data(), gated ? d_dgate.data() : nullptr, d_dout.data(), d_a.data(), dg, n, act);
+      check(op, type, "out", download(d_out), want_out, Tolerance<T>::single);
+      check(op, type, "da", download(d_da), want_da, Tolerance<T>::single);
+      if (gated) check(op, type, "dgate", download(d_dgate), want_dgate, Tolerance<T>::single);
+    }
+  }
+}
+
+TYPED_TEST(CudaOpTyped, Embedding) {
+  using T = TypeParam;
+  const char* type = DataType<T>::name;
+  const int64_t V = 97, D = 2048, n = 300;  // repeated ids: 300 tokens over 97 rows
+  const auto table = random_values<T>(V * D, 151), dout = random_values<T>(n * D, 152);
+  const auto dtable0 = random_values<T>(V * D, 153);
+  std::vector<int64_t> ids(n);
+  std::mt19937 rng(154);
+  for (int64_t& id : ids) id = static_cast<int64_t>(rng() % V);
+  std::vector<float> want_out(n * D), want_dtable = dtable0;
+  cpu::embedding_forward<float>(want_out.data(), ids.data(), table.data(), n, D);
+  cpu::embedding_backward<float>(want_dtable.data(), dout.data(), ids.data(), n, D);
+  DeviceBuffer<int64_t> d_ids{std::span<const int64_t>(ids)};
+  auto d_table = upload<T>(table), d_dout = upload<T>(dout), d_dtable = upload<T>(dtable0);
+  DeviceBuffer<T> d_out(n * D);
+  embedding_forward<T>(d_out.data(), d_ids.data(), d_table.data(), n, D);
+  embedding_backward<T>(d_dtable.data(), d_dout.data(), d_ids.data(), n, D);
+  check("embedding", type, "out", download(d_out), want_out, 0.0f);  // a copy
+  // bf16 rounds after every token of a repeated id (the CPU reference after the sum): about n/V roundings per row.
+  check("embedding", type, "dtable (+=)", download(d_dtable), want_dtable,
+        std::is_same_v<T, float> ? Tolerance<T>::single : 4 * Tolerance<T>::single);
+}
+
 // ---- RoPE ----
 TYPED_TEST(CudaOpTyped, Rope) {
   using T = TypeParam;
@@ -396,6 +490,54 @@ TYPED_TEST(CudaOpTyped, Attention) {
   check_attention<TypeParam>(2, 37, 3, 64);   // B < H: loops over the batch, batches the heads
   check_attention<TypeParam>(5, 20, 2, 16);   // B > H: loops over the heads, batches the batch
   check_attention<TypeParam>(1, 150, 4, 64);  // a [text; image] sized sequence
+}
+
+// ---- dense attention (SD VAE mid block, T5 encoder) ----
+template <class T>
+void check_dense_attention(int64_t B, int64_t S, int64_t H, int64_t dh, bool bias_and_mask, float scale) {
+  using Tol = Tolerance<T>;
+  const char* type = DataType<T>::name;
+  const std::string op = "attention_dense B" + std::to_string(B) + " S" + std::to_string(S) + " H" +
+                         std::to_string(H) + " dh" + std::to_string(dh) + (bias_and_mask ? " bias+mask" : "");
+  const int64_t n = B * S * H * dh, scores = B * H * S * S;
+  const auto q = random_values<T>(n, 81, -1.5f, 1.5f), k = random_values<T>(n, 82, -1.5f, 1.5f);
+  const auto v = random_values<T>(n, 83), dout = random_values<T>(n, 84);
+  const auto bias = random_values<T>(H * S * S, 85, -2.f, 2.f);
+  auto mask = random_values<T>(B * S, 86, -1.f, 0.f);
+  for (size_t j = 0; j < mask.size(); j += 5) mask[j] = -1e9f;  // padded keys, as T5 masks them
+  mask = representable<T>(mask);
+  const auto dbias0 = random_values<T>(H * S * S, 87);  // dbias accumulates
+  const float* bias_p = bias_and_mask ? bias.data() : nullptr;
+  const float* mask_p = bias_and_mask ? mask.data() : nullptr;
+
+  std::vector<float> want_out(n), want_probs(scores), scratch(scores), want_dq(n), want_dk(n), want_dv(n);
+  std::vector<float> want_dbias = dbias0;
+  cpu::attention_dense_forward<float>(want_out.data(), want_probs.data(), q.data(), k.data(), v.data(), bias_p,
+                                      mask_p, B, S, H, dh, scale);
+  cpu::attention_dense_backward<float>(want_dq.data(), want_dk.data(), want_dv.data(),
+                                       bias_and_mask ? want_dbias.data() : nullptr, scratch.data(), dout.data(),
+                                       q.data(), k.data(), v.data(), want_probs.data(), B, S, H, dh, scale);
+  auto d_q = upload<T>(q), d_k = upload<T>(k), d_v = upload<T>(v), d_dout = upload<T>(dout);
+  auto d_bias = upload<T>(bias), d_mask = upload<T>(mask), d_dbias = upload<T>(dbias0);
+  DeviceBuffer<T> d_out(n), d_probs(scores), d_scratch(scores), d_dq(n), d_dk(n), d_dv(n);
+  attention_dense_forward<T>(d_out.data(), d_probs.data(), d_q.data(), d_k.data(), d_v.data(),
+                             bias_and_mask ? d_bias.data() : nullptr, bias_and_mask ? d_mask.data() : nullptr, B, S,
+                             H, dh, scale);
+  check(op, type, "out", download(d_out), want_out, Tol::attention);
+  check(op, type, "probs", download(d_probs), want_probs, Tol::attention);
+  attention_dense_backward<T>(d_dq.data(), d_dk.data(), d_dv.data(), bias_and_mask ? d_dbias.data() : nullptr,
+                              d_scratch.data(), d_dout.data(), d_q.data(), d_k.data(), d_v.data(), d_probs.data(), B,
+                              S, H, dh, scale);
+  check(op, type, "dq", download(d_dq), want_dq, Tol::attention);
+  check(op, type, "dk", download(d_dk), want_dk, Tol::attention);
+  check(op, type, "dv", download(d_dv), want_dv, Tol::attention);
+  if (bias_and_mask) check(op, type, "dbias (+=)", download(d_dbias), want_dbias, Tol::attention);
+}
+
+TYPED_TEST(CudaOpTyped, AttentionDense) {
+  check_dense_attention<TypeParam>(2, 33, 3, 16, true, 1.0f);                  // T5: B < H, bias, mask, no scale
+  check_dense_attention<TypeParam>(5, 20, 2, 8, true, 1.0f);                   // B > H
+  check_dense_attention<TypeParam>(1, 256, 1, 128, false, 1.0f / std::sqrt(128.f));  // the VAE: one wide head
 }
 
 // ---- cached attention (sampling) ----

@@ -1,6 +1,6 @@
-// The cuBLAS call plans of the CUDA linear and attention ops (core/ops/cuda/gemm_plan.h), run through a
-// column-major reference GEMM with cuBLAS's semantics on the host and compared with the CPU ops in double,
-// with the softmax steps written as the CUDA kernels compute them. This checks the transposes, leading
+// The cuBLAS call plans of the CUDA linear and attention ops (core/ops/cuda/gemm_plan.h, attention_dense_plan.h),
+// run through a column-major reference GEMM with cuBLAS's semantics on the host and compared with the CPU ops in
+// double, with the softmax steps written as the CUDA kernels compute them. This checks the transposes, leading
 // dimensions, offsets and batch strides, the easiest part of a cuBLAS port to get wrong, on any machine.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "core/ops/cpu/attention.h"
+#include "core/ops/cpu/attention_dense.h"
 #include "core/ops/cpu/linear.h"
+#include "core/ops/cuda/attention_dense_plan.h"
 #include "core/ops/cuda/gemm_plan.h"
 
 namespace starflow::core::cuda {
@@ -175,6 +177,63 @@ TEST(GemmPlan, AttentionBackwardEqualsCpuAttention) {
     reference_gemm(attention_dk_plan(s), qkv.data(), ds.data(), got.data(), 1.0, 0.0);
     reference_gemm(attention_dv_plan(s), dout.data(), probs.data(), got.data(), 1.0, 0.0);
     expect_all_near(got, want, "dqkv");
+  }
+}
+
+// The dense attention's plans (attention_dense_plan.h) with the kernels' steps between them in double: softmax
+// over every key of score + bias + mask, its Jacobian without the scale (applied as the GEMMs' α), the bias
+// gradient summed over the batch.
+TEST(GemmPlan, DenseAttentionEqualsCpuDenseAttention) {
+  std::mt19937 rng(5);
+  for (const AttentionShape& s : kAttentionShapes) {
+    const int64_t n = s.B * s.S * s.C(), scores = s.B * s.H * s.S * s.S;
+    const double scale = 0.7;
+    const auto q = random_vector(n, rng), k = random_vector(n, rng), v = random_vector(n, rng);
+    const auto dout = random_vector(n, rng), bias = random_vector(s.H * s.S * s.S, rng);
+    const auto mask = random_vector(s.B * s.S, rng), dbias0 = random_vector(s.H * s.S * s.S, rng);
+    std::vector<double> out(n), probs(scores), scratch(scores), dq(n), dk(n), dv(n), dbias = dbias0;
+    cpu::attention_dense_forward<double>(out.data(), probs.data(), q.data(), k.data(), v.data(), bias.data(),
+                                         mask.data(), s.B, s.S, s.H, s.dh, scale);
+    cpu::attention_dense_backward<double>(dq.data(), dk.data(), dv.data(), dbias.data(), scratch.data(), dout.data(),
+                                          q.data(), k.data(), v.data(), probs.data(), s.B, s.S, s.H, s.dh, scale);
+    for (const GemmPlan& plan :
+         {dense_scores_plan(s), dense_output_plan(s), dense_dprobs_plan(s), dense_dq_plan(s), dense_dkv_plan(s)})
+      expect_valid(plan);
+    std::vector<double> got_probs(scores, std::nan("")), got_out(n, std::nan(""));
+    reference_gemm(dense_scores_plan(s), k.data(), q.data(), got_probs.data(), scale, 0.0);
+    for (int64_t r = 0; r < s.B * s.H * s.S; ++r) {  // dense_softmax_kernel
+      double* p = got_probs.data() + r * s.S;
+      const double* b = bias.data() + (r % (s.H * s.S)) * s.S;
+      const double* m = mask.data() + (r / (s.H * s.S)) * s.S;
+      double mx = -std::numeric_limits<double>::infinity(), sum = 0.0;
+      for (int64_t j = 0; j < s.S; ++j) mx = std::max(mx, p[j] += b[j] + m[j]);
+      for (int64_t j = 0; j < s.S; ++j) sum += std::exp(p[j] - mx);
+      for (int64_t j = 0; j < s.S; ++j) p[j] = std::exp(p[j] - mx) / sum;
+    }
+    reference_gemm(dense_output_plan(s), v.data(), got_probs.data(), got_out.data(), 1.0, 0.0);
+    expect_all_near(got_probs, probs, "probs");
+    expect_all_near(got_out, out, "out");
+
+    std::vector<double> ds(scores, std::nan("")), got_dq(n, std::nan("")), got_dk(got_dq), got_dv(got_dq);
+    std::vector<double> got_dbias = dbias0;
+    reference_gemm(dense_dprobs_plan(s), v.data(), dout.data(), ds.data(), 1.0, 0.0);
+    for (int64_t r = 0; r < s.B * s.H * s.S; ++r) {  // dense_softmax_backward_kernel
+      double* d = ds.data() + r * s.S;
+      const double* p = probs.data() + r * s.S;
+      double dot = 0.0;
+      for (int64_t j = 0; j < s.S; ++j) dot += d[j] * p[j];
+      for (int64_t j = 0; j < s.S; ++j) d[j] = p[j] * (d[j] - dot);
+    }
+    reference_gemm(dense_dq_plan(s), k.data(), ds.data(), got_dq.data(), scale, 0.0);
+    reference_gemm(dense_dkv_plan(s), q.data(), ds.data(), got_dk.data(), scale, 0.0);
+    reference_gemm(dense_dkv_plan(s), dout.data(), probs.data(), got_dv.data(), 1.0, 0.0);
+    const int64_t per_batch = s.H * s.S * s.S;  // bias_gradient_kernel
+    for (int64_t e = 0; e < per_batch; ++e)
+      for (int64_t b = 0; b < s.B; ++b) got_dbias[e] += ds[b * per_batch + e];
+    expect_all_near(got_dq, dq, "dq");
+    expect_all_near(got_dk, dk, "dk");
+    expect_all_near(got_dv, dv, "dv");
+    expect_all_near(got_dbias, dbias, "dbias");
   }
 }
 

@@ -30,7 +30,7 @@ if OMP_NUM_THREADS=1 mpiexec -n 2 "$starflow" preprocess --dataset fashion-mnist
      --out "$dir/three" > "$dir/missing.log" 2>&1; then
   echo "a missing autoencoder was not an error"; exit 1
 fi
-[ "$(grep -c "missing.safetensors: cannot open" "$dir/missing.log")" = 1 ] || { cat "$dir/missing.log"; exit 1; }
+[ "$(grep -c "missing.safetensors: no such file or directory" "$dir/missing.log")" = 1 ] || { cat "$dir/missing.log"; exit 1; }
 /usr/bin/python3 - "$dir/one" "$dir/two" <<'PY'
 import glob, sys
 import h5py, numpy as np

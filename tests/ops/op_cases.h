@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/models/flow_config.h"
+#include "core/ops/activation.h"
 #include "core/ops/conv2d_shape.h"
 #include "core/ops/flow_head_options.h"
 
@@ -340,11 +341,122 @@ struct UpsampleCase {
   }
 };
 
+// The SD VAE's downsampler: zero padding on the right and bottom only, then a 3×3 stride-2 convolution.
+struct Conv2dPadRightBottomCase : Conv2dCase {
+  static constexpr const char* kName = "conv2d_pad_right_bottom";
+  static core::Conv2dShape shape() {
+    core::Conv2dShape s{2, 3, 6, 7, 4, 3, 2, 0};
+    s.pad_bottom = 1;
+    s.pad_right = 1;
+    return s;
+  }
+  static std::vector<Arg> inputs() {
+    const auto s = shape();
+    return {{"x", s.batch * s.in_channels * s.height * s.width}, {"weight", s.weight_size()}, {"bias", s.out_channels}};
+  }
+  static std::vector<Arg> outputs() {
+    const auto s = shape();
+    return {{"y", s.batch * s.out_channels * s.out_height() * s.out_width()}};
+  }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    be.conv2d_forward(t.o(0), t.i(0), t.i(1), t.i(2), shape());
+  }
+  template <class B>
+  static void backward(const B& be, OpTensors<B>& t) {
+    be.conv2d_backward(t.di(0), t.di(1), t.di(2), t.dO(0), t.i(0), t.i(1), shape());
+  }
+};
+
+// Dense attention on separate q, k, v with T5's optional additive position bias [H, S, S] and key mask [B, S]
+// (the VAE passes neither); the bias is differentiable (T5 learns it).
+struct AttentionDenseCase {
+  static constexpr const char* kName = "attention_dense";
+  static constexpr int64_t Bn = 2, S = 5, H = 2, dh = 3, C = H * dh, kStats = 0;
+  static constexpr bool kHasBackward = true, kCpuOnly = false;
+  static std::vector<Arg> inputs() {
+    return {{"q", Bn * S * C}, {"k", Bn * S * C}, {"v", Bn * S * C}, {"bias", H * S * S, true, -2, 2},
+            {"key_mask", Bn * S, false, -3, 0}};
+  }
+  static std::vector<Arg> outputs() { return {{"out", Bn * S * C}, {"probs", Bn * H * S * S, false}}; }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    be.attention_dense_forward(t.o(0), t.o(1), t.i(0), t.i(1), t.i(2), t.i(3), t.i(4), Bn, S, H, dh, 0.7);
+  }
+  template <class B>
+  static void backward(const B& be, OpTensors<B>& t) {
+    typename B::template Buffer<typename B::Scalar> scratch;
+    B::resize(scratch, Bn * H * S * S);
+    be.attention_dense_backward(t.di(0), t.di(1), t.di(2), t.di(3), scratch.data(), t.dO(0), t.i(0), t.i(1), t.i(2),
+                                t.o(1), Bn, S, H, dh, 0.7);
+  }
+};
+
+// T5's RMSNorm: a plain gain w (rmsnorm's parameter is the offset 1 + g).
+struct RmsNormGainCase {
+  static constexpr const char* kName = "rmsnorm_gain";
+  static constexpr int64_t R = 6, C = 12, kStats = R;
+  static constexpr bool kHasBackward = true, kCpuOnly = false;
+  static std::vector<Arg> inputs() { return {{"x", R * C}, {"w", C, true, -1.5, 1.5}}; }
+  static std::vector<Arg> outputs() { return {{"y", R * C}}; }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    be.rmsnorm_gain_forward(t.o(0), t.s(), t.i(0), t.i(1), R, C, 1e-6);
+  }
+  template <class B>
+  static void backward(const B& be, OpTensors<B>& t) {
+    be.rmsnorm_gain_backward(t.di(0), t.di(1), t.dO(0), t.i(0), t.s(), t.i(1), R, C);
+  }
+};
+
+// T5 v1.1's feed-forward activation: gelu_new (tanh) on one branch times the linear gate.
+struct GatedActivationCase {
+  static constexpr const char* kName = "gated_activation";
+  static constexpr int64_t N = 67, kStats = 0;
+  static constexpr bool kHasBackward = true, kCpuOnly = false;
+  static std::vector<Arg> inputs() { return {{"a", N, true, -3, 3}, {"gate", N}}; }
+  static std::vector<Arg> outputs() { return {{"y", N}}; }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    be.gated_activation_forward(t.o(0), t.i(0), t.i(1), N, core::Activation::kGeluTanh);
+  }
+  template <class B>
+  static void backward(const B& be, OpTensors<B>& t) {
+    be.gated_activation_backward(t.di(0), t.di(1), t.dO(0), t.i(0), t.i(1), N, core::Activation::kGeluTanh);
+  }
+};
+
+// The token embedding: fixed ids (with repeats, so the backward's sums are exercised), the table differentiable.
+struct EmbeddingCase {
+  static constexpr const char* kName = "embedding";
+  static constexpr int64_t V = 5, D = 6, n = 7, kStats = 0;
+  static constexpr int64_t kIds[n] = {3, 0, 4, 3, 1, 3, 2};
+  static constexpr bool kHasBackward = true, kCpuOnly = false;
+  static std::vector<Arg> inputs() { return {{"table", V * D}}; }
+  static std::vector<Arg> outputs() { return {{"rows", n * D}}; }
+  template <class B>
+  static typename B::template Buffer<int64_t> ids(const B& be) {
+    typename B::template Buffer<int64_t> b;
+    B::resize(b, n);
+    be.upload(b.data(), kIds, n);
+    return b;
+  }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    be.embedding_forward(t.o(0), ids(be).data(), t.i(0), n, D);
+  }
+  template <class B>
+  static void backward(const B& be, OpTensors<B>& t) {
+    be.embedding_backward(t.di(0), t.dO(0), ids(be).data(), n, D);
+  }
+};
+
 // Every case, in one list: the checks run each of them.
 template <class... Cases>
 struct CaseList {};
 using AllCases = CaseList<LinearCase, LayerNormCase, RmsNormCase, GeluCase, RopeCase, AttentionCase, FlowHeadCase,
                           PermuteCase, PatchifyCase, SosShiftCase, BiasResidualCase, CachedAttentionCase, Conv2dCase,
-                          GroupNormCase, SiluCase, UpsampleCase>;
+                          GroupNormCase, SiluCase, UpsampleCase, Conv2dPadRightBottomCase, AttentionDenseCase,
+                          RmsNormGainCase, GatedActivationCase, EmbeddingCase>;
 
 }  // namespace starflow::tests::ops

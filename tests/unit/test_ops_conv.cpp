@@ -51,7 +51,8 @@ std::string describe(const Conv2dShape& s) {
   return "B=" + std::to_string(s.batch) + " Cin=" + std::to_string(s.in_channels) + " H=" +
          std::to_string(s.height) + " W=" + std::to_string(s.width) + " Cout=" + std::to_string(s.out_channels) +
          " k=" + std::to_string(s.kernel) + " stride=" + std::to_string(s.stride) +
-         " pad=" + std::to_string(s.padding);
+         " pad=" + std::to_string(s.padding_top()) + "," + std::to_string(s.padding_left()) + "," +
+         std::to_string(s.padding_bottom()) + "," + std::to_string(s.padding_right());
 }
 
 // The definition of a convolution, one output at a time.
@@ -67,7 +68,7 @@ std::vector<double> naive_conv2d(const std::vector<double>& in, const std::vecto
           for (int64_t c = 0; c < s.in_channels; ++c)
             for (int64_t ky = 0; ky < k; ++ky)
               for (int64_t kx = 0; kx < k; ++kx) {
-                const int64_t iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx;
+                const int64_t iy = oy * s.stride - s.padding_top() + ky, ix = ox * s.stride - s.padding_left() + kx;
                 if (iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) continue;
                 acc += in[((b * s.in_channels + c) * s.height + iy) * s.width + ix] *
                        weight[((o * s.in_channels + c) * k + ky) * k + kx];
@@ -92,15 +93,37 @@ const Conv2dShape kShapes[] = {
 
 // The same shape with an image wide enough for output rows of ≥ 16 pixels.
 Conv2dShape with_long_rows(Conv2dShape s) {
-  s.width = (16 - 1) * s.stride + s.kernel - 2 * s.padding + 1;
+  s.width = (16 - 1) * s.stride + s.kernel - s.padding_left() - s.padding_right() + 1;
   return s;
 }
+
+Conv2dShape with_padding(Conv2dShape s, int64_t top, int64_t left, int64_t bottom, int64_t right) {
+  s.pad_top = top;
+  s.pad_left = left;
+  s.pad_bottom = bottom;
+  s.pad_right = right;
+  return s;
+}
+
+// Per-side padding: the SD VAE's downsampler (right and bottom by 1, stride 2, on even and odd sizes), and
+// every side different. Images large enough for several row tiles of the gemm engine (256 output pixels each,
+// the last one partial), as a 1×1 convolution too.
+const Conv2dShape kMoreShapes[] = {
+    with_padding({2, 3, 8, 8, 5, 3, 2, 0}, 0, 0, 1, 1),   with_padding({1, 2, 7, 9, 3, 3, 2, 0}, 0, 0, 1, 1),
+    with_padding({2, 2, 6, 7, 3, 3, 1, 0}, 2, 0, 1, 3),   with_padding({1, 3, 5, 6, 2, 2, 1, 1}, 0, 1, 1, 0),
+    {2, 3, 37, 23, 5, 3, 1, 1},                            {1, 4, 30, 29, 6, 1, 1, 0},
+    with_padding({1, 2, 41, 40, 5, 3, 2, 0}, 0, 0, 1, 1),
+};
 
 std::vector<Conv2dShape> all_shapes() {
   std::vector<Conv2dShape> shapes;
   for (const Conv2dShape& s : kShapes) {
     shapes.push_back(s);
     shapes.push_back(with_long_rows(s));
+  }
+  for (const Conv2dShape& s : kMoreShapes) {
+    shapes.push_back(s);
+    if (s.height * s.width < 200) shapes.push_back(with_long_rows(s));
   }
   return shapes;
 }
@@ -182,8 +205,9 @@ TEST(Conv2d, NullGradientBuffersAreSkipped) {
 
 // The dweight chunks are cut by batch size, not thread count: any OMP_NUM_THREADS gives the same bits.
 TEST(Conv2d, GradientsAreIdenticalForAnyThreadCount) {
-  // One shape per engine (gemm, direct).
-  for (const Conv2dShape& s : {Conv2dShape{24, 16, 16, 16, 16, 3, 1, 1}, Conv2dShape{24, 16, 16, 16, 2, 3, 1, 1}}) {
+  // One shape per engine (gemm, direct), and one image in several row tiles (the gemm engine's forward).
+  for (const Conv2dShape& s : {Conv2dShape{24, 16, 16, 16, 16, 3, 1, 1}, Conv2dShape{24, 16, 16, 16, 2, 3, 1, 1},
+                               Conv2dShape{1, 16, 40, 40, 16, 3, 1, 1}}) {
     std::mt19937_64 rng(5);
     const auto in = cast_vector<float>(random_vector(in_size(s), rng));
     const auto weight = cast_vector<float>(random_vector(s.weight_size(), rng));

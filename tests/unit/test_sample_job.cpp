@@ -144,7 +144,7 @@ TEST(SampleJob, CaptionsGoThroughTheWordVectorEncoder) {
   std::ofstream(vectors) << R"({"dimensions":2,"vectors":{"red":[1.5,-1],"heart":[0.5,2],"cat":[-2,0.25]}})";
   jobs::SampleJobOptions o;
   o.weights = weights;
-  o.word_vectors = vectors;
+  o.text_encoder = vectors;
   o.batch = 2;
   o.seed = 5;
   o.cfg = 2;
@@ -157,9 +157,9 @@ TEST(SampleJob, CaptionsGoThroughTheWordVectorEncoder) {
   o.captions = {"a red heart!"};
   EXPECT_EQ(jobs::run_sample_job(o).latents, heart.latents);
   // The rows the sampler saw: the vectors of the known tokens, then zero padding; the null condition is zero.
-  auto encoder = jobs::text_encoder_for(c, vectors);
+  const auto encoder = jobs::text_encoder_for(c, vectors);
   const std::vector<std::string> rows = {"red heart", ""};
-  const jobs::Conditioning cond = jobs::caption_conditioning(c, encoder, rows);
+  const jobs::Conditioning cond = jobs::caption_conditioning(c, *encoder, rows);
   EXPECT_EQ(cond.y, (std::vector<float>{1.5f, -1.f, 0.5f, 2.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}));
   EXPECT_EQ(cond.y_null, std::vector<float>(12, 0.f));
 
@@ -171,7 +171,7 @@ TEST(SampleJob, CaptionsGoThroughTheWordVectorEncoder) {
   o.captions = {"cat"};
   std::ofstream(vectors) << R"({"dimensions":3,"vectors":{"cat":[1,2,3]}})";
   const std::string e = error_of(o);
-  EXPECT_NE(e.find(vectors + ": word vectors of 3 dimensions, but the model's txt_dim is 2"), std::string::npos) << e;
+  EXPECT_NE(e.find(vectors + ": a text encoder of 3 dimensions, but the model's txt_dim is 2"), std::string::npos) << e;
   std::filesystem::remove(vectors);
   std::filesystem::remove(core::io::WordVectors::cache_path_for(vectors));
   std::filesystem::remove(weights);

@@ -127,6 +127,7 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   c.keep_checkpoints = 5;
   c.sample_every = 13;
   c.autoencoder = "ae.safetensors";
+  c.text_encoder = "flan-t5-xl";
   c.preview_captions = {"red heart", "a cat, sleeping"};
   c.log_every = 3;
   c.tp = 2;
@@ -167,6 +168,7 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   EXPECT_EQ(r.keep_checkpoints, c.keep_checkpoints);
   EXPECT_EQ(r.sample_every, c.sample_every);
   EXPECT_EQ(r.autoencoder, c.autoencoder);
+  EXPECT_EQ(r.text_encoder, c.text_encoder);
   EXPECT_EQ(r.preview_captions, c.preview_captions);
   EXPECT_EQ(r.log_every, c.log_every);
   EXPECT_EQ(r.tp, c.tp);
@@ -193,4 +195,22 @@ TEST(TrainConfig, DeviceAndPrecision) {
   EXPECT_EQ(jobs::TrainConfig::from_yaml(kModel + "device: cuda\n", "run.yaml").effective_precision(), "bf16");
   EXPECT_EQ(jobs::TrainConfig::from_yaml(kModel + "device: cuda\nprecision: fp32\n", "run.yaml").effective_precision(),
             "fp32");
+}
+
+// The official keys vae and text: hub names (nothing here downloads) are ignored, local paths are used.
+TEST(TrainConfig, OfficialVaeAndTextKeysTakeLocalPaths) {
+  const jobs::TrainConfig hub =
+      jobs::TrainConfig::from_yaml(kModel + "vae: stabilityai/sd-vae-ft-ema\ntext: google/flan-t5-xl\n", "run.yaml");
+  EXPECT_EQ(hub.autoencoder, "");
+  EXPECT_EQ(hub.text_encoder, "");
+  const std::string ae = std::string(STARFLOW_SOURCE_DIR) + "/data/pretrained/ae_fashion_mnist_32.safetensors";
+  const std::string folder = std::string(STARFLOW_SOURCE_DIR) + "/tests/golden/data";
+  const jobs::TrainConfig local =
+      jobs::TrainConfig::from_yaml(kModel + "vae: " + ae + "\ntext: " + folder + "\n", "run.yaml");
+  EXPECT_EQ(local.autoencoder, ae);
+  EXPECT_EQ(local.text_encoder, folder);
+  // Our own keys win over the official ones.
+  EXPECT_EQ(jobs::TrainConfig::from_yaml(kModel + "vae: " + ae + "\nautoencoder: other.safetensors\n", "run.yaml")
+                .autoencoder,
+            "other.safetensors");
 }

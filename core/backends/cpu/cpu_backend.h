@@ -29,14 +29,18 @@
 #include "core/models/flow_config.h"
 #include "core/ops/cpu/attention.h"
 #include "core/ops/cpu/attention_cached.h"
+#include "core/ops/cpu/attention_dense.h"
 #include "core/ops/cpu/conv2d.h"
+#include "core/ops/cpu/embedding.h"
 #include "core/ops/cpu/flow_head.h"
+#include "core/ops/cpu/gated_activation.h"
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/group_norm.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/linear_small_batch.h"
 #include "core/ops/cpu/rmsnorm.h"
+#include "core/ops/cpu/rmsnorm_gain.h"
 #include "core/ops/cpu/rope.h"
 #include "core/ops/cpu/silu.h"
 #include "core/ops/cpu/tokens.h"
@@ -142,6 +146,29 @@ class CpuBackend {
   }
   static void gelu_forward(T* out, const T* in, int64_t n) { cpu::gelu_forward(out, in, n); }
   static void gelu_backward(T* din, const T* dout, const T* in, int64_t n) { cpu::gelu_backward(din, dout, in, n); }
+  // ---- the T5 encoder's ops: RMSNorm with a plain gain w (rmsnorm_* above takes the offset 1 + g), the gated
+  // feed-forward activation (gate null: ungated), the embedding lookup (ids in this backend's memory).
+  static void rmsnorm_gain_forward(T* out, Stat* rrms, const T* in, const T* w, int64_t rows, int64_t C,
+                                   double eps) {
+    cpu::rmsnorm_gain_forward(out, rrms, in, w, rows, C, T(eps));
+  }
+  static void rmsnorm_gain_backward(T* din, T* dw, const T* dout, const T* in, const Stat* rrms, const T* w,
+                                    int64_t rows, int64_t C, bool accumulate_din = false) {
+    cpu::rmsnorm_gain_backward(din, dw, dout, in, rrms, w, rows, C, accumulate_din);
+  }
+  static void gated_activation_forward(T* out, const T* a, const T* gate, int64_t n, Activation act) {
+    cpu::gated_activation_forward(out, a, gate, n, act);
+  }
+  static void gated_activation_backward(T* da, T* dgate, const T* dout, const T* a, const T* gate, int64_t n,
+                                        Activation act) {
+    cpu::gated_activation_backward(da, dgate, dout, a, gate, n, act);
+  }
+  static void embedding_forward(T* out, const int64_t* ids, const T* table, int64_t n, int64_t D) {
+    cpu::embedding_forward(out, ids, table, n, D);
+  }
+  static void embedding_backward(T* dtable, const T* dout, const int64_t* ids, int64_t n, int64_t D) {
+    cpu::embedding_backward(dtable, dout, ids, n, D);
+  }
   static void rope_rotate(T* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_t row_stride,
                           int64_t n_heads, const RopeTable& table, int64_t row_offset, bool inverse) {
     cpu::rope_rotate(x, batch, rows, batch_stride, row_stride, n_heads, table, row_offset, inverse);
@@ -153,6 +180,18 @@ class CpuBackend {
   static void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs, int64_t B,
                                  int64_t S, int64_t heads, int64_t dh, double scale) {
     cpu::attention_backward(dqkv, scratch, dout, qkv, probs, B, S, heads, dh, T(scale));
+  }
+  // Dense (bidirectional) attention on separate q, k, v [B, S, heads·dh]; bias [heads, S, S] and key_mask_add
+  // [B, S] optional (the SD VAE's mid-block attention, the T5 encoder).
+  static void attention_dense_forward(T* out, T* probs, const T* q, const T* k, const T* v, const T* bias,
+                                      const T* key_mask_add, int64_t B, int64_t S, int64_t heads, int64_t dh,
+                                      double scale) {
+    cpu::attention_dense_forward(out, probs, q, k, v, bias, key_mask_add, B, S, heads, dh, T(scale));
+  }
+  static void attention_dense_backward(T* dq, T* dk, T* dv, T* dbias, T* scratch, const T* dout, const T* q,
+                                       const T* k, const T* v, const T* probs, int64_t B, int64_t S, int64_t heads,
+                                       int64_t dh, double scale) {
+    cpu::attention_dense_backward(dq, dk, dv, dbias, scratch, dout, q, k, v, probs, B, S, heads, dh, T(scale));
   }
   static void flow_head_forward(T* z, T* logdet, const T* o, const T* v, int64_t rows, int64_t D,
                                 const FlowHeadOptions& opt) {
@@ -251,6 +290,11 @@ class CpuBackend {
     }
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < C; ++c) out[r * C + c] = (out[r * C + c] + bias[c]) + residual[r * C + c];
+  }
+  // x = min(max(x, lo), hi), elementwise (the VAE posterior's log-variance clamp).
+  static void clamp(T* x, double lo, double hi, int64_t n) {
+    const T l = T(lo), h = T(hi);
+    for (int64_t i = 0; i < n; ++i) x[i] = std::min(std::max(x[i], l), h);
   }
   // y += a·x (a given in double, applied in T).
   static void axpy(T* y, double a, const T* x, int64_t n) {

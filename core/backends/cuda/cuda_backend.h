@@ -20,15 +20,19 @@
 #include "core/ops/cuda/adamw.h"
 #include "core/ops/cuda/attention.h"
 #include "core/ops/cuda/attention_cached.h"
+#include "core/ops/cuda/attention_dense.h"
 #include "core/ops/cuda/cuda_check.h"
 #include "core/ops/cuda/device_buffer.h"
 #include "core/ops/cuda/elementwise.h"
+#include "core/ops/cuda/embedding.h"
 #include "core/ops/cuda/flow_head.h"
 #include "core/ops/cuda/flow_steps.h"
+#include "core/ops/cuda/gated_activation.h"
 #include "core/ops/cuda/gelu.h"
 #include "core/ops/cuda/layernorm.h"
 #include "core/ops/cuda/linear.h"
 #include "core/ops/cuda/rmsnorm.h"
+#include "core/ops/cuda/rmsnorm_gain.h"
 #include "core/ops/cuda/rope.h"
 #include "core/ops/cuda/tokens.h"
 
@@ -134,6 +138,27 @@ class CudaBackend {
   void gelu_backward(T* din, const T* dout, const T* in, int64_t n) const {
     cuda::gelu_backward(din, dout, in, n, stream_);
   }
+  // The T5 encoder's ops (see CpuBackend): RMSNorm with a plain gain, the gated activation, the embedding lookup.
+  void rmsnorm_gain_forward(T* out, Stat* rrms, const T* in, const T* w, int64_t rows, int64_t C, double eps) const {
+    cuda::rmsnorm_gain_forward(out, rrms, in, w, rows, C, float(eps), stream_);
+  }
+  void rmsnorm_gain_backward(T* din, T* dw, const T* dout, const T* in, const Stat* rrms, const T* w, int64_t rows,
+                             int64_t C, bool accumulate_din = false) const {
+    cuda::rmsnorm_gain_backward(din, dw, dout, in, rrms, w, rows, C, accumulate_din, stream_);
+  }
+  void gated_activation_forward(T* out, const T* a, const T* gate, int64_t n, Activation act) const {
+    cuda::gated_activation_forward(out, a, gate, n, act, stream_);
+  }
+  void gated_activation_backward(T* da, T* dgate, const T* dout, const T* a, const T* gate, int64_t n,
+                                 Activation act) const {
+    cuda::gated_activation_backward(da, dgate, dout, a, gate, n, act, stream_);
+  }
+  void embedding_forward(T* out, const int64_t* ids, const T* table, int64_t n, int64_t D) const {
+    cuda::embedding_forward(out, ids, table, n, D, stream_);
+  }
+  void embedding_backward(T* dtable, const T* dout, const int64_t* ids, int64_t n, int64_t D) const {
+    cuda::embedding_backward(dtable, dout, ids, n, D, stream_);
+  }
   void rope_rotate(T* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_t row_stride, int64_t n_heads,
                    const RopeTable& table, int64_t row_offset, bool inverse) const {
     cuda::rope_rotate(x, batch, rows, batch_stride, row_stride, n_heads, table, row_offset, inverse, stream_);
@@ -145,6 +170,17 @@ class CudaBackend {
   void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* probs, int64_t B, int64_t S,
                           int64_t heads, int64_t dh, double scale) const {
     cuda::attention_backward(dqkv, scratch, dout, qkv, probs, B, S, heads, dh, float(scale), stream_);
+  }
+  void attention_dense_forward(T* out, T* probs, const T* q, const T* k, const T* v, const T* bias,
+                               const T* key_mask_add, int64_t B, int64_t S, int64_t heads, int64_t dh,
+                               double scale) const {
+    cuda::attention_dense_forward(out, probs, q, k, v, bias, key_mask_add, B, S, heads, dh, float(scale), stream_);
+  }
+  void attention_dense_backward(T* dq, T* dk, T* dv, T* dbias, T* scratch, const T* dout, const T* q, const T* k,
+                                const T* v, const T* probs, int64_t B, int64_t S, int64_t heads, int64_t dh,
+                                double scale) const {
+    cuda::attention_dense_backward(dq, dk, dv, dbias, scratch, dout, q, k, v, probs, B, S, heads, dh, float(scale),
+                                   stream_);
   }
   void flow_head_forward(T* z, T* logdet, const T* o, const T* v, int64_t rows, int64_t D,
                          const FlowHeadOptions& opt) const {
@@ -190,6 +226,7 @@ class CudaBackend {
   void add_bias_residual(T* out, const T* bias, const T* residual, int64_t rows, int64_t C) const {
     cuda::add_bias_residual(out, bias, residual, rows, C, stream_);
   }
+  void clamp(T* x, double lo, double hi, int64_t n) const { cuda::clamp(x, float(lo), float(hi), n, stream_); }
   void axpy(T* y, double a, const T* x, int64_t n) const { cuda::axpy(y, float(a), x, n, stream_); }
   void divide(T* out, const T* x, double d, int64_t n) const { cuda::divide(out, x, float(d), n, stream_); }
   void scale(T* x, double s, int64_t n) const { cuda::scale(x, float(s), n, stream_); }

@@ -1,8 +1,8 @@
-// conv2d forward/backward, one image at a time with the images spread over the OpenMP threads. Two
-// engines: im2col into a per-thread buffer + one gemm against the weight viewed as [Cout, Cin·k·k]
-// (backward recomputes the im2col rather than keeping it: it is k² times the input and cheap to
-// rebuild); and direct shifted-row loops when Cout is tiny, where the gemm degenerates to a
-// matrix-vector product and building the column matrix costs more than the arithmetic.
+// conv2d forward/backward, the forward by tiles of output rows, the backward one image at a time, spread over
+// the OpenMP threads. Two engines: im2col into a per-thread buffer + one gemm against the weight viewed as
+// [Cout, Cin·k·k] (backward recomputes the im2col rather than keeping it: it is k² times the input and cheap
+// to rebuild); and direct shifted-row loops when Cout is tiny, where the gemm degenerates to a matrix-vector
+// product and building the column matrix costs more than the arithmetic.
 #include "core/ops/cpu/conv2d.h"
 
 #include <algorithm>
@@ -21,6 +21,11 @@ constexpr int64_t kParallelWork = 256 * 1024;
 // the batch size, never on the thread count, which keeps gradients bit-identical for any OMP_NUM_THREADS.
 constexpr int64_t kMaxWeightChunks = 16;
 
+// Output pixels per tile of the forward gemm engine (whole rows, at least one). At the SD VAE's layers (`starflow
+// bench conv`) tiles of 64 to 4096 pixels ran equally fast within the noise on one core (OpenBLAS packs its
+// panels anyway); 256 keeps the column matrix small (≤ 4.7 MB at 512 channels) and gives a 32×32 image 4 tiles.
+constexpr int64_t kTilePixels = 256;
+
 // The direct engine takes convolutions with at most this many output channels and rows at least this
 // long (an image's last layer, e.g. 32→1 at 32×32: 5× faster than im2col + gemm, whose column matrix
 // costs as much to build as the whole product when Cout is 1). With short rows or many outputs the gemm
@@ -30,7 +35,10 @@ constexpr int64_t kDirectMinRow = 16;
 
 // A 1×1 stride-1 unpadded convolution is a plain matrix product with the image itself as the column
 // matrix: no copy needed.
-bool is_pointwise(const Conv2dShape& s) { return s.kernel == 1 && s.stride == 1 && s.padding == 0; }
+bool is_pointwise(const Conv2dShape& s) {
+  return s.kernel == 1 && s.stride == 1 && s.padding_top() == 0 && s.padding_left() == 0 && s.padding_bottom() == 0 &&
+         s.padding_right() == 0;
+}
 bool is_direct(const Conv2dShape& s) {
   return !is_pointwise(s) && s.out_channels <= kDirectMaxOutChannels && s.out_width() >= kDirectMinRow;
 }
@@ -52,28 +60,31 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 struct Range {
   int64_t lo, hi;
 };
-Range valid_outputs(int64_t offset, int64_t size, int64_t out_size, const Conv2dShape& s) {
-  const int64_t shift = offset - s.padding;  // input index = o·stride + shift
+Range valid_outputs(int64_t offset, int64_t pad, int64_t size, int64_t out_size, const Conv2dShape& s) {
+  const int64_t shift = offset - pad;  // input index = o·stride + shift
   const int64_t lo = std::max<int64_t>(0, floor_div(-shift + s.stride - 1, s.stride));
   const int64_t hi = std::min(out_size, floor_div(size - 1 - shift, s.stride) + 1);
   return {lo, std::max(lo, hi)};
 }
 
-// col [(c·k + ky)·k + kx, oy·Wout + ox] = in[c, oy·stride − pad + ky, ox·stride − pad + kx], 0 outside.
+// The output rows [oy0, oy1) of the column matrix: col [(c·k + ky)·k + kx, (oy − oy0)·Wout + ox] =
+// in[c, oy·stride − pad_top + ky, ox·stride − pad_left + kx], 0 outside the image.
 template <class T>
-void im2col(T* col, const T* in, const Conv2dShape& s) {
+void im2col(T* col, const T* in, const Conv2dShape& s, int64_t oy0, int64_t oy1) {
   const int64_t k = s.kernel, H = s.height, W = s.width, Ho = s.out_height(), Wo = s.out_width();
+  const int64_t pt = s.padding_top(), pl = s.padding_left(), n = (oy1 - oy0) * Wo;
   for (int64_t c = 0; c < s.in_channels; ++c) {
     const T* plane = in + c * H * W;
     for (int64_t ky = 0; ky < k; ++ky) {
-      const Range ry = valid_outputs(ky, H, Ho, s);
+      const Range full = valid_outputs(ky, pt, H, Ho, s);
+      const Range ry{std::clamp(full.lo, oy0, oy1), std::clamp(full.hi, oy0, oy1)};
       for (int64_t kx = 0; kx < k; ++kx) {
-        const Range rx = valid_outputs(kx, W, Wo, s);
-        T* row = col + ((c * k + ky) * k + kx) * Ho * Wo;
-        std::fill(row, row + ry.lo * Wo, T(0));
+        const Range rx = valid_outputs(kx, pl, W, Wo, s);
+        T* row = col + ((c * k + ky) * k + kx) * n;  // output row oy starts at row + (oy − oy0)·Wo
+        std::fill(row, row + (ry.lo - oy0) * Wo, T(0));
         for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-          const T* src = plane + (oy * s.stride - s.padding + ky) * W + (kx - s.padding);
-          T* dst = row + oy * Wo;
+          const T* src = plane + (oy * s.stride - pt + ky) * W + (kx - pl);
+          T* dst = row + (oy - oy0) * Wo;
           std::fill(dst, dst + rx.lo, T(0));
           if (s.stride == 1) {
             for (int64_t ox = rx.lo; ox < rx.hi; ++ox) dst[ox] = src[ox];
@@ -82,25 +93,31 @@ void im2col(T* col, const T* in, const Conv2dShape& s) {
           }
           std::fill(dst + rx.hi, dst + Wo, T(0));
         }
-        std::fill(row + ry.hi * Wo, row + Ho * Wo, T(0));
+        std::fill(row + (ry.hi - oy0) * Wo, row + n, T(0));
       }
     }
   }
+}
+
+template <class T>
+void im2col(T* col, const T* in, const Conv2dShape& s) {
+  im2col(col, in, s, 0, s.out_height());
 }
 
 // The adjoint of im2col: din[c, iy, ix] += every col entry that was read from it.
 template <class T>
 void col2im_add(T* din, const T* col, const Conv2dShape& s) {
   const int64_t k = s.kernel, H = s.height, W = s.width, Ho = s.out_height(), Wo = s.out_width();
+  const int64_t pt = s.padding_top(), pl = s.padding_left();
   for (int64_t c = 0; c < s.in_channels; ++c) {
     T* plane = din + c * H * W;
     for (int64_t ky = 0; ky < k; ++ky) {
-      const Range ry = valid_outputs(ky, H, Ho, s);
+      const Range ry = valid_outputs(ky, pt, H, Ho, s);
       for (int64_t kx = 0; kx < k; ++kx) {
-        const Range rx = valid_outputs(kx, W, Wo, s);
+        const Range rx = valid_outputs(kx, pl, W, Wo, s);
         const T* row = col + ((c * k + ky) * k + kx) * Ho * Wo;
         for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-          T* dst = plane + (oy * s.stride - s.padding + ky) * W + (kx - s.padding);
+          T* dst = plane + (oy * s.stride - pt + ky) * W + (kx - pl);
           const T* src = row + oy * Wo;
           if (s.stride == 1) {
             for (int64_t ox = rx.lo; ox < rx.hi; ++ox) dst[ox] += src[ox];
@@ -119,16 +136,17 @@ void col2im_add(T* din, const T* col, const Conv2dShape& s) {
 template <int64_t STRIDE, class T>
 void direct_forward(T* y, const T* x, const T* weight, const Conv2dShape& s) {
   const int64_t k = s.kernel, H = s.height, W = s.width, Ho = s.out_height(), Wo = s.out_width();
+  const int64_t pt = s.padding_top(), pl = s.padding_left();
   const int64_t stride = STRIDE > 0 ? STRIDE : s.stride;
   for (int64_t o = 0; o < s.out_channels; ++o)
     for (int64_t c = 0; c < s.in_channels; ++c)
       for (int64_t ky = 0; ky < k; ++ky) {
-        const Range ry = valid_outputs(ky, H, Ho, s);
+        const Range ry = valid_outputs(ky, pt, H, Ho, s);
         for (int64_t kx = 0; kx < k; ++kx) {
-          const Range rx = valid_outputs(kx, W, Wo, s);
+          const Range rx = valid_outputs(kx, pl, W, Wo, s);
           const T w = weight[((o * s.in_channels + c) * k + ky) * k + kx];
           for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-            const T* src = x + (c * H + oy * stride - s.padding + ky) * W + (kx - s.padding);
+            const T* src = x + (c * H + oy * stride - pt + ky) * W + (kx - pl);
             T* dst = y + (o * Ho + oy) * Wo;
 #pragma omp simd
             for (int64_t ox = rx.lo; ox < rx.hi; ++ox) dst[ox] += w * src[ox * stride];
@@ -142,18 +160,19 @@ void direct_forward(T* y, const T* x, const T* weight, const Conv2dShape& s) {
 template <int64_t STRIDE, class T>
 void direct_backward(T* dx, T* dw, const T* g, const T* x, const T* weight, const Conv2dShape& s) {
   const int64_t k = s.kernel, H = s.height, W = s.width, Ho = s.out_height(), Wo = s.out_width();
+  const int64_t pt = s.padding_top(), pl = s.padding_left();
   const int64_t stride = STRIDE > 0 ? STRIDE : s.stride;
   for (int64_t o = 0; o < s.out_channels; ++o)
     for (int64_t c = 0; c < s.in_channels; ++c)
       for (int64_t ky = 0; ky < k; ++ky) {
-        const Range ry = valid_outputs(ky, H, Ho, s);
+        const Range ry = valid_outputs(ky, pt, H, Ho, s);
         for (int64_t kx = 0; kx < k; ++kx) {
-          const Range rx = valid_outputs(kx, W, Wo, s);
+          const Range rx = valid_outputs(kx, pl, W, Wo, s);
           const int64_t wi = ((o * s.in_channels + c) * k + ky) * k + kx;
           const T w = weight[wi];
           T acc = T(0);
           for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-            const int64_t in_offset = (c * H + oy * stride - s.padding + ky) * W + (kx - s.padding);
+            const int64_t in_offset = (c * H + oy * stride - pt + ky) * W + (kx - pl);
             const T* gy = g + (o * Ho + oy) * Wo;
             if (dw != nullptr) {
               const T* src = x + in_offset;
@@ -175,27 +194,36 @@ void direct_backward(T* dx, T* dw, const T* g, const T* x, const T* weight, cons
 
 template <class T>
 void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const Conv2dShape& s) {
-  const int64_t K = s.in_channels * s.kernel * s.kernel, P = s.out_height() * s.out_width();
+  const int64_t K = s.in_channels * s.kernel * s.kernel, Ho = s.out_height(), Wo = s.out_width(), P = Ho * Wo;
   const int64_t in_image = s.in_channels * s.height * s.width, out_image = s.out_channels * P;
   const bool pointwise = is_pointwise(s), direct = is_direct(s);
+  // The gemm engine works on tiles of whole output rows, (image, tile) pairs spread over the threads: a single
+  // large image keeps every core busy, and the column matrix of one tile stays small where the whole image's
+  // would not (128 channels at 256×256: 300 MB). The tiling depends only on the shape, never on the thread
+  // count, so the results do not either.
+  const int64_t tile_rows = direct ? Ho : std::clamp<int64_t>(kTilePixels / std::max<int64_t>(Wo, 1), 1, Ho);
+  const int64_t tiles = (Ho + tile_rows - 1) / tile_rows;
 #pragma omp parallel if (s.batch * s.out_channels * K * P > kParallelWork)
   {
-    T* col = pointwise || direct ? nullptr : thread_scratch<0, T>(K * P);
+    T* col = pointwise || direct ? nullptr : thread_scratch<0, T>(K * tile_rows * Wo);
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < s.batch; ++b) {
+    for (int64_t item = 0; item < s.batch * tiles; ++item) {
+      const int64_t b = item / tiles, oy0 = item % tiles * tile_rows, oy1 = std::min(Ho, oy0 + tile_rows);
+      const int64_t p0 = oy0 * Wo, n = (oy1 - oy0) * Wo;
       const T* x = in + b * in_image;
       T* y = out + b * out_image;
       // Both engines accumulate onto y, seeded with the bias: one pass fewer over y than adding it after.
       for (int64_t o = 0; o < s.out_channels; ++o)
-        std::fill(y + o * P, y + (o + 1) * P, bias != nullptr ? bias[o] : T(0));
+        std::fill(y + o * P + p0, y + o * P + p0 + n, bias != nullptr ? bias[o] : T(0));
       if (direct) {
         if (s.stride == 1) direct_forward<1>(y, x, weight, s);
         else if (s.stride == 2) direct_forward<2>(y, x, weight, s);
         else direct_forward<0>(y, x, weight, s);
         continue;
       }
-      if (!pointwise) im2col(col, x, s);
-      gemm<T>(false, false, s.out_channels, P, K, T(1), weight, K, pointwise ? x : col, P, T(1), y, P);
+      if (!pointwise) im2col(col, x, s, oy0, oy1);
+      gemm<T>(false, false, s.out_channels, n, K, T(1), weight, K, pointwise ? x + p0 : col, pointwise ? P : n, T(1),
+              y + p0, P);
     }
   }
 }

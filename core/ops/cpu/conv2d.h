@@ -1,6 +1,7 @@
-// 2-D convolution, NCHW, PyTorch weight layout [Cout, Cin, k, k]: the building block of the autoencoder.
-// Computed per image as im2col + gemm, images spread over the OpenMP threads (each gemm then runs on one
-// core, where these small matrices are most efficient).
+// 2-D convolution, NCHW, PyTorch weight layout [Cout, Cin, k, k]: the building block of the autoencoders (ours
+// and the SD VAE, whose downsampler pads only right and bottom: Conv2dShape's per-side padding). Computed as
+// im2col + gemm, each gemm on one core: the forward over tiles of output rows of every image (one 256×256 image
+// still feeds every core), the backward image by image.
 #pragma once
 #include <cstdint>
 

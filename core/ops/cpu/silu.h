@@ -4,6 +4,7 @@
 
 namespace starflow::core::cpu {
 
+// out may alias in (each element is read before it is written).
 template <class T>
 void silu_forward(T* out, const T* in, int64_t n);
 
