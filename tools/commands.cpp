@@ -26,6 +26,7 @@ int bench_data(int argc, char** argv);
 int bench_checkpoint(int argc, char** argv);
 int bench_parallel(int argc, char** argv);
 int bench_conv(int argc, char** argv);
+int bench_encoders(int argc, char** argv);
 
 // "benchmarks, ...: gemm, train, ..." from the bench table itself.
 std::string bench_summary() {
@@ -60,6 +61,7 @@ std::span<const Command> bench_commands() {
   static const Command table[] = {
       {"gemm", "float GEMM at the training shapes: OpenBLAS against Eigen", bench_gemm},
       {"conv", "conv2d forward at the SD VAE's shapes against PyTorch", bench_conv},
+      {"encoders", "flan-t5-xl and sd-vae-ft-ema at their real sizes against PyTorch", bench_encoders},
       {"train", "CPU training step on configs A and B against the PyTorch reference", bench_train},
       {"sample", "sequential and Jacobi sampling with and without guidance against the PyTorch reference", bench_sample},
       {"checkpoint", "MPI-IO checkpoint write MB/s against a plain sequential write of the same bytes", bench_checkpoint},

@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 
-NP_DTYPES = {"F32": np.float32, "F64": np.float64}
+NP_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
 
 
 def read_safetensors(path):
