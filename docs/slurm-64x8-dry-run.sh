@@ -39,6 +39,16 @@ export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
 
 echo "starflow job: $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST, $SLURM_NTASKS ranks, $(date -Is)"
 
+# Preflight on every rank before the allocation's hours go to training: a GEMM against the node type's rate, the
+# links, the checkpoint directory, each rank's first and last shard. A bad node ends the job here with one table
+# naming it (exit 3); resubmit with --exclude=<the hosts it names>. Seconds per (re)start.
+srun --mpi=pmix --kill-on-bad-exit=1 /shared/starflow/build/starflow preflight /shared/starflow/docs/slurm-64x8-train.yaml
+status=$?
+if [[ $status != 0 ]]; then
+  echo "starflow job: preflight failed (status $status): not training; resubmit with --exclude=<the bad hosts above>"
+  exit $status
+fi
+
 # srun forwards USR1 to every rank; they agree on the stop at the next step boundary.
 # One rank per GPU: local rank i sees GPU i only.
 srun --mpi=pmix --kill-on-bad-exit=1 --gpu-bind=map_gpu:0,1,2,3,4,5,6,7 \

@@ -114,6 +114,7 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"recompute_layers", flag(c.recompute_layers)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)}, {"device", str(c.device)},
       {"precision", str(c.precision)},
+      {"preflight_slow", f64(c.preflight_slow)}, {"preflight_expect_gflops", f64(c.preflight_expect_gflops)},
       {"autoencoder", str(c.autoencoder)}, {"text_encoder", str(c.text_encoder)},
       // The official recipe names its frozen encoders here (hub names such as stabilityai/sd-vae-ft-ema, which
       // nothing here can download: the shards already hold their outputs); a local path is used for previews.
@@ -221,6 +222,8 @@ std::string TrainConfig::to_yaml() const {
   put("threads", threads);
   put("device", device);
   if (!precision.empty()) put("precision", precision);
+  put("preflight_slow", preflight_slow);
+  put("preflight_expect_gflops", preflight_expect_gflops);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
@@ -264,6 +267,8 @@ void TrainConfig::validate(const std::string& origin) const {
            " attention heads (channels / head_dim)");
   need(dp >= 0, "dp", "must be >= 0 (0: all ranks not used by tp)");
   need(bucket_mb >= 1, "bucket_mb", "must be >= 1");
+  need(preflight_slow >= 0 && preflight_slow < 1, "preflight_slow", "must be in [0, 1)");
+  need(preflight_expect_gflops >= 0, "preflight_expect_gflops", "must be >= 0");
   need(threads >= 0, "threads", "must be >= 0");
   need(!data.empty(), "data", "must name 'synthetic' or a shard directory");
   need(device == "cpu" || device == "cuda", "device", "expected cpu or cuda, got '" + device + "'");

@@ -50,6 +50,9 @@ struct TrainConfig {
   std::string device = "cpu";            // "cpu" or "cuda" (one GPU per rank, NCCL between them)
   std::string precision;                 // "fp32" or "bf16" (bf16 weights and activations, fp32 master
                                          // weights and moments); default: fp32 on the CPU, bf16 on CUDA
+  double preflight_slow = 0.7;           // `starflow preflight`: a rank below this fraction of the expected
+                                         // GEMM or exchange rate is slow (0: never slow, only failed)
+  double preflight_expect_gflops = 0;    // the node type's GEMM rate; 0: the median of the job's ranks
 
   std::string source_text;               // the YAML as given, stored in checkpoints
 

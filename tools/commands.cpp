@@ -19,6 +19,7 @@ int run_inspect(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_submit(int argc, char** argv);
 int run_plan(int argc, char** argv);
+int run_preflight(int argc, char** argv);
 int bench_gemm(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_sample(int argc, char** argv);
@@ -47,6 +48,8 @@ std::span<const Command> commands() {
       {"train", "train a model (under mpirun: data-parallel ranks); resumes from the newest checkpoint", run_train,
        true},
       {"sample", "sample latents from a model (sequential or Jacobi, guided, denoised)", run_sample, true},
+      {"preflight", "check every rank's node before training (GEMM, links, checkpoint directory, shards)",
+       run_preflight, true},
       {"inspect", "print a checkpoint's header (step, config, data cursor, tensor index)", run_inspect},
       {"convert", "export a checkpoint's weights to safetensors under the official names", run_convert},
       {"submit", "render and submit a SLURM job: submit train|preprocess|sample INPUT [--nodes N ...] [--dry-run]",

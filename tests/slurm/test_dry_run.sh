@@ -36,6 +36,8 @@ expect '^#SBATCH --open-mode=append$' "logs appended across requeues"
 expect '^#SBATCH --output=/shared/starflow/runs/imagenet256/slurm/%x-%j.out$' "one log per job id"
 expect '/shared/starflow/build/starflow train /shared/starflow/docs/slurm-64x8-train.yaml --preempt-requeue' \
   "the binary, the config, --preempt-requeue"
+expect '^srun --mpi=pmix --kill-on-bad-exit=1 /shared/starflow/build/starflow preflight /shared/starflow/docs/slurm-64x8-train.yaml$' \
+  "the preflight on every rank before training"
 expect '^export OMP_NUM_THREADS=\$SLURM_CPUS_PER_TASK$' "threads from --cpus-per-task"
 bash -n "$doc" && echo "ok   bash -n accepts it" || { echo "FAIL: bash -n"; fail=1; }
 exit $fail

@@ -77,6 +77,9 @@ log_every: 20
 checkpoint_every: 25
 keep_checkpoints: 2
 output_dir: $2
+# The test cluster is one shared 2-core machine running both ranks and the daemons: the preflight in the job
+# script judges slowness loosely here (a real cluster keeps the default 0.7).
+preflight_slow: 0.2
 ${3:-}
 YAML
 }
