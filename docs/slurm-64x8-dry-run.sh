@@ -61,4 +61,10 @@ while kill -0 "$srun_pid" 2>/dev/null; do wait "$srun_pid"; done
 wait "$srun_pid"
 status=$?
 echo "starflow job: training step ended with status $status, $(date -Is)"
+# 75: the hang watchdog ended the step (a rank stopped progressing: its line above names rank, host, step and
+# phase). Requeue: the job resumes from the last checkpoint; add --exclude for a host that keeps hanging.
+if [[ $status == 75 ]]; then
+  echo "starflow job: the watchdog ended a hung step: requeueing from the last checkpoint"
+  scontrol requeue "$SLURM_JOB_ID" && exit 0
+fi
 exit $status

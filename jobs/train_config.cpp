@@ -114,6 +114,7 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"recompute_layers", flag(c.recompute_layers)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)}, {"device", str(c.device)},
       {"precision", str(c.precision)},
+      {"watchdog_seconds", f64(c.watchdog_seconds)}, {"straggler_ratio", f64(c.straggler_ratio)},
       {"preflight_slow", f64(c.preflight_slow)}, {"preflight_expect_gflops", f64(c.preflight_expect_gflops)},
       {"autoencoder", str(c.autoencoder)}, {"text_encoder", str(c.text_encoder)},
       // The official recipe names its frozen encoders here (hub names such as stabilityai/sd-vae-ft-ema, which
@@ -222,6 +223,8 @@ std::string TrainConfig::to_yaml() const {
   put("threads", threads);
   put("device", device);
   if (!precision.empty()) put("precision", precision);
+  put("watchdog_seconds", watchdog_seconds);
+  put("straggler_ratio", straggler_ratio);
   put("preflight_slow", preflight_slow);
   put("preflight_expect_gflops", preflight_expect_gflops);
   out << YAML::EndMap;
@@ -267,6 +270,8 @@ void TrainConfig::validate(const std::string& origin) const {
            " attention heads (channels / head_dim)");
   need(dp >= 0, "dp", "must be >= 0 (0: all ranks not used by tp)");
   need(bucket_mb >= 1, "bucket_mb", "must be >= 1");
+  need(watchdog_seconds >= 0, "watchdog_seconds", "must be >= 0 (0: no watchdog)");
+  need(straggler_ratio == 0 || straggler_ratio > 1, "straggler_ratio", "must be > 1, or 0 (no report)");
   need(preflight_slow >= 0 && preflight_slow < 1, "preflight_slow", "must be in [0, 1)");
   need(preflight_expect_gflops >= 0, "preflight_expect_gflops", "must be >= 0");
   need(threads >= 0, "threads", "must be >= 0");

@@ -50,6 +50,10 @@ struct TrainConfig {
   std::string device = "cpu";            // "cpu" or "cuda" (one GPU per rank, NCCL between them)
   std::string precision;                 // "fp32" or "bf16" (bf16 weights and activations, fp32 master
                                          // weights and moments); default: fp32 on the CPU, bf16 on CUDA
+  double watchdog_seconds = 600;         // a rank without progress this long ends the job (exit 75: requeue
+                                         // from the last checkpoint); longer than the slowest checkpoint write
+                                         // or preview; 0: no watchdog
+  double straggler_ratio = 1.5;          // a rank working this many times the median step is reported (0: off)
   double preflight_slow = 0.7;           // `starflow preflight`: a rank below this fraction of the expected
                                          // GEMM or exchange rate is slow (0: never slow, only failed)
   double preflight_expect_gflops = 0;    // the node type's GEMM rate; 0: the median of the job's ranks

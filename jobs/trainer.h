@@ -22,6 +22,7 @@
 #include "parallel/data_parallel_optimizer.h"
 #include "parallel/gradient_buckets.h"
 #include "parallel/process_grid.h"
+#include "parallel/watchdog.h"
 
 namespace starflow::jobs {
 
@@ -89,6 +90,9 @@ class BasicTrainer final : public TrainingRun {
   std::vector<float> host_weights(bool prefer_ema);
   // After the fp32 weights changed outside the optimizer (initial weights, resume): the model's copy.
   void weights_changed();
+  // Every rank's work time of this step (its time outside the DP gradient wait) to rank 0, which names the
+  // ranks above straggler_ratio × the median (at most one report per log_every steps).
+  void report_stragglers(double work_seconds);
 
   TrainConfig cfg_;
   parallel::ProcessGrid& grid_;
@@ -106,6 +110,9 @@ class BasicTrainer final : public TrainingRun {
   std::vector<StepMetrics> history_;
   std::string checkpoint_dir_;
   std::unique_ptr<PreviewGrid> preview_;  // rank 0, when sample_every > 0
+  std::unique_ptr<parallel::Watchdog> watchdog_;  // the hang watchdog (watchdog_seconds) and fault injection
+  std::vector<std::string> hosts_;        // every world rank's host (rank 0's straggler report)
+  int64_t last_straggler_report_ = -1;
 };
 
 // The CPU trainer (fp32).

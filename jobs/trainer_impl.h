@@ -3,6 +3,7 @@
 // (seed, the batch's global position, rank), so a resumed run repeats the uninterrupted one bit for bit without
 // saving generator state.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -119,7 +120,36 @@ BasicTrainer<Backend>::BasicTrainer(const TrainConfig& config, parallel::Process
   // rank 0 samples the previews together (the deep block is split over it), its TP rank 0 writes them.
   if (cfg_.sample_every > 0) preview_ = std::make_unique<PreviewGrid>(cfg_);
   if (grid_.dp_rank() != 0) preview_.reset();
+  watchdog_ = std::make_unique<parallel::Watchdog>(cfg_.watchdog_seconds, grid_.world_rank());
+  // Every rank's host name, once, for the straggler report.
+  constexpr int kHost = 64;
+  std::vector<char> mine(kHost, 0), all(static_cast<size_t>(kHost) * grid_.world_size(), 0);
+  watchdog_->host().copy(mine.data(), kHost - 1);
+  MPI_Allgather(mine.data(), kHost, MPI_CHAR, all.data(), kHost, MPI_CHAR, grid_.world().comm());
+  for (int r = 0; r < grid_.world_size(); ++r) hosts_.emplace_back(all.data() + size_t(r) * kHost);
   grid_.world().barrier();
+}
+
+template <class Backend>
+void BasicTrainer<Backend>::report_stragglers(double work_seconds) {
+  const int n = grid_.world_size();
+  if (n < 2 || cfg_.straggler_ratio <= 0) return;
+  std::vector<double> work(static_cast<size_t>(n), 0.0);
+  work[grid_.world_rank()] = work_seconds;
+  grid_.world().all_reduce_sum(work.data(), n);
+  if (grid_.world_rank() != 0 || (last_straggler_report_ >= 0 && step_ - last_straggler_report_ < cfg_.log_every))
+    return;
+  std::vector<double> sorted = work;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  for (int r = 0; r < n; ++r)
+    // Under 50 ms of excess is scheduling noise, not a node problem (tiny test steps).
+    if (median > 0 && work[r] > cfg_.straggler_ratio * median && work[r] - median > 0.05) {
+      std::fprintf(stderr, "starflow straggler: rank %d on %s worked %.3f s in step %lld, %.1fx the median %.3f s "
+                   "(straggler_ratio %.2g); training goes on\n", r, hosts_[r].c_str(), work[r],
+                   (long long)step_, work[r] / median, median, cfg_.straggler_ratio);
+      last_straggler_report_ = step_;
+    }
 }
 
 template <class Backend>
@@ -162,6 +192,7 @@ template <class Backend>
 StepMetrics BasicTrainer<Backend>::train_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& m = cfg_.model;
+  watchdog_->progress(step_, parallel::Phase::kData);
   TrainBatch batch = data_.next();
   const int64_t B = batch.size, n = static_cast<int64_t>(batch.latents.size());
   if (!batch.latent_std.empty()) {
@@ -185,12 +216,15 @@ StepMetrics BasicTrainer<Backend>::train_step() {
     core::from_host(be_, y_.data(), y.data(), static_cast<int64_t>(y.size()));
   }
 
+  watchdog_->progress(step_, parallel::Phase::kForward);
   model_.zero_gradients();
   const core::LossParts loss =
       model_.forward(x_.data(), m.conditional() ? y_.data() : nullptr, B, cfg_.latent_norm_regularization);
   // Backward starts each gradient bucket's all-reduce over the DP group as soon as the bucket is complete.
+  watchdog_->progress(step_, parallel::Phase::kBackward);
   buckets_.begin();
   model_.backward(nullptr, true, &buckets_);
+  watchdog_->progress(step_, parallel::Phase::kAllReduce);
   const double comm_wait = buckets_.finish();
 
   // Average gradients and losses over the data-parallel ranks (equal local batches: the mean of means).
@@ -198,8 +232,10 @@ StepMetrics BasicTrainer<Backend>::train_step() {
   const int64_t total = model_.layout().total_size();
   if (comm_.size() > 1) be_.scale(g, 1.0 / double(comm_.size()), total);
   const double sq = gradient_norm_squared();
+  report_stragglers(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - comm_wait);
   double stats[4] = {loss.total, loss.nll, loss.latent_norm, std::isfinite(loss.total) ? 0.0 : 1.0};
   comm_.all_reduce_sum(stats, 4);
+  watchdog_->progress(step_, parallel::Phase::kOptimizer);
   StepMetrics s;
   s.loss = stats[0] / comm_.size();
   s.nll = stats[1] / comm_.size();
@@ -254,10 +290,12 @@ void BasicTrainer<Backend>::run(int64_t stop_at, const std::function<bool()>& sh
   const int64_t end = stop_at > 0 ? std::min(stop_at, cfg_.steps) : cfg_.steps;
   while (step_ < end) {
     const StepMetrics s = train_step();
+    watchdog_->progress(step_, parallel::Phase::kBetweenSteps);
     log(s);
     if (!s.skipped && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 && step_ < end)
       write_checkpoint();
     if (preview_ && !s.skipped && step_ % cfg_.sample_every == 0) {
+      watchdog_->progress(step_, parallel::Phase::kPreview);
       // The preview samples on the CPU from the host's copy of the weights (on a host backend, the buffer
       // itself), over the grid's MPI tensor-parallel group.
       if constexpr (Backend::kHostMemory && std::is_same_v<T, float>)
@@ -268,6 +306,7 @@ void BasicTrainer<Backend>::run(int64_t stop_at, const std::function<bool()>& sh
     if (should_stop) {
       // Every rank must agree, or the collective checkpoint below would hang.
       double stop = should_stop() ? 1 : 0;
+      watchdog_->progress(step_, parallel::Phase::kAllReduce);
       grid_.world().all_reduce_max(&stop, 1);
       if (stop > 0) break;
     }
@@ -284,6 +323,7 @@ void BasicTrainer<Backend>::write_loss_curve() const {
 
 template <class Backend>
 std::string BasicTrainer<Backend>::write_checkpoint() {
+  watchdog_->progress(step_, parallel::Phase::kCheckpoint);
   const auto& views = model_.layout().views();
   const int64_t total = model_.layout().total_size();
   const bool zero1 = optimizer_.zero1();

@@ -1,6 +1,7 @@
 // NcclCommunicator. Construction agrees on every rank's readiness over MPI before NCCL is touched, so a rank
 // without a GPU makes all ranks fail with the same message instead of leaving the others waiting.
 #include "parallel/nccl_communicator.h"
+#include "parallel/watchdog.h"
 
 #include <stdexcept>
 #include <string>
@@ -104,6 +105,10 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, cudaStream_t stream) {
     cudaCheck(cudaMalloc(&barrier_word_, sizeof(float)));
     cudaCheck(cudaMemset(barrier_word_, 0, sizeof(float)));
     ncclCheck(ncclCommInitRank(&comm_, size_, message.id, rank_));
+    // A hung collective (a peer stopped or dead) never returns by itself: the watchdog aborts the communicator
+    // first, so the kernels waiting on it end and the process can exit (parallel/watchdog.h).
+    ncclComm_t comm = comm_;
+    abort_hook_ = Watchdog::add_abort_hook([comm] { ncclCommAbort(comm); });
   } catch (...) {
     if (barrier_word_) cudaFree(barrier_word_);
     if (owns_stream_) cudaStreamDestroy(stream_);
@@ -113,6 +118,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, cudaStream_t stream) {
 
 NcclCommunicator::~NcclCommunicator() {
   // No throwing here: a failed teardown cannot be acted on, and the process is usually ending.
+  if (abort_hook_) Watchdog::remove_abort_hook(abort_hook_);
   if (comm_) {
     ncclCommFinalize(comm_);
     ncclCommDestroy(comm_);

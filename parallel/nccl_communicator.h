@@ -61,6 +61,7 @@ class NcclCommunicator final : public core::Communicator {
   bool owns_stream_ = false;
   int rank_ = 0, size_ = 1, device_ = -1;
   float* barrier_word_ = nullptr;  // one device float that barrier() all-reduces
+  int abort_hook_ = 0;              // the watchdog's: ncclCommAbort before the job is aborted
 };
 
 // Selects this rank's GPU: its rank among the ranks of its node (MPI_COMM_TYPE_SHARED) modulo the visible

@@ -38,6 +38,7 @@ expect '/shared/starflow/build/starflow train /shared/starflow/docs/slurm-64x8-t
   "the binary, the config, --preempt-requeue"
 expect '^srun --mpi=pmix --kill-on-bad-exit=1 /shared/starflow/build/starflow preflight /shared/starflow/docs/slurm-64x8-train.yaml$' \
   "the preflight on every rank before training"
+expect '^if \[\[ \$status == 75 \]\]; then$' "a watchdog exit (75) requeues the job"
 expect '^export OMP_NUM_THREADS=\$SLURM_CPUS_PER_TASK$' "threads from --cpus-per-task"
 bash -n "$doc" && echo "ok   bash -n accepts it" || { echo "FAIL: bash -n"; fail=1; }
 exit $fail

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Faults injected for real into a 2-rank training job under mpiexec (STARFLOW_FAULT, parallel/watchdog.h), and
+# the recovery: the job must end within the watchdog's limit plus a few seconds with a one-line diagnosis, and a
+# rerun must resume from the last checkpoint to the uninterrupted run's weights, bit for bit.
+#   hang        rank 1 SIGSTOPs itself in the forward pass of step 10: rank 0's watchdog ends the job (exit 75)
+#   kill        rank 1 SIGKILLs itself entering the gradient all-reduce of step 10: mpiexec ends the job
+#   slow-reader rank 1 sleeps 600 s in its data reader at step 10: its own watchdog names it (phase data)
+#   straggler   rank 1 sleeps 1 s in its data reader at step 10: reported as a straggler, the job goes on
+# Usage: test_fault.sh STARFLOW MODE
+set -euo pipefail
+starflow=$1
+mode=$2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+limit=5    # watchdog_seconds
+grace=10   # the job must end within limit + grace seconds of the fault
+"$starflow" preprocess --dataset fashion-mnist --limit 256 --shard-size 64 --out "$dir/shards" > "$dir/preprocess.log"
+config() {  # config NAME
+  cat > "$dir/$1.yaml" <<YAML
+channel_size: 4
+img_size: 8
+channels: 64
+blocks: 2
+layers_per_block: [1, 1]
+head_dim: 32
+txt_size: 1
+txt_dim: 11
+batch_size: 16
+steps: 24
+warmup_steps: 2
+checkpoint_every: 4
+log_every: 4
+watchdog_seconds: $limit
+data: $dir/shards
+output_dir: $dir/$1
+YAML
+}
+crc() { "$starflow" inspect "$dir/$1/checkpoints/ckpt_00000024.sfckpt" --tensors | awk '/crc32/ {print $1, $NF}'; }
+train() {  # train NAME [FAULT]: runs the job, prints its time; the exit status is in $status
+  local t0
+  t0=$(date +%s.%N)
+  status=0
+  STARFLOW_FAULT=${2:-} mpiexec -x STARFLOW_FAULT -n 2 "$starflow" train "$dir/$1.yaml" >> "$dir/$1.log" 2>&1 || status=$?
+  seconds=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
+  echo "train $1${2:+ with fault $2}: exit $status in $seconds s"
+}
+fail() { echo "FAIL: $*"; cat "$dir/faulted.log"; exit 1; }
+
+config reference
+train reference
+[[ $status == 0 ]] || { cat "$dir/reference.log"; exit 1; }
+crc reference > "$dir/reference.crc"
+
+config faulted
+case $mode in
+  hang) fault=1:10:forward:stop ;;
+  kill) fault=1:10:all-reduce:kill ;;
+  slow-reader) fault=1:10:data:sleep:600 ;;
+  straggler) fault=1:10:data:sleep:1 ;;
+  *) echo "unknown mode $mode"; exit 2 ;;
+esac
+train faulted "$fault"
+case $mode in
+  hang)
+    [[ $status == 75 ]] || fail "exit $status, expected 75 (the watchdog's)"
+    grep -qE "^starflow watchdog: rank 0 on .* made no progress for [0-9]+ s \(limit $limit s\) at step 10 in phase all-reduce; aborting the job with exit status 75" \
+      "$dir/faulted.log" || fail "no diagnosis from the waiting rank" ;;
+  kill)
+    [[ $status != 0 ]] || fail "the job did not fail"
+    grep -qE "exited on signal 9|starflow watchdog: rank 0" "$dir/faulted.log" || fail "no diagnosis" ;;
+  slow-reader)
+    [[ $status == 75 ]] || fail "exit $status, expected 75"
+    grep -qE "^starflow watchdog: rank 1 on .* at step 10 in phase data;" "$dir/faulted.log" ||
+      fail "the sleeping reader's rank did not name itself" ;;
+  straggler)
+    [[ $status == 0 ]] || fail "a straggler stopped the job"
+    grep -qE "^starflow straggler: rank 1 on .* in step 10, [0-9.]+x the median" "$dir/faulted.log" ||
+      fail "no straggler report" ;;
+esac
+if [[ $mode != straggler ]]; then
+  awk -v s="$seconds" -v max=$((limit + grace + 5)) 'BEGIN { exit !(s <= max) }' ||
+    fail "the job took $seconds s to end (the fault came after ~1 s of training; limit $limit s + $grace s)"
+  [[ -f $dir/faulted/checkpoints/ckpt_00000008.sfckpt ]] || fail "no checkpoint of step 8"
+  train faulted
+  [[ $status == 0 ]] || fail "the rerun failed"
+  grep -q "resumed from .*ckpt_00000008.sfckpt at step 8" "$dir/faulted.log" || fail "the rerun did not resume from step 8"
+fi
+crc faulted > "$dir/faulted.crc"
+[[ -s $dir/reference.crc ]] && diff -q "$dir/reference.crc" "$dir/faulted.crc" > /dev/null ||
+  fail "the final weights differ from the uninterrupted run's"
+echo "fault $mode: ok ($(wc -l < "$dir/reference.crc") tensors bit-identical to the uninterrupted run)"
