@@ -79,6 +79,16 @@ std::vector<Piece> owned_pieces(const std::vector<CheckpointTensor>& tensors, co
 // Writes the pieces with collective calls: an hindexed file view per round, the same number of rounds on every
 // rank. Each round goes straight from the tensors' memory (a memory datatype of the chunks' absolute addresses
 // against a file view of their offsets): no packing copy, no zero-filled buffer to fault in.
+// Open MPI's ompio can report a failed write (ENOSPC on a full file system) on stderr and still return
+// MPI_SUCCESS with fewer bytes written: the status's count is what was written.
+void check_written(MPI_Status& status, uint64_t expected) {
+  int count = 0;
+  mpiCheck(MPI_Get_count(&status, MPI_BYTE, &count));
+  if (static_cast<uint64_t>(count) != expected)
+    throw std::runtime_error("wrote " + std::to_string(count) + " of " + std::to_string(expected) +
+                             " bytes: the file system is full or failing");
+}
+
 void write_pieces(MPI_File fh, MPI_Comm comm, std::vector<Piece> pieces) {
   std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.file_offset < b.file_offset; });
   // Chunks of at most kChunkBytes (MPI counts are ints), grouped into rounds of at most kChunkBytes.
@@ -124,6 +134,9 @@ void write_pieces(MPI_File fh, MPI_Comm comm, std::vector<Piece> pieces) {
     mpiCheck(MPI_File_write_all(fh, MPI_BOTTOM, round.empty() ? 0 : 1, memtype, &status));
     if (filetype != MPI_BYTE) MPI_Type_free(&filetype);
     if (memtype != MPI_BYTE) MPI_Type_free(&memtype);
+    uint64_t expected = 0;
+    for (const Chunk& c : round) expected += c.bytes;
+    check_written(status, expected);
   }
   mpiCheck(MPI_File_set_view(fh, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL));
 }
@@ -167,7 +180,8 @@ void merge_crcs(MPI_Comm comm, int rank, int size, const std::vector<Piece>& pie
 }
 
 // Rank 0: the preamble, the JSON header after the last tensor, and the trailer that locates and checksums it.
-void write_header_and_trailer(MPI_File fh, int64_t step, int world_size, const nlohmann::json& meta,
+// Returns the file's whole size.
+uint64_t write_header_and_trailer(MPI_File fh, int64_t step, int world_size, const nlohmann::json& meta,
                               const Index& index) {
   char when[32];
   const std::time_t now = std::time(nullptr);
@@ -187,8 +201,12 @@ void write_header_and_trailer(MPI_File fh, int64_t step, int world_size, const n
   std::memcpy(trailer.data() + 24, &crc, 4);
   MPI_Status st;
   mpiCheck(MPI_File_write_at(fh, 0, preamble.data(), kPreambleBytes, MPI_BYTE, &st));
+  check_written(st, kPreambleBytes);
   mpiCheck(MPI_File_write_at(fh, index.header_offset, text.data(), static_cast<int>(length), MPI_BYTE, &st));
+  check_written(st, length);
   mpiCheck(MPI_File_write_at(fh, index.header_offset + length, trailer.data(), kTrailerBytes, MPI_BYTE, &st));
+  check_written(st, kTrailerBytes);
+  return index.header_offset + length + kTrailerBytes;
 }
 
 // Keeps the newest `keep` complete-named checkpoints; never touches anything else in the directory.
@@ -227,6 +245,16 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
   const std::vector<Piece> pieces = owned_pieces(tensors, index, rank, size, error);
   agree_on_error(comm, error);
 
+  // A write that fails (a full file system) leaves no partial file behind to hold the space: the previous
+  // checkpoints are untouched, and the next attempt starts with the room they leave.
+  struct RemoveUnlessPublished {
+    const std::string& path;
+    bool rank0, published = false;
+    ~RemoveUnlessPublished() {
+      std::error_code ec;
+      if (rank0 && !published) fs::remove(path, ec);
+    }
+  } cleanup{tmp_path, rank == 0};
   MPI_File fh = MPI_FILE_NULL;
   agree_on_error(comm, attempt(tmp_path, [&] {
     mpiCheck(MPI_File_open(comm, tmp_path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh));
@@ -237,8 +265,9 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
   }));
 
   error = attempt(tmp_path, [&] { merge_crcs(comm, rank, size, pieces, tensors, index); });
+  uint64_t file_bytes = 0;
   if (rank == 0 && error.empty())
-    error = attempt(tmp_path, [&] { write_header_and_trailer(fh, step, size, meta, index); });
+    error = attempt(tmp_path, [&] { file_bytes = write_header_and_trailer(fh, step, size, meta, index); });
   agree_on_error(comm, error);
 
   agree_on_error(comm, attempt(tmp_path, [&] {
@@ -249,7 +278,16 @@ std::string write_checkpoint(MPI_Comm comm, const std::string& dir, int64_t step
   // Published by rank 0 once every rank's bytes are synced: rename, then fsync of the directory (the rename
   // itself must survive a crash before older checkpoints are pruned).
   if (rank == 0) {
-    error = attempt("", [&] { core::io::rename_into_place(tmp_path, final_path); });
+    // The last line of defence before a checkpoint gets its final name (and older ones are pruned): the file
+    // holds every byte the index and trailer promise.
+    error = attempt(tmp_path, [&] {
+      const uint64_t have = fs::file_size(tmp_path);
+      if (have != file_bytes)
+        throw std::runtime_error("the file has " + std::to_string(have) + " bytes, " + std::to_string(file_bytes) +
+                                 " were written: the file system is full or failing");
+    });
+    if (error.empty()) error = attempt("", [&] { core::io::rename_into_place(tmp_path, final_path); });
+    cleanup.published = error.empty();
     if (error.empty()) prune_checkpoints(dir, keep);
   }
   agree_on_error(comm, error);
