@@ -152,6 +152,20 @@ nlohmann::json run_manifest(const PreprocessOptions& o, const std::string& ae_pa
   return m;
 }
 
+// A writer killed mid-shard leaves "<shard>.tmp.<pid>" behind (data/latent_shard_writer.cpp). Once this worker's
+// shards are all complete, any temporary of one of them is such a leftover: removed, so that reruns after
+// crashes do not pile up partial shards. One directory listing per worker; other workers' shards are theirs.
+void remove_stale_temporaries(const PreprocessOptions& o, const std::vector<int64_t>& shards) {
+  std::set<std::string> mine;
+  for (int64_t s : shards) mine.insert(fs::path(shard_path(o, s)).filename().string() + ".tmp.");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(o.out_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t at = name.find(".tmp.");
+    if (at != std::string::npos && mine.count(name.substr(0, at + 5))) fs::remove(entry.path(), ec);
+  }
+}
+
 // Rank 0 of each run: the first run into a directory records its manifest (written whole, then renamed);
 // a later one must match it. Returns the refusal, or "" to go on. Nothing already written is touched.
 std::string check_or_record_manifest(const PreprocessOptions& o, const nlohmann::json& want) {
@@ -371,6 +385,7 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o, MPI_Comm comm,
       ++done;
       if (rank == 0 && progress) progress(done, static_cast<int64_t>(mine.size()));
     }
+    remove_stale_temporaries(o, mine);
   } catch (const std::exception& e) {
     error = e.what();
   }
