@@ -120,13 +120,14 @@ BasicTrainer<Backend>::BasicTrainer(const TrainConfig& config, parallel::Process
   // rank 0 samples the previews together (the deep block is split over it), its TP rank 0 writes them.
   if (cfg_.sample_every > 0) preview_ = std::make_unique<PreviewGrid>(cfg_);
   if (grid_.dp_rank() != 0) preview_.reset();
-  watchdog_ = std::make_unique<parallel::Watchdog>(cfg_.watchdog_seconds, grid_.world_rank());
+  watchdog_ = std::make_unique<parallel::Watchdog>(cfg_.watchdog_seconds, grid_.world_rank(), grid_.world().comm());
   // Every rank's host name, once, for the straggler report.
   constexpr int kHost = 64;
   std::vector<char> mine(kHost, 0), all(static_cast<size_t>(kHost) * grid_.world_size(), 0);
   watchdog_->host().copy(mine.data(), kHost - 1);
   MPI_Allgather(mine.data(), kHost, MPI_CHAR, all.data(), kHost, MPI_CHAR, grid_.world().comm());
   for (int r = 0; r < grid_.world_size(); ++r) hosts_.emplace_back(all.data() + size_t(r) * kHost);
+  watchdog_->set_hosts(hosts_);
   grid_.world().barrier();
 }
 

@@ -70,8 +70,9 @@ FaultInjection FaultInjection::from_environment() {
   return f;
 }
 
-Watchdog::Watchdog(double seconds, int rank, std::function<void()> abort)
+Watchdog::Watchdog(double seconds, int rank, MPI_Comm comm, std::function<void()> abort)
     : seconds_(seconds), rank_(rank), abort_(std::move(abort)), fault_(FaultInjection::from_environment()) {
+  if (comm != MPI_COMM_NULL && seconds_ > 0) MPI_Comm_dup(comm, &comm_);
   char name[256] = {};
   host_ = ::gethostname(name, sizeof name - 1) == 0 ? name : "unknown";
   if (!abort_) abort_ = [] { MPI_Abort(MPI_COMM_WORLD, kExitCode); };
@@ -86,6 +87,7 @@ Watchdog::~Watchdog() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
 void Watchdog::progress(int64_t step, Phase phase) {
@@ -115,6 +117,59 @@ void Watchdog::remove_abort_hook(int id) {
   hooks().erase(id);
 }
 
+void Watchdog::roll_call() {
+  if (comm_ == MPI_COMM_NULL) return;
+  int size = 1;
+  MPI_Comm_size(comm_, &size);
+  if (size < 2) return;
+  // The other ranks' monitors time out within a poll or two of this one (they wait on the same collective);
+  // a rank that has not answered after this long is stopped, dead, or hung outside MPI with its monitor.
+  constexpr double kGraceSeconds = 5;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(kGraceSeconds);
+  constexpr int kTag = 7507;
+  if (rank_ != 0) {
+    int64_t report[2] = {step_.load(), phase_.load()};
+    MPI_Request request;
+    MPI_Isend(report, 2, MPI_INT64_T, 0, kTag, comm_, &request);
+    int done = 0;
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    // Give rank 0 the time to collect the others before this rank's abort ends the job.
+    std::this_thread::sleep_until(deadline + std::chrono::seconds(2));
+    return;
+  }
+  std::vector<int64_t> reports(static_cast<size_t>(2 * size), -1);
+  std::vector<MPI_Request> requests(static_cast<size_t>(size), MPI_REQUEST_NULL);
+  for (int r = 1; r < size; ++r) MPI_Irecv(&reports[2 * r], 2, MPI_INT64_T, r, kTag, comm_, &requests[r]);
+  std::vector<int> answered(static_cast<size_t>(size), 0);
+  answered[0] = 1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool all = true;
+    for (int r = 1; r < size; ++r) {
+      if (!answered[r]) MPI_Test(&requests[r], &answered[r], MPI_STATUS_IGNORE);
+      all = all && answered[r];
+    }
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::string silent;
+  for (int r = 1; r < size; ++r)
+    if (!answered[r]) {
+      if (!silent.empty()) silent += ", ";
+      silent += std::to_string(r);
+      if (static_cast<size_t>(r) < hosts_.size()) silent += " (" + hosts_[r] + ")";
+    }
+  if (silent.empty())
+    std::fprintf(stderr, "starflow watchdog: every rank answered rank 0's roll call: all are waiting (a collective "
+                         "that never completes, or a device that hangs)\n");
+  else
+    std::fprintf(stderr, "starflow watchdog: ranks that did not answer rank 0's roll call within %.0f s (stopped, "
+                         "dead, or hung outside MPI): %s\n", kGraceSeconds, silent.c_str());
+  std::fflush(stderr);
+}
+
 void Watchdog::monitor() {
   // Polls a few times per limit (at most every second): the job ends within the limit plus one poll.
   const auto poll = std::chrono::duration<double>(std::min(1.0, seconds_ / 4));
@@ -128,6 +183,7 @@ void Watchdog::monitor() {
                  rank_, host_.c_str(), idle, seconds_, (long long)step_.load(), phase_name(Phase(phase_.load())),
                  kExitCode);
     std::fflush(stderr);
+    roll_call();
     {
       std::lock_guard<std::mutex> hooks_lock(hooks_mutex());
       for (auto& [id, hook] : hooks()) hook();

@@ -4,13 +4,16 @@
 // that never returns) it prints one line naming the rank, its host, the step and the phase, runs the abort hooks
 // (ncclCommAbort on the GPU path) and ends the whole job with MPI_Abort and kExitCode, which the SLURM template
 // treats as "requeue from the last checkpoint". One line per rank whose own progress stopped: the ranks waiting
-// in the all-reduce name themselves and their phase; a rank that is stopped or dead says nothing, and its absence
-// is the diagnosis.
+// in the all-reduce name themselves and their phase. A rank that is stopped or dead says nothing; so that its
+// absence need not be inferred, every timed-out monitor reports to rank 0's over a communicator of their own,
+// and rank 0 names the ranks that did not answer within a few seconds before it aborts the job.
 //
 // Fault injection for the tests (tests/fault/): STARFLOW_FAULT="RANK:STEP:PHASE:ACTION[:SECONDS]" makes the
 // world rank RANK, on reaching PHASE of step STEP, stop itself (SIGSTOP), kill itself (SIGKILL) or sleep SECONDS
 // (ACTION stop|kill|sleep). Production runs leave it unset.
 #pragma once
+#include <mpi.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -43,8 +46,9 @@ class Watchdog {
   static constexpr int kExitCode = 75;
 
   // seconds <= 0: no monitor thread (progress() still runs the fault injection). `abort` ends the job (the
-  // default: MPI_Abort(MPI_COMM_WORLD, kExitCode), then _exit).
-  Watchdog(double seconds, int rank, std::function<void()> abort = {});
+  // default: MPI_Abort(MPI_COMM_WORLD, kExitCode), then _exit). `comm`: the job's ranks, for the roll call of
+  // a timeout (collective: every rank constructs its watchdog; MPI_COMM_NULL: none).
+  Watchdog(double seconds, int rank, MPI_Comm comm = MPI_COMM_NULL, std::function<void()> abort = {});
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -58,13 +62,19 @@ class Watchdog {
   static void remove_abort_hook(int id);
 
   const std::string& host() const { return host_; }
+  // Every rank's host (rank 0 names the silent ones by host too).
+  void set_hosts(std::vector<std::string> hosts) { hosts_ = std::move(hosts); }
 
  private:
   void monitor();
+  // After a timeout: the other ranks report to rank 0, which prints the ranks that did not answer.
+  void roll_call();
 
   double seconds_;
   int rank_;
   std::string host_;
+  std::vector<std::string> hosts_;
+  MPI_Comm comm_ = MPI_COMM_NULL;  // a duplicate of the job's communicator, used only by the roll call
   std::function<void()> abort_;
   FaultInjection fault_;
   std::atomic<int64_t> step_{0};

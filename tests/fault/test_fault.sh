@@ -2,7 +2,8 @@
 # Faults injected for real into a 2-rank training job under mpiexec (STARFLOW_FAULT, parallel/watchdog.h), and
 # the recovery: the job must end within the watchdog's limit plus a few seconds with a one-line diagnosis, and a
 # rerun must resume from the last checkpoint to the uninterrupted run's weights, bit for bit.
-#   hang        rank 1 SIGSTOPs itself in the forward pass of step 10: rank 0's watchdog ends the job (exit 75)
+#   hang        rank 1 SIGSTOPs itself in the forward pass of step 10: rank 0's watchdog names it and ends the job
+#               (exit 75)
 #   kill        rank 1 SIGKILLs itself entering the gradient all-reduce of step 10: mpiexec ends the job
 #   slow-reader rank 1 sleeps 600 s in its data reader at step 10: its own watchdog names it (phase data)
 #   straggler   rank 1 sleeps 1 s in its data reader at step 10: reported as a straggler, the job goes on
@@ -65,14 +66,17 @@ case $mode in
   hang)
     [[ $status == 75 ]] || fail "exit $status, expected 75 (the watchdog's)"
     grep -qE "^starflow watchdog: rank 0 on .* made no progress for [0-9]+ s \(limit $limit s\) at step 10 in phase all-reduce; aborting the job with exit status 75" \
-      "$dir/faulted.log" || fail "no diagnosis from the waiting rank" ;;
+      "$dir/faulted.log" || fail "no diagnosis from the waiting rank"
+    grep -qE "^starflow watchdog: ranks that did not answer rank 0's roll call within 5 s \(stopped, dead, or hung outside MPI\): 1 \(.+\)$" \
+      "$dir/faulted.log" || fail "the stopped rank was not named" ;;
   kill)
     [[ $status != 0 ]] || fail "the job did not fail"
     grep -qE "exited on signal 9|starflow watchdog: rank 0" "$dir/faulted.log" || fail "no diagnosis" ;;
   slow-reader)
     [[ $status == 75 ]] || fail "exit $status, expected 75"
     grep -qE "^starflow watchdog: rank 1 on .* at step 10 in phase data;" "$dir/faulted.log" ||
-      fail "the sleeping reader's rank did not name itself" ;;
+      fail "the sleeping reader's rank did not name itself"
+    grep -q "^starflow watchdog: every rank answered rank 0's roll call" "$dir/faulted.log" || fail "no roll call" ;;
   straggler)
     [[ $status == 0 ]] || fail "a straggler stopped the job"
     grep -qE "^starflow straggler: rank 1 on .* in step 10, [0-9.]+x the median" "$dir/faulted.log" ||
