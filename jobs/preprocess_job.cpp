@@ -203,7 +203,8 @@ PreprocessOptions preprocess_options_from_file(const std::string& path) {
   } catch (const YAML::BadFile&) {
     throw std::runtime_error(path + ": cannot open the config file");
   } catch (const YAML::Exception& e) {
-    throw std::runtime_error(path + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+    throw std::runtime_error(path + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " +
+                             core::io::printable(e.msg));
   }
   PreprocessOptions o;
   if (!root.IsMap()) throw std::runtime_error(path + ": expected a mapping of keys to values");
@@ -223,9 +224,9 @@ PreprocessOptions preprocess_options_from_file(const std::string& path) {
       else if (key == "text_length") o.text_length = kv.second.as<int64_t>();
       else if (key == "text_encoder") o.text_encoder = kv.second.as<std::string>();
       else if (key == "image_size") o.image_size = kv.second.as<int64_t>();
-      else throw std::runtime_error(path + ": key '" + key + "': unknown key");
+      else throw std::runtime_error(path + ": key '" + core::io::printable(key) + "': unknown key");
     } catch (const YAML::Exception&) {
-      throw std::runtime_error(path + ": key '" + key + "': bad value");
+      throw std::runtime_error(path + ": key '" + core::io::printable(key) + "': bad value");
     }
   }
   if (o.out_dir.empty()) throw std::runtime_error(path + ": key 'out': required");

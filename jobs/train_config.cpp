@@ -13,12 +13,13 @@
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
+#include "core/io/files.h"
 
 namespace starflow::jobs {
 namespace {
 
 [[noreturn]] void key_error(const std::string& origin, const std::string& key, const std::string& what) {
-  throw std::runtime_error(origin + ": key '" + key + "': " + what);
+  throw std::runtime_error(origin + ": key '" + core::io::printable(key) + "': " + core::io::printable(what));
 }
 
 template <class T>
@@ -37,7 +38,8 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    throw std::runtime_error(origin + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+    throw std::runtime_error(origin + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " +
+                             core::io::printable(e.msg));
   }
   TrainConfig c;
   c.source_text = text;

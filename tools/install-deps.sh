@@ -16,6 +16,9 @@ PKGS=(
   slurm-wlm munge                                               # one-machine SLURM cluster for the SLURM tests
   dataset-fashion-mnist                                         # the demo's default data
 )
+# tools/fuzz.sh's toolchain (libFuzzer + sanitizers need clang; Debian 12's default clang 14 cannot build the
+# project), only with --fuzz: CI does not fuzz.
+if [[ ${1:-} == --fuzz ]]; then PKGS+=(clang-16 libclang-rt-16-dev libomp-16-dev); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

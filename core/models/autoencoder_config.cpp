@@ -4,13 +4,14 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include "core/io/files.h"
 
 namespace starflow::core {
 
 namespace {
 
 void require(bool ok, const std::string& key, const std::string& rule) {
-  if (!ok) throw std::invalid_argument("autoencoder config key '" + key + "': " + rule);
+  if (!ok) throw std::invalid_argument("autoencoder config key '" + io::printable(key) + "': " + io::printable(rule));
 }
 
 }  // namespace
@@ -56,7 +57,11 @@ AutoencoderConfig AutoencoderConfig::from_json(const std::string& json_text) {
   require(j.is_object(), "config", "must be a JSON object");
   AutoencoderConfig c;
   int64_t downsampling = 0, latent_size = 0;
-  for (auto& [key, value] : j.items()) {
+  for (auto& item : j.items()) {
+    // Named references, not a structured binding: clang (the fuzz build) cannot capture bindings in lambdas
+    // under OpenMP.
+    const std::string& key = item.key();
+    auto& value = item.value();
     auto as_int = [&] {
       require(value.is_number_integer(), key, "must be an integer");
       return value.get<int64_t>();

@@ -4,12 +4,13 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
+#include "core/io/files.h"
 
 namespace starflow::core {
 namespace {
 
 void require(bool ok, const std::string& key, const std::string& rule) {
-  if (!ok) throw std::invalid_argument("config key '" + key + "': " + rule);
+  if (!ok) throw std::invalid_argument("config key '" + io::printable(key) + "': " + io::printable(rule));
 }
 
 // Keys of the official Model(...) that must hold a fixed value here, because the STARFlow image model
@@ -61,7 +62,11 @@ FlowConfig FlowConfig::from_official_json(const std::string& json_text) {
       "use_checkpoint", "use_checkpoint_mlp", "use_pretrained_lm", "denoiser_window", "local_attn_window",
       "top_block_channels", "num_kv_heads"};
   FlowConfig c;
-  for (auto& [key, value] : j.items()) {
+  for (auto& item : j.items()) {
+    // Named references, not a structured binding: clang (the fuzz build) cannot capture bindings in lambdas
+    // under OpenMP.
+    const std::string& key = item.key();
+    auto& value = item.value();
     auto as_int = [&] {
       require(value.is_number_integer(), key, "must be an integer");
       return value.get<int64_t>();

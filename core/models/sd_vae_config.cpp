@@ -4,13 +4,14 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include "core/io/files.h"
 
 namespace starflow::core {
 
 namespace {
 
 [[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& problem) {
-  throw std::invalid_argument(source + ": key '" + key + "': " + problem);
+  throw std::invalid_argument(source + ": key '" + io::printable(key) + "': " + io::printable(problem));
 }
 
 void require(bool ok, const std::string& source, const std::string& key, const std::string& problem) {
@@ -54,7 +55,11 @@ SdVaeConfig SdVaeConfig::from_json(const std::string& json_text, const std::stri
   SdVaeConfig c;
   bool have_down = false, have_up = false;
   size_t down_blocks = 0, up_blocks = 0;
-  for (auto& [key, value] : j.items()) {
+  for (auto& item : j.items()) {
+    // Named references, not a structured binding: clang (the fuzz build) cannot capture bindings in lambdas
+    // under OpenMP.
+    const std::string& key = item.key();
+    auto& value = item.value();
     auto as_int = [&] {
       require(value.is_number_integer(), source, key, "must be an integer");
       return value.get<int64_t>();

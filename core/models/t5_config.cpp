@@ -17,7 +17,7 @@ namespace starflow::core {
 namespace {
 
 [[noreturn]] void fail_key(const std::string& source, const std::string& key, const std::string& problem) {
-  throw std::runtime_error(source + ": key '" + key + "': " + problem);
+  throw std::runtime_error(source + ": key '" + io::printable(key) + "': " + io::printable(problem));
 }
 
 int64_t positive_int(const nlohmann::json& config, const std::string& source, const std::string& key,
