@@ -130,7 +130,9 @@ void convert_elements(T* out, const std::byte* in, size_t count, Convert convert
 
 template <class Stored, class T>
 void cast_elements(T* out, const std::byte* in, size_t count) {
-  if constexpr (std::is_same_v<Stored, T>) std::memcpy(out, in, count * sizeof(T));  // F32 weights: one copy
+  if constexpr (std::is_same_v<Stored, T>) {
+    if (count > 0) std::memcpy(out, in, count * sizeof(T));  // F32 weights: one copy (a 0-element tensor has none)
+  }
   else convert_elements<Stored>(out, in, count, [](Stored v) { return v; });
 }
 
