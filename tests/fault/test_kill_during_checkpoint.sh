@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# kill -9 of a 2-rank training run at random moments, KILLS times (it checkpoints every step, so most kills land
-# in or near a checkpoint write): every checkpoint left under its final name loads and verifies (convert checks
-# each tensor's CRC-32), each rerun resumes from the newest one, and the run finished after all the kills has the
+# kill -9 of a 2-rank training run at random moments after its first checkpoint write began, KILLS times (it
+# checkpoints every step, so most kills land in or near a checkpoint write): every checkpoint left under its
+# final name loads and verifies (convert checks each tensor's CRC-32), each rerun resumes from the newest one, and the run finished after all the kills has the
 # uninterrupted run's weights, bit for bit. Usage: test_kill_during_checkpoint.sh STARFLOW [KILLS]
 set -euo pipefail
 starflow=$1
@@ -9,7 +9,7 @@ kills=${2:-20}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'pkill -9 -f "$dir/" 2>/dev/null || true; rm -rf "$dir"' EXIT
-steps=300
+steps=1000
 config() {  # config NAME
   cat > "$dir/$1.yaml" <<YAML
 channel_size: 4
@@ -39,9 +39,16 @@ final_crc reference > "$dir/reference.crc"
 config killed
 newest=none
 for ((i = 1; i <= kills; i++)); do
+  touch "$dir/launched"
   setsid mpiexec -n 2 "$starflow" train "$dir/killed.yaml" >> "$dir/killed.log" 2>&1 &
   pid=$!
-  sleep "0.$((RANDOM % 9 + 1))$((RANDOM % 10))"
+  # Wait for this run's first checkpoint write to begin (start-up time varies with the machine's load), then
+  # kill within the next 0.4 s: inside a write or between two.
+  for ((w = 0; w < 300; w++)); do
+    [[ -n $(find "$dir/killed" -name 'ckpt_*' -newer "$dir/launched" 2>/dev/null | head -1) ]] && break
+    sleep 0.05
+  done
+  sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
   kill -9 -- -"$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   pkill -9 -f "$dir/killed.yaml" 2>/dev/null || true
