@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <stdexcept>
 
 #include "core/io/files.h"
@@ -70,18 +71,63 @@ std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const st
 
 namespace {
 
-nlohmann::json parse_header(const std::string& path, const std::string& text) {
+// The tensor index and the fields its readers (inspect, CheckpointReader, resume) take as given: checked here
+// once, so that a damaged header fails in one line naming the file, never as a JSON exception or a read
+// outside the tensors' bytes [kPreambleBytes, data_end).
+void check_index(const std::string& path, const nlohmann::json& h, uint64_t data_end) {
+  const auto bad = [&](const std::string& problem) {
+    throw std::runtime_error(path + ": checkpoint header: " + core::io::printable(problem) + " (corrupt)");
+  };
+  const auto field = [](const nlohmann::json& object, const char* key) {
+    const auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+  };
+  const nlohmann::json* step = field(h, "step");
+  if (!step || !step->is_number_integer()) bad("no integer 'step'");
+  const nlohmann::json* meta = field(h, "meta");  // the writer's caller's JSON (the trainer's: an object)
+  if (!meta || !(meta->is_object() || meta->is_null())) bad("no 'meta' object");
+  const nlohmann::json* tensors = field(h, "tensors");
+  if (!tensors || !tensors->is_array()) bad("no 'tensors' list");
+  std::set<std::string> names;
+  for (const nlohmann::json& t : *tensors) {
+    const nlohmann::json* name = t.is_object() ? field(t, "name") : nullptr;
+    if (!name || !name->is_string()) bad("a 'tensors' entry without a string 'name'");
+    const std::string label = "tensor '" + name->get<std::string>() + "'";
+    if (!names.insert(name->get<std::string>()).second) bad(label + " is listed twice");
+    const nlohmann::json *dtype = field(t, "dtype"), *shape = field(t, "shape"), *offset = field(t, "offset"),
+                         *bytes = field(t, "bytes"), *crc = field(t, "crc32");
+    if (!dtype || *dtype != "F32") bad(label + ": dtype is not \"F32\"");
+    if (!shape || !shape->is_array()) bad(label + ": no 'shape' list");
+    int64_t count = 1;  // multiplied in core::numel's order, so that it cannot overflow there either
+    for (const nlohmann::json& d : *shape)
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t(INT64_MAX) ||
+          __builtin_mul_overflow(count, d.get<int64_t>(), &count) || count > int64_t(data_end / sizeof(float)))
+        bad(label + ": 'shape' is not a list of sizes that fit the file");
+    if (!offset || !offset->is_number_unsigned() || !bytes || !bytes->is_number_unsigned() || !crc || !crc->is_string())
+      bad(label + ": no unsigned 'offset' and 'bytes' and string 'crc32'");
+    const uint64_t begin = offset->get<uint64_t>(), size = bytes->get<uint64_t>();
+    if (size != static_cast<uint64_t>(count) * sizeof(float))
+      bad(label + ": 'bytes' " + std::to_string(size) + " does not match its F32 shape");
+    if (begin < kPreambleBytes || begin > data_end || size > data_end - begin)
+      bad(label + ": bytes [" + std::to_string(begin) + ", +" + std::to_string(size) + ") are outside the tensor data [" +
+          std::to_string(kPreambleBytes) + ", " + std::to_string(data_end) + ")");
+  }
+}
+
+nlohmann::json parse_header(const std::string& path, const std::string& text, uint64_t data_end) {
   nlohmann::json h;
   try {
     h = nlohmann::json::parse(text);
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": checkpoint header is not valid JSON");
   }
-  if (!h.is_object() || h.value("format", "") != "starflow-checkpoint")
+  if (!h.is_object() || !h.contains("format") || h["format"] != "starflow-checkpoint")
     throw std::runtime_error(path + ": not a starflow checkpoint (header format)");
-  if (h.value("version", 0u) != kVersion)
-    throw std::runtime_error(path + ": checkpoint version " + h.value("version", nlohmann::json(0)).dump() +
+  if (!h.contains("version") || h["version"] != kVersion)
+    throw std::runtime_error(path + ": checkpoint version " +
+                             (h.contains("version") && h["version"].is_number() ? h["version"].dump() : "(none)") +
                              " is not supported (expected " + std::to_string(kVersion) + ")");
+  check_index(path, h, data_end);
   return h;
 }
 
@@ -93,7 +139,7 @@ void decode_trailer(const std::string& path, const unsigned char* trailer, uint6
   std::memcpy(&offset, trailer + 8, 8);
   std::memcpy(&length, trailer + 16, 8);
   std::memcpy(&crc, trailer + 24, 4);
-  if (offset < kPreambleBytes || offset + length + kTrailerBytes != size)
+  if (offset < kPreambleBytes || offset > size - kTrailerBytes || length != size - kTrailerBytes - offset)
     throw std::runtime_error(path + ": checkpoint trailer points outside the file (corrupt)");
 }
 
@@ -124,7 +170,7 @@ CheckpointInfo read_checkpoint_header(const std::string& path) {
   if (crc_of(text.data(), length) != crc) throw std::runtime_error(path + ": checkpoint header checksum mismatch (corrupt)");
   CheckpointInfo info;
   info.path = path;
-  info.header = parse_header(path, text);
+  info.header = parse_header(path, text, offset);
   info.step = info.header.at("step").get<int64_t>();
   return info;
 }

@@ -166,6 +166,8 @@ void remove_stale_temporaries(const PreprocessOptions& o, const std::vector<int6
   }
 }
 
+}  // namespace
+
 // Rank 0 of each run: the first run into a directory records its manifest (written whole, then renamed);
 // a later one must match it. Returns the refusal, or "" to go on. Nothing already written is touched.
 std::string check_or_record_manifest(const PreprocessOptions& o, const nlohmann::json& want) {
@@ -194,8 +196,6 @@ std::string check_or_record_manifest(const PreprocessOptions& o, const nlohmann:
   return "";
 }
 
-}  // namespace
-
 PreprocessOptions preprocess_options_from_file(const std::string& path) {
   YAML::Node root;
   try {
@@ -209,6 +209,8 @@ PreprocessOptions preprocess_options_from_file(const std::string& path) {
   PreprocessOptions o;
   if (!root.IsMap()) throw std::runtime_error(path + ": expected a mapping of keys to values");
   for (const auto& kv : root) {
+    if (!kv.first.IsScalar() && !kv.first.IsNull())  // `? [a]: 1`, `{a: 1}: 2`: as<> would throw yaml-cpp's error
+      throw std::runtime_error(path + ": a key is not a name (line " + std::to_string(kv.first.Mark().line + 1) + ")");
     std::string key = kv.first.as<std::string>();
     std::replace(key.begin(), key.end(), '-', '_');
     try {

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace starflow::jobs {
 
 struct PreprocessOptions {
@@ -45,6 +47,11 @@ PreprocessOptions preprocess_options_from_file(const std::string& path);
 // Collective over comm. Every failure is a parallel::AgreedError, thrown alike on every rank. progress(shards done by this rank, shards of this rank) is called on rank 0.
 PreprocessSummary run_preprocess(const PreprocessOptions& options, MPI_Comm comm,
                                  const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Rank 0's check of a run's manifest (<out>/<prefix>.preprocess.json): the first run into a directory records
+// `want` there; a later run must match the recorded one. Returns the refusal (one line naming the file), or ""
+// to go on. Used by run_preprocess; declared here for the fuzz target.
+std::string check_or_record_manifest(const PreprocessOptions& options, const nlohmann::json& want);
 
 // The bundled autoencoder for a dataset (data/pretrained/...), resolved against the source tree.
 std::string default_autoencoder(const std::string& dataset);

@@ -135,6 +135,8 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
                                                 "gradient_checkpoint", "sample_freq", "use_pretrained_lm",
                                                 "mix_aspect", "acc", "loss_scaling"};
   for (const auto& kv : root) {
+    if (!kv.first.IsScalar() && !kv.first.IsNull())  // `? [a]: 1`, `{a: 1}: 2`: as<> would throw yaml-cpp's error
+      throw std::runtime_error(origin + ": a key is not a name (line " + std::to_string(kv.first.Mark().line + 1) + ")");
     const std::string key = kv.first.as<std::string>();
     if (auto it = keys.find(key); it != keys.end()) it->second(kv.second, key);
     else if (!ignored.count(key)) key_error(origin, key, "unknown key");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every Debian package the build, the tests, the benchmarks and the demo need.
+# Installs every Debian package the build, the tests, the benchmarks, the demo and the fuzzer need.
 # Idempotent (a no-op when everything is present); waits for the dpkg lock instead of failing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -15,10 +15,8 @@ PKGS=(
   python3-torch python3-numpy python3-h5py                      # PyTorch reference for benchmarks, h5py checks
   slurm-wlm munge                                               # one-machine SLURM cluster for the SLURM tests
   dataset-fashion-mnist                                         # the demo's default data
+  clang-16 libclang-rt-16-dev libomp-16-dev                     # libFuzzer + ASan/UBSan for tools/fuzz.sh
 )
-# tools/fuzz.sh's toolchain (libFuzzer + sanitizers need clang; Debian 12's default clang 14 cannot build the
-# project), only with --fuzz: CI does not fuzz.
-if [[ ${1:-} == --fuzz ]]; then PKGS+=(clang-16 libclang-rt-16-dev libomp-16-dev); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

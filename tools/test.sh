@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine: install dependencies, build, run ctest; then the unit
-# tests of a PORTABLE build.
+# tests of a PORTABLE build; then every fuzz target for FUZZ_SECONDS (default 8) each.
 # Usage: bash tools/test.sh   (BUILD_DIR=... to choose the build folder)
 #        SANITIZE=1 bash tools/test.sh: instead, the suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #        (CMake SANITIZE=ON, no CUDA, in $BUILD_DIR-asan; the benchmarks are left out). Not in CI: see FUZZING.md
@@ -26,3 +26,7 @@ cmake --build "$build" -j2
 cmake -S . -B "$build-portable" -DCMAKE_BUILD_TYPE=Release -DPORTABLE=ON -DWITH_CUDA=OFF
 cmake --build "$build-portable" -j2 --target starflow_tests
 "$build-portable/starflow_tests" --gtest_brief=1
+# Every libFuzzer target for a few seconds from its committed seeds (tools/fuzz.sh; FUZZING.md holds the long
+# runs): a crash, a sanitizer report or a rejection that is not one line naming the file fails the suite.
+# A clean build-fuzz takes about 6 minutes on 2 cores.
+bash tools/fuzz.sh "${FUZZ_SECONDS:-8}"
