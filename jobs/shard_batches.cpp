@@ -8,8 +8,12 @@
 namespace starflow::jobs {
 
 ShardBatches::ShardBatches(const std::string& location, uint64_t seed, int64_t global_batch, int dp_rank,
-                           int dp_size) {
-  paths_ = data::find_shards(location);
+                           int dp_size)
+    : ShardBatches(data::find_shards(location), location, seed, global_batch, dp_rank, dp_size) {}
+
+ShardBatches::ShardBatches(std::vector<std::string> paths, const std::string& location, uint64_t seed,
+                           int64_t global_batch, int dp_rank, int dp_size)
+    : paths_(std::move(paths)) {
   if (paths_.empty()) throw std::runtime_error(location + ": no latent shards found");
   if (global_batch % dp_size != 0)
     throw std::runtime_error("batch_size " + std::to_string(global_batch) + " is not divisible by the " +

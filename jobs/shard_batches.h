@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/prefetching_reader.h"
 #include "jobs/batch_source.h"
@@ -13,6 +14,9 @@ class ShardBatches final : public BatchSource {
  public:
   // location: a shard file, a directory of shards or a glob.
   ShardBatches(const std::string& location, uint64_t seed, int64_t global_batch, int dp_rank, int dp_size);
+  // These shards (a part of `location`'s, e.g. without the held-out ones); errors name `location`.
+  ShardBatches(std::vector<std::string> paths, const std::string& location, uint64_t seed, int64_t global_batch,
+               int dp_rank, int dp_size);
   TrainBatch next() override;
   nlohmann::json cursor() const override;
   void restore(const nlohmann::json& cursor) override;

@@ -111,7 +111,10 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       // Ours.
       {"data", str(c.data)}, {"seed", u64(c.seed)}, {"output_dir", str(c.output_dir)},
       {"checkpoint_dir", str(c.checkpoint_dir)}, {"init_weights", str(c.init_weights)}, {"checkpoint_every", i64(c.checkpoint_every)},
-      {"keep_checkpoints", i64(c.keep_checkpoints)}, {"sample_every", i64(c.sample_every)},
+      {"keep_checkpoints", i64(c.keep_checkpoints)}, {"checkpoint_async", flag(c.checkpoint_async)},
+      {"eval_every", i64(c.eval_every)}, {"eval_data", str(c.eval_data)}, {"eval_fraction", f64(c.eval_fraction)},
+      {"eval_batches", i64(c.eval_batches)}, {"keep_best", flag(c.keep_best)},
+      {"sample_every", i64(c.sample_every)},
       {"log_every", i64(c.log_every)}, {"tp", i64(c.tp)}, {"tp_shallow", flag(c.tp_shallow)}, {"dp", i64(c.dp)}, {"zero1", flag(c.zero1)},
       {"recompute_layers", flag(c.recompute_layers)},
       {"bucket_mb", i64(c.bucket_mb)}, {"threads", i64(c.threads)}, {"device", str(c.device)},
@@ -213,6 +216,12 @@ std::string TrainConfig::to_yaml() const {
   put("init_weights", init_weights);
   put("checkpoint_every", checkpoint_every);
   put("keep_checkpoints", keep_checkpoints);
+  put_flag("checkpoint_async", checkpoint_async);
+  put("eval_every", eval_every);
+  if (!eval_data.empty()) put("eval_data", eval_data);
+  put("eval_fraction", eval_fraction);
+  put("eval_batches", eval_batches);
+  put_flag("keep_best", keep_best);
   put("sample_every", sample_every);
   put("autoencoder", autoencoder);
   put("text_encoder", text_encoder);
@@ -263,6 +272,15 @@ void TrainConfig::validate(const std::string& origin) const {
   need(checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
   need(keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
   need(sample_every >= 0, "sample_every", "must be >= 0");
+  need(eval_every >= 0, "eval_every", "must be >= 0 (0: no held-out evaluation)");
+  need(eval_fraction >= 0 && eval_fraction <= 0.5, "eval_fraction", "must be in [0, 0.5]");
+  need(eval_fraction == 0 || eval_data.empty(), "eval_fraction", "give eval_data or eval_fraction, not both");
+  need(eval_fraction == 0 || data != "synthetic", "eval_fraction",
+       "is for shard data (synthetic data is evaluated on a held-out part of its stream)");
+  need(eval_every == 0 || data == "synthetic" || !eval_data.empty() || eval_fraction > 0, "eval_every",
+       "needs eval_data (a held-out shard directory) or eval_fraction (a part of the training shards)");
+  need(eval_batches >= 1, "eval_batches", "must be >= 1");
+  need(!keep_best || eval_every > 0, "keep_best", "needs eval_every > 0 (the best is by held-out bits/dim)");
   need(sample_every == 0 || !autoencoder.empty(), "autoencoder",
        "required when sample_every > 0 (the preview grids decode the samples through it)");
   need(preview_captions.empty() || model.txt_size > 1, "preview_captions",

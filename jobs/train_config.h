@@ -33,7 +33,14 @@ struct TrainConfig {
   std::string init_weights;              // a fresh run starts from these official-name safetensors
   int64_t checkpoint_every = 0;          // 0: only at the end
   int64_t keep_checkpoints = 3;
+  bool checkpoint_async = true;          // periodic checkpoints: snapshot to host memory, write in the background
+                                         // while training goes on (false: training waits for each write)
   int64_t sample_every = 0;              // 0: no preview grids
+  int64_t eval_every = 0;                // held-out bits/dim every this many steps (0: off)
+  std::string eval_data;                 // held-out shards (a directory or glob); synthetic data: its own stream
+  double eval_fraction = 0;              // or this fraction of the training shards, held out of training
+  int64_t eval_batches = 4;              // global batches of batch_size per evaluation (bounds its cost)
+  bool keep_best = false;                // keep the best checkpoint by held-out bits/dim in <checkpoints>/best
   std::string autoencoder;               // decodes the preview grids (required when sample_every > 0)
   std::string text_encoder;              // encodes the preview captions: a T5 folder or word vectors (empty:
                                          // the npm cache's word vectors). The official keys `vae` and `text`

@@ -38,11 +38,45 @@ std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::
   return out.empty() ? "different keys" : out;
 }
 
+CheckpointOwners checkpoint_owners(const std::vector<core::ParameterView>& views, int tp_size, int dp_size) {
+  CheckpointOwners owners;
+  owners.tp.assign(views.size(), 0);
+  owners.dp.assign(views.size(), 0);
+  std::vector<size_t> order(views.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return views[a].size > views[b].size; });
+  std::vector<int64_t> load(static_cast<size_t>(tp_size) * dp_size, 0);  // elements per (tp, dp) rank
+  const auto at = [&](int t, int d) -> int64_t& { return load[static_cast<size_t>(d) * tp_size + t]; };
+  for (size_t i : order) {
+    const core::ParameterView& v = views[i];
+    if (v.shard.split()) {  // every TP rank writes its shard: the DP rank whose TP ranks are least loaded
+      int best = 0;
+      int64_t best_load = -1;
+      for (int d = 0; d < dp_size; ++d) {
+        int64_t sum = 0;
+        for (int t = 0; t < tp_size; ++t) sum += at(t, d);
+        if (best_load < 0 || sum < best_load) best = d, best_load = sum;
+      }
+      owners.dp[i] = best;
+      for (int t = 0; t < tp_size; ++t) at(t, best) += v.size;
+    } else {
+      size_t best = 0;
+      for (size_t r = 1; r < load.size(); ++r)
+        if (load[r] < load[best]) best = r;
+      owners.tp[i] = static_cast<int>(best % tp_size);
+      owners.dp[i] = static_cast<int>(best / tp_size);
+      load[best] += v.size;
+    }
+  }
+  return owners;
+}
+
 std::vector<CheckpointSlice> owned_slices(const core::ParameterView& v, const float* buffer, int64_t base, int64_t lo,
-                                          int64_t hi, bool dp_partitioned, size_t index, parallel::ProcessGrid& grid) {
+                                          int64_t hi, bool dp_partitioned, size_t index, const CheckpointOwners& owners,
+                                          parallel::ProcessGrid& grid) {
   std::vector<CheckpointSlice> out;
-  const bool tp_writes = v.shard.split() || static_cast<int>(index % grid.tp_size()) == grid.tp_rank();
-  const bool dp_writes = dp_partitioned || static_cast<int>(index % grid.dp_size()) == grid.dp_rank();
+  const bool tp_writes = v.shard.split() || owners.tp[index] == grid.tp_rank();
+  const bool dp_writes = dp_partitioned || owners.dp[index] == grid.dp_rank();
   if (!tp_writes || !dp_writes) return out;
   const int64_t a = std::max(lo, v.offset) - v.offset, b = std::min(hi, v.offset + v.size) - v.offset;
   core::for_each_global_run(v, a, b, [&](int64_t local, int64_t global, int64_t n) {
@@ -72,18 +106,28 @@ void append_metrics(const TrainConfig& cfg, const StepMetrics& s, const std::vec
 }
 
 void write_loss_curve(const TrainConfig& cfg) {
-  // From metrics.jsonl, which holds every step of the run across resumes.
-  std::vector<CurvePoint> points;
+  // From metrics.jsonl, which holds every step of the run across resumes. With held-out evaluations the curve
+  // is the training bits/dim, in the held-out figures' units; without, the training loss.
+  LossPlot plot;
+  std::vector<CurvePoint> loss, bits;
   std::ifstream in(cfg.output_dir + "/metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     try {
       const nlohmann::json j = nlohmann::json::parse(line);
-      if (!j.value("skipped", false)) points.push_back({j.at("step").get<double>(), j.at("loss").get<double>()});
+      const double step = j.at("step").get<double>();
+      if (j.contains("eval_bits_per_dim")) {
+        plot.heldout.push_back({step, j.at("eval_bits_per_dim").get<double>()});
+      } else if (!j.value("skipped", false)) {
+        loss.push_back({step, j.at("loss").get<double>()});
+        bits.push_back({step, j.at("bits_per_dim").get<double>()});
+      }
     } catch (const std::exception&) {
       // a line cut by a crash: skip it
     }
   }
-  write_loss_plot(cfg.output_dir + "/loss.png", points, "training loss");
+  plot.curve = plot.heldout.empty() ? std::move(loss) : std::move(bits);
+  plot.y_title = plot.heldout.empty() ? "loss" : "bits per dim";
+  write_loss_plot(cfg.output_dir + "/loss.png", plot);
 }
 
 void check_batch_layout(const TrainConfig& cfg, const parallel::ProcessGrid& grid, const BatchSource& data) {

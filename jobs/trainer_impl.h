@@ -38,10 +38,12 @@ std::string config_difference(const nlohmann::json& checkpoint, const nlohmann::
                               const std::string& where = "checkpoint");
 // The slices of one state buffer (host memory) this rank writes. `buffer` holds flat elements [lo, hi) (the
 // whole flat buffer, or this rank's ZeRO-1 part) starting at flat element `base`. Each element of the
-// checkpoint must come from exactly one rank: tensor-parallel shards from their TP rank, whole tensors from one
-// TP rank; across DP either from the rank whose ZeRO-1 part holds it (dp_partitioned) or from one DP rank.
+// checkpoint must come from exactly one rank: tensor-parallel shards from their TP rank, whole tensors from
+// their owner TP rank; across DP either from the rank whose ZeRO-1 part holds it (dp_partitioned) or from the
+// owner DP rank.
 std::vector<CheckpointSlice> owned_slices(const core::ParameterView& v, const float* buffer, int64_t base, int64_t lo,
-                                          int64_t hi, bool dp_partitioned, size_t index, parallel::ProcessGrid& grid);
+                                          int64_t hi, bool dp_partitioned, size_t index, const CheckpointOwners& owners,
+                                          parallel::ProcessGrid& grid);
 // The metrics line, the progress line and the loss curve (rank 0).
 void append_metrics(const TrainConfig& cfg, const StepMetrics& s, const std::vector<StepMetrics>& history);
 void write_loss_curve(const TrainConfig& cfg);
@@ -128,6 +130,22 @@ BasicTrainer<Backend>::BasicTrainer(const TrainConfig& config, parallel::Process
   MPI_Allgather(mine.data(), kHost, MPI_CHAR, all.data(), kHost, MPI_CHAR, grid_.world().comm());
   for (int r = 0; r < grid_.world_size(); ++r) hosts_.emplace_back(all.data() + size_t(r) * kHost);
   watchdog_->set_hosts(hosts_);
+  checkpoint_owners_ = trainer_detail::checkpoint_owners(model_.layout().views(), grid_.tp_size(), grid_.dp_size());
+  if (cfg_.checkpoint_async && cfg_.checkpoint_every > 0) {
+    if (BackgroundCheckpoint::supported()) {
+      background_ = std::make_unique<BackgroundCheckpoint>(grid_.world().comm());
+      // The snapshot buffer now (allocated, its pages touched or pinned), not in the first checkpoint's step.
+      size_t elements = 0;
+      const auto tensors = checkpoint_tensors(optimizer_.weights(model_.parameters().data()),
+                                              optimizer_.first_moment().data(), optimizer_.second_moment().data(),
+                                              ema_.empty() ? nullptr : ema_.data());
+      for (const CheckpointTensor& t : tensors)
+        for (const CheckpointSlice& c : t.slices) elements += static_cast<size_t>(c.end - c.begin);
+      snapshot_.resize(elements);
+    }
+    else if (grid_.world_rank() == 0)
+      std::fprintf(stderr, "starflow train: MPI gives no MPI_THREAD_MULTIPLE: checkpoints are written synchronously\n");
+  }
   grid_.world().barrier();
 }
 
@@ -170,13 +188,14 @@ void BasicTrainer<Backend>::weights_changed() {
 }
 
 template <class Backend>
-void BasicTrainer<Backend>::fill_condition(const TrainBatch& batch, core::Rng& rng, std::vector<float>& y) const {
+void BasicTrainer<Backend>::fill_condition(const TrainBatch& batch, core::Rng& rng, double drop_probability,
+                                           std::vector<float>& y) const {
   const auto& m = cfg_.model;
   if (!m.conditional()) return;
   const int64_t B = batch.size, L = m.txt_size, E = m.txt_dim;
   y.assign(B * L * E, 0.f);
   for (int64_t b = 0; b < B; ++b) {
-    const bool drop = rng.uniform() < cfg_.drop_label;  // classifier-free guidance: train the null condition
+    const bool drop = rng.uniform() < drop_probability;  // classifier-free guidance: train the null condition
     if (L == 1 && !batch.labels.empty()) {
       y[b * E + (drop ? E - 1 : batch.labels[b])] = 1.f;  // one-hot; index E−1 is the null class (spec §1.6)
     } else if (!batch.text.empty()) {
@@ -209,7 +228,7 @@ StepMetrics BasicTrainer<Backend>::train_step() {
   core::Rng rng(trainer_detail::step_key(cfg_.seed, batch.position, comm_.rank()));
   for (int64_t i = 0; i < n; ++i) batch.latents[i] += float(cfg_.noise_std * rng.normal());
   std::vector<float> y;
-  fill_condition(batch, rng, y);
+  fill_condition(batch, rng, cfg_.drop_label, y);
   Backend::grow(x_, static_cast<size_t>(n));
   core::from_host(be_, x_.data(), batch.latents.data(), n);
   if (m.conditional()) {
@@ -289,12 +308,19 @@ void BasicTrainer<Backend>::log(const StepMetrics& s) {
 template <class Backend>
 void BasicTrainer<Backend>::run(int64_t stop_at, const std::function<bool()>& should_stop) {
   const int64_t end = stop_at > 0 ? std::min(stop_at, cfg_.steps) : cfg_.steps;
+  // A fresh run's baseline: the held-out figure of the initial weights.
+  if (!heldout_.batches.empty() && step_ == 0) evaluate_and_log();
   while (step_ < end) {
     const StepMetrics s = train_step();
     watchdog_->progress(step_, parallel::Phase::kBetweenSteps);
     log(s);
-    if (!s.skipped && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 && step_ < end)
-      write_checkpoint();
+    // A background write that failed on any rank fails the job here, on every rank alike.
+    if (background_ && background_->in_flight()) background_->poll();
+    if (!heldout_.batches.empty() && !s.skipped && step_ % cfg_.eval_every == 0) evaluate_and_log();
+    if (!s.skipped && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0 && step_ < end) {
+      if (background_) checkpoint_in_background();
+      else write_checkpoint();
+    }
     if (preview_ && !s.skipped && step_ % cfg_.sample_every == 0) {
       watchdog_->progress(step_, parallel::Phase::kPreview);
       // The preview samples on the CPU from the host's copy of the weights (on a host backend, the buffer
@@ -323,18 +349,10 @@ void BasicTrainer<Backend>::write_loss_curve() const {
 }
 
 template <class Backend>
-std::string BasicTrainer<Backend>::write_checkpoint() {
-  watchdog_->progress(step_, parallel::Phase::kCheckpoint);
+std::vector<CheckpointTensor> BasicTrainer<Backend>::checkpoint_tensors(const float* weights, const float* m,
+                                                                        const float* v, const float* ema) const {
   const auto& views = model_.layout().views();
-  const int64_t total = model_.layout().total_size();
-  const bool zero1 = optimizer_.zero1();
-  const int64_t begin = optimizer_.begin(), end = optimizer_.end();
-  // The fp32 state on the host: the buffers themselves on the CPU, copies of the device's otherwise.
-  trainer_detail::HostStaging<Backend> host(be_);
-  const float* weights = host.read(optimizer_.weights(model_.parameters().data()), total);
-  const float* m = host.read(optimizer_.first_moment().data(), end - begin);
-  const float* v = host.read(optimizer_.second_moment().data(), end - begin);
-  const float* ema = ema_.empty() ? nullptr : host.read(ema_.data(), total);
+  const int64_t total = model_.layout().total_size(), begin = optimizer_.begin(), end = optimizer_.end();
   std::vector<CheckpointTensor> tensors;
   for (size_t i = 0; i < views.size(); ++i) {
     const core::ParameterView& view = views[i];
@@ -343,27 +361,146 @@ std::string BasicTrainer<Backend>::write_checkpoint() {
       CheckpointTensor t;
       t.name = prefix + view.name;
       t.shape = view.global_shape;
-      t.slices = trainer_detail::owned_slices(view, buffer, base, lo, hi, partitioned, i, grid_);
+      t.slices = trainer_detail::owned_slices(view, buffer, base, lo, hi, partitioned, i, checkpoint_owners_, grid_);
       tensors.push_back(std::move(t));
     };
     add("model.", weights, 0, 0, total, false);
-    add("adam_m.", m, begin, begin, end, zero1);
-    add("adam_v.", v, begin, begin, end, zero1);
+    add("adam_m.", m, begin, begin, end, optimizer_.zero1());
+    add("adam_v.", v, begin, begin, end, optimizer_.zero1());
     if (ema) add("ema.", ema, 0, 0, total, false);
   }
-  const nlohmann::json meta = {{"model_config", nlohmann::json::parse(cfg_.model.to_official_json())},
-                               {"train_config", cfg_.source_text},
-                               {"step", step_},
-                               {"adam_steps", optimizer_.steps()},
-                               {"data_cursor", data_.cursor()},
-                               {"bad_steps_in_row", bad_in_row_},
-                               {"skipped_steps", skipped_total_},
-                               {"seed", cfg_.seed},
-                               {"dp_size", grid_.dp_size()},
-                               {"tp_size", grid_.tp_size()},
-                               {"zero1", zero1}};
-  return jobs::write_checkpoint(grid_.world().comm(), checkpoint_dir_, step_, meta, tensors,
-                                static_cast<int>(cfg_.keep_checkpoints));
+  return tensors;
+}
+
+template <class Backend>
+nlohmann::json BasicTrainer<Backend>::checkpoint_meta() const {
+  return {{"model_config", nlohmann::json::parse(cfg_.model.to_official_json())},
+          {"train_config", cfg_.source_text},
+          {"step", step_},
+          {"adam_steps", optimizer_.steps()},
+          {"data_cursor", data_.cursor()},
+          {"bad_steps_in_row", bad_in_row_},
+          {"skipped_steps", skipped_total_},
+          {"seed", cfg_.seed},
+          {"dp_size", grid_.dp_size()},
+          {"tp_size", grid_.tp_size()},
+          {"zero1", optimizer_.zero1()},
+          {"best_eval_bits_per_dim", std::isfinite(best_eval_) ? nlohmann::json(best_eval_) : nlohmann::json()}};
+}
+
+template <class Backend>
+double BasicTrainer<Backend>::evaluate() {
+  const auto& m = cfg_.model;
+  const int64_t total = model_.layout().total_size();
+  T* params = model_.parameters().data();
+  // With EMA, the EMA weights stand in for the model's during the evaluation.
+  Buffer<T> saved;
+  if (!ema_.empty()) {
+    Backend::resize(saved, static_cast<size_t>(total));
+    be_.copy(saved.data(), params, total);
+    be_.narrow(params, ema_.data(), total);
+  }
+  // One sample per forward, each NLL in its place in the set, summed in that order: the figure is the same
+  // for any data-parallel layout (the ranks' parts of a batch are forwarded alike).
+  std::vector<double> nll(static_cast<size_t>(heldout_.total_samples), 0.0);
+  core::Rng unused(0);
+  std::vector<float> y;
+  for (const TrainBatch& b : heldout_.batches) {
+    const int64_t per_x = static_cast<int64_t>(b.latents.size()) / b.size;
+    fill_condition(b, unused, 0.0, y);
+    const int64_t per_y = m.conditional() ? m.txt_size * m.txt_dim : 0;
+    Backend::grow(x_, static_cast<size_t>(per_x));
+    if (per_y) Backend::grow(y_, static_cast<size_t>(per_y));
+    for (int64_t s = 0; s < b.size; ++s) {
+      core::from_host(be_, x_.data(), b.latents.data() + s * per_x, per_x);
+      if (per_y) core::from_host(be_, y_.data(), y.data() + s * per_y, per_y);
+      const core::LossParts loss = model_.forward(x_.data(), per_y ? y_.data() : nullptr, 1, 0.0);
+      nll[static_cast<size_t>(b.position + comm_.rank() * b.size + s)] = loss.nll;
+    }
+  }
+  comm_.all_reduce_sum(nll.data(), static_cast<int64_t>(nll.size()));  // every place is filled by one DP rank
+  if (!ema_.empty()) be_.copy(params, saved.data(), total);
+  double sum = 0;
+  for (double v : nll) sum += v;
+  return (sum / double(nll.size()) + trainer_detail::kHalfLog2Pi) / std::log(2.0);
+}
+
+template <class Backend>
+void BasicTrainer<Backend>::evaluate_and_log() {
+  watchdog_->progress(step_, parallel::Phase::kForward);
+  const auto t0 = std::chrono::steady_clock::now();
+  const double bits = evaluate();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool best = cfg_.keep_best && bits < best_eval_;
+  const char* weights = ema_.empty() ? "model" : "ema";
+  if (grid_.world_rank() == 0) {
+    std::ofstream(cfg_.output_dir + "/metrics.jsonl", std::ios::app)
+        << nlohmann::json{{"step", step_}, {"eval_bits_per_dim", bits}, {"eval_weights", weights},
+                          {"eval_samples", heldout_.total_samples}, {"eval_seconds", seconds}, {"eval_best", best}}
+               .dump()
+        << "\n";
+    std::printf("%seval   step %6lld  held-out %.4f bits/dim (%s weights, %lld samples) in %.2f s%s\n",
+                trainer_detail::live_progress() ? "\n" : "", (long long)step_, bits, weights,
+                (long long)heldout_.total_samples, seconds, best ? "  (best: checkpointed)" : "");
+    std::fflush(stdout);
+  }
+  if (best) {
+    best_eval_ = bits;
+    write_checkpoint_to(checkpoint_dir_ + "/best", 1);
+  }
+}
+
+template <class Backend>
+std::string BasicTrainer<Backend>::write_checkpoint() {
+  return write_checkpoint_to(checkpoint_dir_, static_cast<int>(cfg_.keep_checkpoints));
+}
+
+template <class Backend>
+std::string BasicTrainer<Backend>::write_checkpoint_to(const std::string& dir, int keep) {
+  watchdog_->progress(step_, parallel::Phase::kCheckpoint);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (background_) background_->wait();
+  const int64_t total = model_.layout().total_size(), moments = optimizer_.end() - optimizer_.begin();
+  // The fp32 state on the host: the buffers themselves on the CPU, copies of the device's otherwise.
+  trainer_detail::HostStaging<Backend> host(be_);
+  const float* weights = host.read(optimizer_.weights(model_.parameters().data()), total);
+  const float* m = host.read(optimizer_.first_moment().data(), moments);
+  const float* v = host.read(optimizer_.second_moment().data(), moments);
+  const float* ema = ema_.empty() ? nullptr : host.read(ema_.data(), total);
+  const std::string path = jobs::write_checkpoint(grid_.world().comm(), dir, step_, checkpoint_meta(),
+                                                  checkpoint_tensors(weights, m, v, ema), keep);
+  checkpoint_timings_.push_back(
+      {step_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), false});
+  return path;
+}
+
+template <class Backend>
+void BasicTrainer<Backend>::checkpoint_in_background() {
+  watchdog_->progress(step_, parallel::Phase::kCheckpoint);
+  const auto t0 = std::chrono::steady_clock::now();
+  background_->wait();  // at most one write in flight (and the snapshot buffer is free again)
+  // This rank's runs, first pointing into the backend's buffers, then into the snapshot they are copied to
+  // (on a GPU: device-to-pinned copies, one synchronisation). Only the runs this rank writes are copied:
+  // with DP, each rank holds 1/dp of the replicated weights' runs.
+  std::vector<CheckpointTensor> tensors =
+      checkpoint_tensors(optimizer_.weights(model_.parameters().data()), optimizer_.first_moment().data(),
+                         optimizer_.second_moment().data(), ema_.empty() ? nullptr : ema_.data());
+  size_t elements = 0;
+  for (const CheckpointTensor& t : tensors)
+    for (const CheckpointSlice& s : t.slices) elements += static_cast<size_t>(s.end - s.begin);
+  snapshot_.resize(elements);
+  float* at = snapshot_.data();
+  for (CheckpointTensor& t : tensors)
+    for (CheckpointSlice& s : t.slices) {
+      be_.download_async(at, s.data, s.end - s.begin);
+      s.data = at;
+      at += s.end - s.begin;
+    }
+  be_.synchronize();
+  background_->start(checkpoint_dir_, step_, checkpoint_meta(), std::move(tensors),
+                     static_cast<int>(cfg_.keep_checkpoints));
+  checkpoint_timings_.push_back(
+      {step_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), true});
 }
 
 template <class Backend>
@@ -393,6 +530,12 @@ std::string BasicTrainer<Backend>::resume_if_possible() {
   if (path.empty()) return "";
   CheckpointReader reader(grid_.world().comm(), path);
   const nlohmann::json& meta = reader.info().header.at("meta");
+  // What the trainer writes; a checkpoint from elsewhere (a converted or hand-made file) is refused by name.
+  for (const char* key : {"model_config", "step", "adam_steps", "bad_steps_in_row", "skipped_steps", "data_cursor"})
+    if (!meta.is_object() || !meta.contains(key) || (std::string(key) != "model_config" && std::string(key) != "data_cursor" &&
+                                                      !meta[key].is_number_integer()))
+      throw std::runtime_error(path + ": not a training checkpoint (its header's meta has no integer or object '" +
+                               key + "')");
   const nlohmann::json ours = nlohmann::json::parse(cfg_.model.to_official_json());
   if (meta.at("model_config") != ours)
     throw std::runtime_error(path + ": the checkpoint is for another model config (" +
@@ -462,6 +605,8 @@ std::string BasicTrainer<Backend>::resume_if_possible() {
   optimizer_.set_steps(meta.at("adam_steps").get<int64_t>());
   bad_in_row_ = meta.at("bad_steps_in_row").get<int64_t>();
   skipped_total_ = meta.at("skipped_steps").get<int64_t>();
+  if (meta.contains("best_eval_bits_per_dim") && meta["best_eval_bits_per_dim"].is_number())
+    best_eval_ = meta["best_eval_bits_per_dim"].get<double>();
   data_.restore(meta.at("data_cursor"));
   return path;
 }

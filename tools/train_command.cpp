@@ -134,6 +134,7 @@ int run_train(int argc, char** argv) {
     // Opening the data can fail alike everywhere (a wrong path) or on some ranks only (a node without the
     // mount): the ranks agree before going on, and each distinct error is printed once, with its ranks.
     std::unique_ptr<jobs::BatchSource> data;
+    jobs::HeldoutSet heldout;
     std::string data_error;
     try {
       if (cfg.data == "synthetic") {
@@ -141,14 +142,26 @@ int run_train(int argc, char** argv) {
         data = std::make_unique<jobs::SyntheticLatents>(cfg.model.in_channels, cfg.model.img_size, classes, cfg.seed,
                                                         cfg.batch_size, comm.rank(), comm.size());
       } else {
-        auto shards =
-            std::make_unique<jobs::ShardBatches>(cfg.data, cfg.seed, cfg.batch_size, comm.rank(), comm.size());
+        std::vector<std::string> paths = data::find_shards(cfg.data);
+        if (cfg.eval_every > 0 && cfg.eval_fraction > 0) {
+          auto [train, held] = jobs::split_heldout_shards(std::move(paths), cfg.eval_fraction, cfg.data);
+          paths = std::move(train);
+          heldout = jobs::heldout_from_shards(held, cfg.data + " (held out: eval_fraction)", cfg, comm.rank(),
+                                              comm.size());
+        }
+        auto shards = std::make_unique<jobs::ShardBatches>(std::move(paths), cfg.data, cfg.seed, cfg.batch_size,
+                                                           comm.rank(), comm.size());
         check_shards_fit(cfg, shards->header());
         if (rank == 0)
           std::printf("data: %lld samples in %s (%s)\n", (long long)shards->num_samples(), cfg.data.c_str(),
                       shards->header().describe().c_str());
         data = std::move(shards);
       }
+      if (cfg.eval_every > 0 && !cfg.eval_data.empty())
+        heldout = jobs::heldout_from_shards(data::find_shards(cfg.eval_data), cfg.eval_data, cfg, comm.rank(),
+                                            comm.size());
+      else if (cfg.eval_every > 0 && cfg.data == "synthetic")
+        heldout = jobs::heldout_synthetic(cfg, comm.rank(), comm.size());
     } catch (const std::exception& e) {
       data_error = *e.what() ? e.what() : "cannot open the data";
     }
@@ -156,6 +169,11 @@ int run_train(int argc, char** argv) {
     same_everywhere = false;
     const std::unique_ptr<jobs::TrainingRun> run = make_training(cfg, grid, *data);
     jobs::TrainingRun& trainer = *run;
+    if (cfg.eval_every > 0) {
+      if (rank == 0)
+        std::printf("evaluating every %lld steps on %s\n", (long long)cfg.eval_every, heldout.description.c_str());
+      trainer.set_heldout(std::move(heldout));
+    }
     std::string from;
     if (!fresh) {
       from = trainer.resume_if_possible();

@@ -33,6 +33,9 @@ class CudaTraining final : public TrainingRun {
   int64_t skipped_steps() const override { return trainer_.skipped_steps(); }
   int64_t parameter_count() const override { return trainer_.parameter_count(); }
   const std::vector<StepMetrics>& history() const override { return trainer_.history(); }
+  const std::vector<CheckpointTiming>& checkpoint_timings() const override { return trainer_.checkpoint_timings(); }
+  void set_heldout(HeldoutSet set) override { trainer_.set_heldout(std::move(set)); }
+  double evaluate() override { return trainer_.evaluate(); }
 
  private:
   // A rank without a GPU fails every rank with one message, before any collective could wait for it.

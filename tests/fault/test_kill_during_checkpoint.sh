@@ -2,10 +2,12 @@
 # kill -9 of a 2-rank training run at random moments after its first checkpoint write began, KILLS times (it
 # checkpoints every step, so most kills land in or near a checkpoint write): every checkpoint left under its
 # final name loads and verifies (convert checks each tensor's CRC-32), each rerun resumes from the newest one, and the run finished after all the kills has the
-# uninterrupted run's weights, bit for bit. Usage: test_kill_during_checkpoint.sh STARFLOW [KILLS]
+# uninterrupted run's weights, bit for bit. MODE async (the default: snapshots written by a background thread
+# while training goes on) or sync. Usage: test_kill_during_checkpoint.sh STARFLOW [KILLS] [MODE]
 set -euo pipefail
 starflow=$1
 kills=${2:-20}
+case ${3:-async} in async) async=true ;; sync) async=false ;; *) echo "MODE must be async or sync"; exit 2 ;; esac
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'pkill -9 -f "$dir/" 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -25,6 +27,7 @@ batch_size: 8
 seed: 3
 output_dir: $dir/$1
 checkpoint_every: 1
+checkpoint_async: $async
 keep_checkpoints: 2
 log_every: 1000
 YAML

@@ -1,6 +1,6 @@
-// The training config's preview keys: sample_every needs an autoencoder (refused at validation, key named),
-// preview_captions only for text models, and an autoencoder that does not decode the model's latents is
-// refused before training starts, naming the key and the file.
+// The training config's keys: sample_every needs an autoencoder (refused at validation, key named),
+// preview_captions only for text models, an autoencoder that does not decode the model's latents is refused
+// before training starts, naming the key and the file; the held-out evaluation's keys; every key round-trips.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -47,6 +47,24 @@ TEST(TrainConfig, PreviewGridsNeedAnAutoencoder) {
   EXPECT_EQ(grid.path_for(300), "out/samples/step_00000300.png");
   // No previews: no autoencoder needed.
   EXPECT_EQ(error_of(kModel), "");
+}
+
+// Held-out evaluation: refused with the key named when it cannot work.
+const std::string kEval = kModel + "batch_size: 4\n";
+
+TEST(TrainConfig, HeldoutEvalKeys) {
+  EXPECT_EQ(error_of(kEval + "eval_every: 10\n"), "");  // synthetic data: its own held-out stream
+  EXPECT_EQ(error_of(kEval + "data: /shards\neval_every: 10\n"),
+            "run.yaml: key 'eval_every': needs eval_data (a held-out shard directory) or eval_fraction (a part of the "
+            "training shards)");
+  EXPECT_EQ(error_of(kEval + "data: /shards\neval_every: 10\neval_fraction: 0.1\n"), "");
+  EXPECT_EQ(error_of(kEval + "data: /shards\neval_every: 10\neval_fraction: 0.1\neval_data: /held\n"),
+            "run.yaml: key 'eval_fraction': give eval_data or eval_fraction, not both");
+  EXPECT_EQ(error_of(kEval + "data: /shards\neval_every: 10\neval_fraction: 0.7\n"),
+            "run.yaml: key 'eval_fraction': must be in [0, 0.5]");
+  EXPECT_EQ(error_of(kEval + "keep_best: true\n"),
+            "run.yaml: key 'keep_best': needs eval_every > 0 (the best is by held-out bits/dim)");
+  EXPECT_EQ(error_of(kEval + "eval_every: 10\neval_batches: 0\n"), "run.yaml: key 'eval_batches': must be >= 1");
 }
 
 TEST(TrainConfig, PreviewCaptionsOnlyForTextModels) {
@@ -125,6 +143,11 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   c.init_weights = "w.safetensors";
   c.checkpoint_every = 11;
   c.keep_checkpoints = 5;
+  c.checkpoint_async = false;
+  c.eval_every = 9;
+  c.eval_data = "/data/heldout: here";
+  c.eval_batches = 6;
+  c.keep_best = true;
   c.sample_every = 13;
   c.autoencoder = "ae.safetensors";
   c.text_encoder = "flan-t5-xl";
@@ -166,6 +189,12 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   EXPECT_EQ(r.init_weights, c.init_weights);
   EXPECT_EQ(r.checkpoint_every, c.checkpoint_every);
   EXPECT_EQ(r.keep_checkpoints, c.keep_checkpoints);
+  EXPECT_EQ(r.checkpoint_async, c.checkpoint_async);
+  EXPECT_EQ(r.eval_every, c.eval_every);
+  EXPECT_EQ(r.eval_data, c.eval_data);
+  EXPECT_EQ(r.eval_fraction, c.eval_fraction);
+  EXPECT_EQ(r.eval_batches, c.eval_batches);
+  EXPECT_EQ(r.keep_best, c.keep_best);
   EXPECT_EQ(r.sample_every, c.sample_every);
   EXPECT_EQ(r.autoencoder, c.autoencoder);
   EXPECT_EQ(r.text_encoder, c.text_encoder);

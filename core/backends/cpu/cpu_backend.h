@@ -5,7 +5,7 @@
 // A backend provides, as members of one object that a model owns (it may hold per-model state: here the tiled
 // decode weights, on the GPU the stream and the graph caches):
 //  - types: Scalar (parameters, gradients, activations), Stat (norm statistics), Buffer<U> (an owning array in
-//    the backend's memory), KVCache, RopeTable;
+//    the backend's memory), HostBuffer<U> (host memory for downloads: pinned on a GPU), KVCache, RopeTable;
 //  - the dense ops, forward and backward, with the CPU ops' arguments (pointers into the backend's memory);
 //  - the few elementwise and copy steps the model code needs between ops;
 //  - reductions whose results come back to the host as double (losses, Jacobi's stopping rule);
@@ -78,6 +78,8 @@ class CpuBackend {
   using Stat = T;
   template <class U>
   using Buffer = std::vector<U>;
+  template <class U>
+  using HostBuffer = std::vector<U>;  // host memory that device downloads land in (here: any host memory)
   using KVCache = cpu::KVCache<T>;
   using RopeTable = cpu::RopeTable<T>;
   static constexpr const char* kName = "cpu";
@@ -106,6 +108,10 @@ class CpuBackend {
   }
   template <class U>
   static void download(U* host, const U* src, int64_t n) {
+    std::copy_n(src, n, host);
+  }
+  template <class U>
+  static void download_async(U* host, const U* src, int64_t n) {
     std::copy_n(src, n, host);
   }
   // The RoPE cos/sin table of the config's blocks (with_text: the conditioned blocks' [text; image] rows).

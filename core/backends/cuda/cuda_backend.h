@@ -31,6 +31,7 @@
 #include "core/ops/cuda/gelu.h"
 #include "core/ops/cuda/layernorm.h"
 #include "core/ops/cuda/linear.h"
+#include "core/ops/cuda/pinned_buffer.h"
 #include "core/ops/cuda/rmsnorm.h"
 #include "core/ops/cuda/rmsnorm_gain.h"
 #include "core/ops/cuda/rope.h"
@@ -57,6 +58,8 @@ class CudaBackend {
   using Stat = float;
   template <class U>
   using Buffer = cuda::DeviceBuffer<U>;
+  template <class U>
+  using HostBuffer = cuda::PinnedBuffer<U>;  // page-locked: fast, asynchronous downloads (checkpoint snapshots)
   using KVCache = cuda::DeviceKVCache<T>;
   using RopeTable = cuda::DeviceRopeTable;
   using DecodeExtra = CudaDecodeExtra;
@@ -100,6 +103,12 @@ class CudaBackend {
     if (n <= 0) return;
     cudaCheck(cudaMemcpyAsync(host, src, sizeof(U) * n, cudaMemcpyDeviceToHost, stream_));
     synchronize();
+  }
+  // A download ordered on the stream that returns before it is complete (synchronize() ends it): many small
+  // copies into a HostBuffer at one synchronisation.
+  template <class U>
+  void download_async(U* host, const U* src, int64_t n) const {
+    if (n > 0) cudaCheck(cudaMemcpyAsync(host, src, sizeof(U) * n, cudaMemcpyDeviceToHost, stream_));
   }
   RopeTable rope_table(const FlowConfig& cfg, bool with_text) const {
     const int64_t g = cfg.grid();
