@@ -137,10 +137,14 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
   static const std::set<std::string> ignored = {"fsdp", "fsdp_text_encoder", "nvp", "adaln", "wds", "no_flip",
                                                 "gradient_checkpoint", "sample_freq", "use_pretrained_lm",
                                                 "mix_aspect", "acc", "loss_scaling"};
+  std::set<std::string> seen;
   for (const auto& kv : root) {
     if (!kv.first.IsScalar() && !kv.first.IsNull())  // `? [a]: 1`, `{a: 1}: 2`: as<> would throw yaml-cpp's error
       throw std::runtime_error(origin + ": a key is not a name (line " + std::to_string(kv.first.Mark().line + 1) + ")");
     const std::string key = kv.first.as<std::string>();
+    // yaml-cpp keeps both of a repeated key; taking the last silently would hide an edit that did not apply.
+    if (!seen.insert(key).second)
+      key_error(origin, key, "given twice (line " + std::to_string(kv.first.Mark().line + 1) + ")");
     if (auto it = keys.find(key); it != keys.end()) it->second(kv.second, key);
     else if (!ignored.count(key)) key_error(origin, key, "unknown key");
   }

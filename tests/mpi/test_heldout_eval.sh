@@ -15,13 +15,16 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-config() {  # config NAME [extra YAML lines]
+config() {  # config NAME [extra YAML lines, replacing the defaults' keys]
   local name=$1
   shift
+  local base=('channel_size: 4' 'img_size: 8' 'channels: 64' 'head_dim: 32' 'blocks: 2' 'layers_per_block: [1, 1]'
+              'txt_size: 1' 'txt_dim: 5' 'steps: 16' 'batch_size: 8' 'seed: 3' 'lr: 1e-3' 'warmup_steps: 2'
+              'log_every: 1000' 'checkpoint_every: 4' 'keep_checkpoints: 10' "output_dir: $dir/$name")
   {
-    printf 'channel_size: 4\nimg_size: 8\nchannels: 64\nhead_dim: 32\nblocks: 2\nlayers_per_block: [1, 1]\n'
-    printf 'txt_size: 1\ntxt_dim: 5\nsteps: 16\nbatch_size: 8\nseed: 3\nlr: 1e-3\nwarmup_steps: 2\nlog_every: 1000\n'
-    printf 'checkpoint_every: 4\nkeep_checkpoints: 10\noutput_dir: %s\n' "$dir/$name"
+    for line in "${base[@]}"; do
+      printf '%s\n' "$@" | grep -q "^${line%%:*}:" || printf '%s\n' "$line"
+    done
     for line in "$@"; do printf '%s\n' "$line"; done
   } > "$dir/$name.yaml"
 }
@@ -74,6 +77,25 @@ echo "resumed, wrecked to $wreck_bits bits/dim at step 20: best/ still holds ste
 config ema 'eval_every: 8' 'eval_batches: 1' 'ema: 0.9' 'steps: 8'
 "$starflow" train "$dir/ema.yaml" > "$dir/ema.log" 2>&1 || { cat "$dir/ema.log"; fail "EMA training"; }
 grep -q '(ema weights, 8 samples)' "$dir/ema.log" || { cat "$dir/ema.log"; fail "EMA evaluation not said"; }
+
+# Shards: eval_fraction holds whole shards out of training (1 of 4 here), eval_data reads another directory;
+# both evaluate the same held-out samples alike on 1 and 2 ranks.
+"$starflow" preprocess --dataset fashion-mnist --limit 256 --shard-size 64 --out "$dir/shards" > /dev/null
+"$starflow" preprocess --dataset fashion-mnist --split test --limit 64 --shard-size 64 --out "$dir/held" > /dev/null
+shard_model=('txt_dim: 11' 'batch_size: 16' 'steps: 8' 'eval_every: 4' 'eval_batches: 2')
+config frac1 "${shard_model[@]}" "data: $dir/shards" 'eval_fraction: 0.25'
+config frac2 "${shard_model[@]}" "data: $dir/shards" 'eval_fraction: 0.25'
+config held2 "${shard_model[@]}" "data: $dir/shards" "eval_data: $dir/held"
+"$starflow" train "$dir/frac1.yaml" > "$dir/frac1.log" 2>&1 || { cat "$dir/frac1.log"; fail "eval_fraction, 1 rank"; }
+mpiexec -n 2 "$starflow" train "$dir/frac2.yaml" > "$dir/frac2.log" 2>&1 || { cat "$dir/frac2.log"; fail "eval_fraction, 2 ranks"; }
+mpiexec -n 2 "$starflow" train "$dir/held2.yaml" > "$dir/held2.log" 2>&1 || { cat "$dir/held2.log"; fail "eval_data, 2 ranks"; }
+grep -q "^data: 192 samples in $dir/shards" "$dir/frac1.log" || { cat "$dir/frac1.log"; fail "the held-out shard was trained on"; }
+grep -q "evaluating every 4 steps on 32 held-out samples of $dir/shards (held out: eval_fraction)" "$dir/frac1.log" ||
+  { cat "$dir/frac1.log"; fail "no eval_fraction banner"; }
+grep -q "evaluating every 4 steps on 32 held-out samples of $dir/held" "$dir/held2.log" || { cat "$dir/held2.log"; fail "no eval_data banner"; }
+[[ $(evals frac1 | head -1) == "$(evals frac2 | head -1)" ]] || fail "eval_fraction: step 0 differs between 1 and 2 ranks"
+[[ $(evals held2 | wc -l) == 3 ]] || fail "eval_data: expected evaluations at steps 0, 4, 8"
+echo "shards: eval_fraction step 0 on 1 and 2 ranks: $(evals frac1 | head -1 | awk '{print $2}') bits/dim; eval_data: $(evals held2 | tail -1 | awk '{print $2}') at step 8"
 
 # Asynchronous and synchronous checkpoints hold the same tensors.
 config sync 'checkpoint_async: false'

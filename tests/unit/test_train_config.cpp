@@ -67,6 +67,10 @@ TEST(TrainConfig, HeldoutEvalKeys) {
   EXPECT_EQ(error_of(kEval + "eval_every: 10\neval_batches: 0\n"), "run.yaml: key 'eval_batches': must be >= 1");
 }
 
+TEST(TrainConfig, ARepeatedKeyIsRefused) {
+  EXPECT_EQ(error_of(kModel + "steps: 10\nlr: 1e-4\nsteps: 20\n"), "run.yaml: key 'steps': given twice (line 12)");
+}
+
 TEST(TrainConfig, PreviewCaptionsOnlyForTextModels) {
   EXPECT_EQ(error_of(kModel + "preview_captions: [red heart, cat]\n"),
             "run.yaml: key 'preview_captions': only for text-conditioned models (txt_size > 1)");
