@@ -67,9 +67,11 @@ void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, FlowMo
     bool cfg;
     const char* jacobi;  // metadata key of the Jacobi settings, or nullptr for sequential
     const char* counts;  // metadata key of the recorded iteration counts
+    bool temperature = false;  // sequential decoding at the metadata's attn_temp
   };
   const Variant variants[] = {
       {"reverse", false, nullptr, nullptr},
+      {"reverse_attn_temp", false, nullptr, nullptr, true},
       {"reverse_jacobi", false, "jacobi", "jacobi_iterations"},
       {"reverse_jacobi_loose", false, "jacobi_loose", "jacobi_loose_iterations"},
       {"reverse_cfg", true, nullptr, nullptr},
@@ -81,6 +83,7 @@ void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, FlowMo
     if (v.cfg && !file.has("input.y_null")) throw std::runtime_error(file.path() + ": no tensor 'input.y_null'");
     SampleOptions opt = v.jacobi ? jacobi_options(v.jacobi) : SampleOptions{};
     opt.guidance = v.cfg ? guidance : 0.0;
+    if (v.temperature) opt.attention_temperature = std::stod(file.metadata_value("attn_temp"));
     SampleTrace<T> trace;
     const auto out = sample(model, noise.data(), yp, v.cfg ? y_null.data() : nullptr, B, opt, &trace);
     const std::vector<float> x = to_host<float>(be, out.data(), image_numel);
@@ -122,6 +125,13 @@ void add_sampling_groups(Report& report, const io::SafeTensorsFile& file, FlowMo
     Accumulator a(name + ".x", tolerance(kTolSample, precision), "rel");
     a.add(name + ".x", to_host<float>(be, denoised.data(), image_numel), file.read<double>(name + ".x", image_shape));
     report.groups.push_back(a.r);
+    // The learnable denoiser's step from the same samples (what sampling uses when the model has one).
+    const std::string learned = source == "reverse" ? "denoise_learned" : "denoise_learned_cfg";
+    if (!model.has_denoiser() || !file.has(learned + ".x")) continue;
+    const auto stepped = denoise_learned(model, x.data(), yp, B, noise_std);
+    Accumulator l(learned + ".x", tolerance(kTolSample, precision), "rel");
+    l.add(learned + ".x", to_host<float>(be, stepped.data(), image_numel), file.read<double>(learned + ".x", image_shape));
+    report.groups.push_back(l.r);
   }
 }
 
@@ -169,9 +179,34 @@ Report check_model(const std::string& path, Precision precision) {
   auto host_of = [&](const typename FlowModel<Backend>::Buffer& b) {
     return to_host<float>(be, b.data(), static_cast<int64_t>(b.size()));
   };
+  auto has = [&](const std::string& n) { return file.has(n); };
+  const double noise_std = file.metadata().count("noise_std") ? std::stod(file.metadata().at("noise_std")) : 0.3;
+  // The learnable self-denoiser's training step (train.py, after the flow's backward): its target is the flow's
+  // input gradient σ_n·numel·∂loss.total/∂x, its loss the MSE, its gradients its own.
+  if (model.has_denoiser() && has("denoiser.pred")) {
+    const int64_t n = numel(image_shape);
+    typename Backend::template Buffer<T> target;
+    Backend::resize(target, n);
+    be.copy(target.data(), dx.data(), n);
+    be.scale(target.data(), noise_std * double(n), n);
+    const double den_loss = model.denoiser_forward(x.data(), cfg.conditional() ? y.data() : nullptr, target.data(), B);
+    model.denoiser_backward();
+    Accumulator pred("denoiser.pred", tolerance(kTolForward, precision), "rel");
+    pred.add("denoiser.pred", host_of(model.denoiser_prediction()), file.read<double>("denoiser.pred", image_shape));
+    report.groups.push_back(pred.r);
+    if (has("denoiser.target")) {
+      Accumulator t("denoiser.target", tolerance(kTolForward, precision), "rel");
+      t.add("denoiser.target", host_of(target), file.read<double>("denoiser.target", image_shape));
+      report.groups.push_back(t.r);
+    }
+    if (has("loss.denoiser")) {
+      Accumulator l("loss.denoiser", tolerance(kTolLoss, precision), "rel");
+      l.add("loss.denoiser", std::vector<double>{den_loss}, file.read<double>("loss.denoiser", {}));
+      report.groups.push_back(l.r);
+    }
+  }
   const std::vector<float> grads = host_of(model.gradients());
 
-  auto has = [&](const std::string& n) { return file.has(n); };
   // forward.*
   if (has("forward.z")) {
     Accumulator a("forward.z", tolerance(kTolForward, precision), "rel");
@@ -190,7 +225,17 @@ Report check_model(const std::string& path, Precision precision) {
     Accumulator a("forward.logdet", tolerance(kTolLogdet, precision), "rel");
     for (int64_t k = 0; k < K; ++k) {
       const std::string n = "forward.logdet." + std::to_string(k);
-      if (has(n)) a.add(n, host_of(model.logdet(k)), file.read<double>(n, logdet_shape));
+      if (!has(n)) continue;
+      if (cfg.block_is_identity(k)) {  // the official IdentityBlock returns zeros(B): ours must be exactly zero
+        const std::vector<float> ours = host_of(model.logdet(k));
+        float worst = 0;
+        for (float v : ours) worst = std::max(worst, std::abs(v));
+        Accumulator zero("forward.logdet (identity blocks)", 0.0, "abs");
+        zero.add(n, std::vector<float>(static_cast<size_t>(B), worst), file.read<double>(n, {B}));
+        report.groups.push_back(zero.r);
+        continue;
+      }
+      a.add(n, host_of(model.logdet(k)), file.read<double>(n, logdet_shape));
     }
     if (a.r.tensors) report.groups.push_back(a.r);
   }
@@ -206,13 +251,17 @@ Report check_model(const std::string& path, Precision precision) {
   }
   // grad.*
   {
+    // The denoiser's gradients come from its own loss: a group of their own.
     Accumulator a("grad.<param>", tolerance(kTolGrad, precision), "rel");
+    Accumulator d("grad.learnable_self_denoiser", tolerance(kTolGrad, precision), "rel");
     for (const ParameterView& v : model.layout().views()) {
       const std::string n = "grad." + v.name;
       if (!has(n)) continue;
-      a.add(n, std::span<const float>(grads.data() + v.offset, v.size), file.read<double>(n, v.shape));
+      Accumulator& group = v.name.rfind("learnable_self_denoiser.", 0) == 0 ? d : a;
+      group.add(n, std::span<const float>(grads.data() + v.offset, v.size), file.read<double>(n, v.shape));
     }
     if (a.r.tensors) report.groups.push_back(a.r);
+    if (d.r.tensors) report.groups.push_back(d.r);
   }
   if (has("grad.input.x")) {
     Accumulator a("grad.input.x", tolerance(kTolGrad, precision), "rel");
@@ -223,12 +272,21 @@ Report check_model(const std::string& path, Precision precision) {
   for (const bool top : {false, true}) {
     const std::string n = top ? "aux.rope.top" : "aux.rope.shallow";
     if (!has(n)) continue;
-    const bool text_rows = top && cfg.block_is_conditioned(K - 1);
+    const bool text_rows = cfg.block_is_conditioned(top ? K - 1 : 0);
     const std::vector<float> angles = cpu::rope_angles(cfg.head_dim, cfg.grid(), cfg.grid(), cfg.rope_seq_len(),
                                                        cfg.conditional(), cfg.txt_size, text_rows);
     Accumulator a(n, kTolRope, "abs");
     a.add(n, angles,
           file.read<double>(n, {(text_rows ? cfg.txt_size : 0) + cfg.tokens(), cfg.head_dim}));
+    report.groups.push_back(a.r);
+  }
+  if (has("aux.rope.denoiser")) {  // the shallow blocks' layout, with text rows only for a conditional denoiser
+    const bool text_rows = cfg.conditional_denoiser && cfg.conditional();
+    Accumulator a("aux.rope.denoiser", kTolRope, "abs");
+    a.add("aux.rope.denoiser",
+          cpu::rope_angles(cfg.head_dim, cfg.grid(), cfg.grid(), cfg.rope_seq_len(), cfg.conditional(), cfg.txt_size,
+                           text_rows),
+          file.read<double>("aux.rope.denoiser", {(text_rows ? cfg.txt_size : 0) + cfg.tokens(), cfg.head_dim}));
     report.groups.push_back(a.r);
   }
   // adamw1.*: one fresh AdamW step, fed the fixture's gradients (the README's preferred test) and our own.

@@ -36,6 +36,7 @@ std::vector<OfficialBuffer> official_buffers(const FlowConfig& cfg) {
   std::vector<OfficialBuffer> out;
   out.push_back({"var", {P2, D}, std::vector<float>(static_cast<size_t>(P2 * D), 1.f)});
   for (int64_t k = 0; k < cfg.num_blocks; ++k) {
+    if (cfg.block_is_identity(k)) continue;  // an IdentityBlock has no buffers either
     OfficialBuffer mask{"blocks." + std::to_string(k) + ".attn_mask", {S, S}, std::vector<float>(S * S, 0.f)};
     for (int64_t i = 0; i < S; ++i) std::fill_n(mask.values.begin() + i * S, i + 1, 1.f);  // lower-triangular ones
     out.push_back(std::move(mask));

@@ -1,5 +1,7 @@
 // One STARFlow flow block ("MetaBlock", spec §1.3, §2): permute → [text prefix; proj_in([sos, v₀..v_{T−2}])]
-// → transformer layers → final RMSNorm → proj_out → flow head → un-permute. Forward is the data→noise
+// → transformer layers → final RMSNorm → proj_out → flow head → un-permute. Without the SOS token (`sos:
+// false`) the input is v itself and the head's outputs are shifted instead ([0, o₀..o_{T−2}]: token 0 passes
+// through with σ = 1). A shallow block with no layers is the official IdentityBlock. Forward is the data→noise
 // direction (teacher-forced, parallel over tokens); the decode methods are the noise→data direction, one chunk
 // of tokens at a time against KV caches. Written once against a backend; the backend may take over a decode
 // step with its own fast path (core/backends/cpu/cpu_decoder.cpp).
@@ -20,7 +22,7 @@ struct BlockActivations {
   template <class U>
   using Buffer = typename Backend::template Buffer<U>;
   using T = typename Backend::Scalar;
-  Buffer<T> v, inp, final_out, h_img, h_norm, o, z, emb;
+  Buffer<T> v, inp, final_out, h_img, h_norm, o, o_raw, zero_row, z, emb;  // o: the head's input; o_raw: proj_out's
   Buffer<typename Backend::Stat> rrms;
   std::vector<LayerActivations<Backend>> layers;
   const T* y = nullptr;  // conditioning [B, L, E] of the last forward (conditioned blocks only)
@@ -36,7 +38,7 @@ template <class Backend>
 struct BlockScratch {
   template <class U>
   using Buffer = typename Backend::template Buffer<U>;
-  Buffer<typename Backend::Scalar> dz_perm, dv, d_o, d_h_norm, d_h_img, d_seq_a, d_seq_b, d_emb, d_inp;
+  Buffer<typename Backend::Scalar> dz_perm, dv, d_o, d_o_raw, d_h_norm, d_h_img, d_seq_a, d_seq_b, d_emb, d_inp;
   LayerScratch<Backend> layer;
 };
 
@@ -56,6 +58,7 @@ struct DecodeState {
   // once.
   bool paired_halves = false;
   typename Backend::DecodeExtra fast;  // the backend's fast path's own buffers
+  double attention_temperature = 1.0;  // divides every attention logit (the official attn_temp, sequential only)
 };
 
 // Where a block's own tensors sit in the flat buffers, and its sizes.
@@ -64,7 +67,6 @@ struct BlockParams {
   int64_t proj_txt_w = -1, proj_txt_b = -1, final_norm_w = -1;
   int64_t T = 0, D = 0, C = 0, L = 0, E = 0;  // tokens, token dim, width, text tokens (0: unconditioned), text dim
 };
-constexpr double kRmsNormEps = 1e-6;
 
 template <class Backend>
 class MetaBlock {
@@ -78,7 +80,8 @@ class MetaBlock {
             Communicator* tp = nullptr, bool split_shallow = false);
 
   // u: [B, T, D] raster-order input; y: [B, L, E] (conditioned blocks; ignored otherwise).
-  // Writes out [B, T, D] (raster order) and logdet [B, T, D] (−log σ, in this block's permuted order).
+  // Writes out [B, T, D] (raster order) and logdet [B, T, D] (−log σ, in this block's permuted order; zeros for an
+  // identity block).
   void forward(const T* P, BlockActivations<Backend>& a, const T* u, const T* y, T* out, T* logdet, int64_t B,
                const RopeTable& rope) const;
   // dout: gradient w.r.t. out [B, T, D]; dlogdet: the gradient of the loss w.r.t. every logdet element.
@@ -100,6 +103,10 @@ class MetaBlock {
   void run_cached_layers(const T* P, DecodeState<Backend>& st, std::vector<typename Backend::KVCache>& caches,
                          int64_t B, int64_t n, int64_t pos, const RopeTable& rope, bool outputs = true) const;
   const T* sos(const T* P) const { return P + p_.sos; }
+  // Whether the block has the SOS token (else position t's outputs are token t + 1's σ and μ; token 0 has
+  // σ = 1, μ = 0), and whether it is an identity block (no parameters, no decoding).
+  bool has_sos() const { return p_.sos >= 0; }
+  bool identity() const { return identity_; }
 
   const Backend& backend() const { return *be_; }
   const BlockParams& params() const { return p_; }
@@ -117,7 +124,7 @@ class MetaBlock {
   const Backend* be_;
   int64_t index_;
   BlockParams p_;
-  bool flip_, conditioned_, final_norm_;
+  bool flip_, conditioned_, final_norm_, identity_;
   FlowHeadOptions head_;
   std::vector<TransformerLayer<Backend>> layers_;
 };

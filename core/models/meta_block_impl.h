@@ -15,16 +15,21 @@ template <class Backend>
 MetaBlock<Backend>::MetaBlock(const Backend& backend, const FlowConfig& cfg, int64_t index, ParameterLayout& layout,
                               Communicator* tp, bool split_shallow)
     : be_(&backend), index_(index), flip_(cfg.block_flips(index)), conditioned_(cfg.block_is_conditioned(index)),
-      final_norm_(cfg.use_final_norm), head_{cfg.soft_clip, cfg.use_softplus} {
+      final_norm_(cfg.use_final_norm), identity_(cfg.block_is_identity(index)),
+      head_{cfg.soft_clip, cfg.use_softplus} {
   p_.T = cfg.tokens();
   p_.D = cfg.token_dim();
-  p_.C = cfg.channels;
+  p_.C = cfg.block_channels(index);
   p_.E = cfg.txt_dim;
-  p_.L = conditioned_ ? cfg.txt_size : 0;
+  p_.L = conditioned_ && !identity_ ? cfg.txt_size : 0;
+  if (identity_) {  // the official IdentityBlock: no parameters
+    conditioned_ = final_norm_ = false;
+    return;
+  }
   const int64_t C = p_.C, D = p_.D;
   const std::string pre = "blocks." + std::to_string(index) + ".";
   // Registration order follows the official module (named_parameters order).
-  p_.sos = layout.add(pre + "sos_embed", {1, 1, D});
+  if (cfg.sos) p_.sos = layout.add(pre + "sos_embed", {1, 1, D});
   p_.proj_in_w = layout.add(pre + "proj_in.weight", {C, D});
   p_.proj_in_b = layout.add(pre + "proj_in.bias", {C});
   p_.proj_out_w = layout.add(pre + "proj_out.weight", {2 * D, C});
@@ -35,14 +40,15 @@ MetaBlock<Backend>::MetaBlock(const Backend& backend, const FlowConfig& cfg, int
   }
   const bool split = tp && tp->size() > 1 && (index == cfg.num_blocks - 1 || split_shallow);
   const int parts = split ? tp->size() : 1, part = split ? tp->rank() : 0;
-  if (split && (cfg.num_heads() % parts != 0))
+  const LayerOptions options = LayerOptions::of_block(cfg, index);
+  if (split && (options.heads % parts != 0 || options.kv_heads % parts != 0))
     throw std::invalid_argument("tensor-parallel width " + std::to_string(parts) + " does not divide the " +
                                 std::string(index == cfg.num_blocks - 1 ? "deep" : "shallow") + " block's " +
-                                std::to_string(cfg.num_heads()) + " attention heads (channels " + std::to_string(C) +
-                                " / head_dim " + std::to_string(cfg.head_dim) + ")");
+                                std::to_string(options.heads) + " attention heads (" + std::to_string(options.kv_heads) +
+                                " key/value heads)");
   for (int64_t l = 0; l < cfg.layers_per_block[index]; ++l)
     layers_.push_back(TransformerLayer<Backend>::add_to(backend, layout, pre + "attn_blocks." + std::to_string(l) + ".",
-                                                        C, cfg.head_dim, split ? tp : nullptr, part, parts));
+                                                        options, split ? tp : nullptr, part, parts));
   if (final_norm_) p_.final_norm_w = layout.add(pre + "final_norm.weight", {C});
 }
 
@@ -51,6 +57,11 @@ void MetaBlock<Backend>::forward(const T* P, BlockActivations<Backend>& a, const
                                  int64_t B, const RopeTable& rope) const {
   const Backend& be = *be_;
   const int64_t Tn = p_.T, D = p_.D, C = p_.C, L = p_.L, S = L + Tn, btd = B * Tn * D;
+  if (identity_) {  // output = input, logdet 0
+    be.copy(out, u, btd);
+    be.fill(logdet, T(0), btd);
+    return;
+  }
   Backend::resize(a.v, btd);
   Backend::resize(a.inp, btd);
   Backend::resize(a.final_out, B * S * C);
@@ -58,22 +69,29 @@ void MetaBlock<Backend>::forward(const T* P, BlockActivations<Backend>& a, const
   Backend::resize(a.h_norm, B * Tn * C);
   Backend::resize(a.rrms, B * Tn);
   Backend::resize(a.o, B * Tn * 2 * D);
+  if (!has_sos()) {
+    Backend::resize(a.o_raw, B * Tn * 2 * D);
+    Backend::resize(a.zero_row, 2 * D);
+    be.fill(a.zero_row.data(), T(0), 2 * D);
+  }
   Backend::resize(a.z, btd);
   Backend::resize(a.emb, B * std::max(Tn, L) * C);
   a.layers.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (!a.recompute) {
-      a.layers[l].resize(B, S, C, layers_[l].inner(), layers_[l].hidden, layers_[l].n_head);
+      a.layers[l].resize(layers_[l], B, S);
       continue;
     }
-    if (!a.layers[l].ln1.empty()) a.layers[l] = LayerActivations<Backend>{};  // drop what recompute does not keep
+    if (!a.layers[l].qkv.empty()) a.layers[l] = LayerActivations<Backend>{};  // drop what recompute does not keep
     Backend::resize(a.layers[l].input, B * S * C);
   }
   a.y = conditioned_ ? y : nullptr;
 
   be.permute_tokens(a.v.data(), u, B, Tn, D, flip_);
-  // SOS shift: position t sees v_{<t}; the first input is the learned start vector (data space).
-  be.sos_shift(a.inp.data(), P + p_.sos, a.v.data(), B, Tn, D);
+  // SOS shift: position t sees v_{<t}; the first input is the learned start vector (data space). Without SOS
+  // position t sees v_{≤t}, and the outputs are shifted below instead.
+  if (has_sos()) be.sos_shift(a.inp.data(), P + p_.sos, a.v.data(), B, Tn, D);
+  else be.copy(a.inp.data(), a.v.data(), btd);
   // Embed: image tokens through proj_in, text through proj_txt, interleaved as [text; image] per sample,
   // straight into the first layer's saved input.
   T* seq = a.layers[0].input.data();
@@ -96,7 +114,12 @@ void MetaBlock<Backend>::forward(const T* P, BlockActivations<Backend>& a, const
     be.rmsnorm_forward(a.h_norm.data(), a.rrms.data(), a.h_img.data(), P + p_.final_norm_w, B * Tn, C, kRmsNormEps);
     h = a.h_norm.data();
   }
-  be.linear_forward(a.o.data(), h, P + p_.proj_out_w, P + p_.proj_out_b, B * Tn, C, 2 * D);
+  if (has_sos()) {
+    be.linear_forward(a.o.data(), h, P + p_.proj_out_w, P + p_.proj_out_b, B * Tn, C, 2 * D);
+  } else {  // o ← [0, o₀..o_{T−2}]: the shift with a zero start vector
+    be.linear_forward(a.o_raw.data(), h, P + p_.proj_out_w, P + p_.proj_out_b, B * Tn, C, 2 * D);
+    be.sos_shift(a.o.data(), a.zero_row.data(), a.o_raw.data(), B, Tn, 2 * D);
+  }
   be.flow_head_forward(a.z.data(), logdet, a.o.data(), a.v.data(), B * Tn, D, head_);
   be.permute_tokens(out, a.z.data(), B, Tn, D, flip_);
 }
@@ -108,6 +131,7 @@ void MetaBlock<Backend>::backward(const T* P, T* G, const BlockActivations<Backe
   const Backend& be = *be_;
   const int64_t Tn = p_.T, D = p_.D, C = p_.C, L = p_.L, S = L + Tn, btd = B * Tn * D;
   auto grad = [G](int64_t offset) { return G ? G + offset : nullptr; };  // G == nullptr: input gradient only
+  if (identity_) return be.copy(du, dout, btd);
   Backend::resize(s.dz_perm, btd);
   Backend::resize(s.dv, btd);
   Backend::resize(s.d_o, B * Tn * 2 * D);
@@ -121,10 +145,16 @@ void MetaBlock<Backend>::backward(const T* P, T* G, const BlockActivations<Backe
 
   be.permute_tokens(s.dz_perm.data(), dout, B, Tn, D, flip_);
   be.flow_head_backward(s.d_o.data(), s.dv.data(), s.dz_perm.data(), dlogdet, a.o.data(), a.v.data(), B * Tn, D, head_);
+  const T* d_o = s.d_o.data();
+  if (!has_sos()) {  // undo the output shift: o_raw[t] fed the head at position t + 1
+    Backend::resize(s.d_o_raw, B * Tn * 2 * D);
+    be.fill(s.d_o_raw.data(), T(0), B * Tn * 2 * D);
+    be.sos_shift_backward(s.d_o_raw.data(), nullptr, s.d_o.data(), B, Tn, 2 * D);
+    d_o = s.d_o_raw.data();
+  }
   const T* h = final_norm_ ? a.h_norm.data() : a.h_img.data();
   T* d_h = final_norm_ ? s.d_h_norm.data() : s.d_h_img.data();
-  be.linear_backward(d_h, grad(p_.proj_out_w), grad(p_.proj_out_b), s.d_o.data(), h, P + p_.proj_out_w, B * Tn, C,
-                     2 * D);
+  be.linear_backward(d_h, grad(p_.proj_out_w), grad(p_.proj_out_b), d_o, h, P + p_.proj_out_w, B * Tn, C, 2 * D);
   if (final_norm_)
     be.rmsnorm_backward(s.d_h_img.data(), grad(p_.final_norm_w), s.d_h_norm.data(), a.h_img.data(), a.rrms.data(),
                         P + p_.final_norm_w, B * Tn, C);
@@ -157,8 +187,9 @@ void MetaBlock<Backend>::backward(const T* P, T* G, const BlockActivations<Backe
   be.copy_strided(s.d_emb.data(), Tn * C, d_cur + L * C, S * C, B, Tn * C);
   be.linear_backward(s.d_inp.data(), grad(p_.proj_in_w), grad(p_.proj_in_b), s.d_emb.data(), a.inp.data(),
                      P + p_.proj_in_w, B * Tn, D, C);
-  // Undo the SOS shift: input position 0 is the start vector, position t ≥ 1 is v_{t−1}.
-  be.sos_shift_backward(s.dv.data(), grad(p_.sos), s.d_inp.data(), B, Tn, D);
+  // Undo the SOS shift: input position 0 is the start vector, position t ≥ 1 is v_{t−1} (without SOS: v_t).
+  if (has_sos()) be.sos_shift_backward(s.dv.data(), grad(p_.sos), s.d_inp.data(), B, Tn, D);
+  else be.axpy(s.dv.data(), 1.0, s.d_inp.data(), btd);
   if (ready && G) {
     if (conditioned_) {
       ready->gradient_ready(p_.proj_txt_w);
@@ -166,7 +197,7 @@ void MetaBlock<Backend>::backward(const T* P, T* G, const BlockActivations<Backe
     }
     ready->gradient_ready(p_.proj_in_w);
     ready->gradient_ready(p_.proj_in_b);
-    ready->gradient_ready(p_.sos);
+    if (has_sos()) ready->gradient_ready(p_.sos);
   }
   be.permute_tokens(du, s.dv.data(), B, Tn, D, flip_);
 }
@@ -181,7 +212,8 @@ void MetaBlock<Backend>::run_cached_layers(const T* P, DecodeState<Backend>& st,
       layers_[l].store_kv(P, st.weights, caches[l], st.scratch, st.seq_a.data(), B, n, pos, rope);
       return;
     }
-    layers_[l].forward_cached(P, st.weights, caches[l], st.scratch, st.seq_a.data(), st.seq_b.data(), B, n, pos, rope);
+    layers_[l].forward_cached(P, st.weights, caches[l], st.scratch, st.seq_a.data(), st.seq_b.data(), B, n, pos, rope,
+                              st.attention_temperature);
     std::swap(st.seq_a, st.seq_b);
   }
 }
@@ -192,7 +224,7 @@ void MetaBlock<Backend>::begin_decode(const T* P, DecodeState<Backend>& st, cons
   const Backend& be = *be_;
   st.batch = B;
   st.caches.resize(layers_.size());
-  for (auto& c : st.caches) be.reset_cache(c, B, layers_[0].n_head, layers_[0].head_dim, seq_len());
+  for (auto& c : st.caches) be.reset_cache(c, B, layers_[0].n_kv_head, layers_[0].head_dim, seq_len());
   if (!conditioned_ || be.begin_decode(*this, P, st, y, B, rope)) return;
   // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
   Backend::grow(st.seq_a, static_cast<size_t>(B * p_.L * p_.C));

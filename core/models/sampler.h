@@ -20,6 +20,9 @@ struct SampleOptions {
   bool jacobi = false;
   int64_t jacobi_block_size = 16, jacobi_max_iter = 32;
   double jacobi_threshold = 1e-3;  // on δ = mean((ξ−X)²)/mean(ξ²), a relative *squared* change
+  // τ: every attention logit divided by it in sequential decoding, the text prefix included (the official
+  // `attn_temp`); Jacobi decoding ignores it, as the official MetaBlock.jacobi does.
+  double attention_temperature = 1.0;
 };
 
 template <class T>
@@ -55,5 +58,12 @@ void reverse_block(const FlowModel<Backend>& model, int64_t k, NoDeduce<typename
 template <class Backend>
 SampleBuffer<Backend> denoise(FlowModel<Backend>& model, NoDeduce<typename Backend::Scalar> x,
                               NoDeduce<typename Backend::Scalar> y, int64_t B, double noise_std);
+
+// The learnable self-denoiser's step (the official apply_denoising, used instead of denoise() when the model has
+// one): x − pred(x, y)·0.3·(σ_n − 0)/σ_n, with the 0.3 hard-coded as the official code has it, whatever σ_n is.
+// y: the conditional prefix (read only by a conditional denoiser).
+template <class Backend>
+SampleBuffer<Backend> denoise_learned(FlowModel<Backend>& model, NoDeduce<typename Backend::Scalar> x,
+                                      NoDeduce<typename Backend::Scalar> y, int64_t B, double noise_std);
 
 }  // namespace starflow::core

@@ -2,6 +2,7 @@
 // path), included by each backend's instantiation.
 #pragma once
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 #include "core/models/sampler.h"
@@ -23,6 +24,7 @@ void reverse_rows(const FlowModel<Backend>& model, int64_t k, const typename Bac
   const int64_t Tn = block.tokens(), D = block.token_dim();
   const bool guided = block.conditioned() && y_null != nullptr;
   const int64_t rows = guided ? 2 * B : B;
+  if (block.identity()) return be.copy(x, z, B * Tn * D);
 
   // v: the permuted noise, duplicated for the null half when guided; y_cat likewise [y; y_null].
   SampleBuffer<Backend> v, y_cat;
@@ -38,26 +40,34 @@ void reverse_rows(const FlowModel<Backend>& model, int64_t k, const typename Bac
     be.copy(y_cat.data() + ylen, y_null, ylen);
     y_use = y_cat.data();
   }
+  // The official code has no Jacobi decoding without the SOS token (MetaBlock.jacobi asserts use_sos).
+  if (opt.jacobi && !block.has_sos())
+    throw std::invalid_argument("sampling: Jacobi decoding needs the SOS token, and this model has sos: false (the "
+                                "official MetaBlock.jacobi asserts use_sos); use sequential decoding");
+  st.attention_temperature = opt.jacobi ? 1.0 : opt.attention_temperature;
   block.begin_decode(P, st, y_use, rows, rope);
   st.paired_halves = guided;  // both halves are fed the same X below
 
-  // X [rows, T+1, D]: X[:, 0] = SOS, X[:, t+1] = generated token t (initially the noise: Jacobi's guess).
+  // X [rows, T+1, D]: X[:, 0] = SOS, X[:, t+1] = generated token t (initially the noise: Jacobi's guess). Without
+  // SOS, token 0 is its noise (σ = 1, μ = 0), and position t's outputs give token t + 1: everything moves by one.
+  const int64_t shift = block.has_sos() ? 0 : 1;
   SampleBuffer<Backend> X, inp, sigma, mu;
   Backend::resize(X, rows * (Tn + 1) * D);
-  be.copy_strided(X.data(), (Tn + 1) * D, block.sos(P), 0, rows, D);
+  if (block.has_sos()) be.copy_strided(X.data(), (Tn + 1) * D, block.sos(P), 0, rows, D);
   be.copy_strided(X.data() + D, (Tn + 1) * D, v.data(), Tn * D, rows, Tn * D);
   const int64_t chunk = opt.jacobi ? std::max<int64_t>(1, opt.jacobi_block_size) : 1;
   const int64_t max_iter = opt.jacobi ? std::max<int64_t>(1, opt.jacobi_max_iter) : 1;
   for (auto* b : {&inp, &sigma, &mu}) Backend::resize(*b, rows * chunk * D);
-  for (int64_t start = 0; start < Tn; start += chunk) {
-    const int64_t n = std::min(chunk, Tn - start);
+  for (int64_t start = 0; start < Tn - shift; start += chunk) {
+    const int64_t n = std::min(chunk, Tn - shift - start);
     int64_t iters = 0;
     for (int64_t it = 0; it < max_iter; ++it) {
-      be.copy_strided(inp.data(), n * D, X.data() + start * D, (Tn + 1) * D, rows, n * D);
+      be.copy_strided(inp.data(), n * D, X.data() + (start + shift) * D, (Tn + 1) * D, rows, n * D);
       block.decode_chunk(P, st, inp.data(), start, n, sigma.data(), mu.data(), rope);
       if (guided) be.guidance(sigma.data(), mu.data(), B * n * D, opt.guidance);
-      const auto [diff, norm] = be.affine_update(X.data() + (start + 1) * D, (Tn + 1) * D, v.data() + start * D, Tn * D,
-                                                 sigma.data(), mu.data(), rows, n * D);
+      const auto [diff, norm] = be.affine_update(X.data() + (start + 1 + shift) * D, (Tn + 1) * D,
+                                                 v.data() + (start + shift) * D, Tn * D, sigma.data(), mu.data(), rows,
+                                                 n * D);
       iters = it + 1;
       // Sequential decoding is the chunk-of-one case that always stops after one pass.
       if (!opt.jacobi || diff / norm < opt.jacobi_threshold) break;
@@ -150,6 +160,19 @@ SampleBuffer<Backend> denoise(FlowModel<Backend>& model, NoDeduce<typename Backe
   model.backward(grad.data(), /*parameter_gradients=*/false);
   // ∂(batch-mean per-dim loss)/∂x · numel = −∇ log p per sample, whatever the batch size.
   be.step_against(out.data(), x, grad.data(), noise_std * noise_std * double(n), n);
+  return out;
+}
+
+template <class Backend>
+SampleBuffer<Backend> denoise_learned(FlowModel<Backend>& model, NoDeduce<typename Backend::Scalar> x,
+                                      NoDeduce<typename Backend::Scalar> y, int64_t B, double noise_std) {
+  const FlowConfig& c = model.config();
+  const int64_t n = B * c.in_channels * c.img_size * c.img_size;
+  model.denoiser_forward(x, y, nullptr, B);  // each sample on its own: the batch is the official chunks of one
+  SampleBuffer<Backend> out;
+  Backend::resize(out, n);
+  model.backend().step_against(out.data(), x, model.denoiser_prediction().data(),
+                               kLearnedDenoiseStep * (noise_std - 0.0) / noise_std, n);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "core/models/flow_config.h"
 #include "core/models/meta_block.h"
 #include "core/models/parameter_layout.h"
+#include "core/models/self_denoiser.h"
 
 namespace starflow::core {
 
@@ -73,6 +74,16 @@ class FlowModel {
   // Bytes the last forward keeps for backward (every block's activations, the outputs and log-dets).
   int64_t activation_bytes() const;
 
+  // The learnable self-denoiser (config learnable_self_denoiser; its parameters are in the same flat buffers).
+  // denoiser_forward: its prediction for x [B, Cin, H, W] (image-shaped, denoiser_prediction()) and, with a
+  // target (the flow's σ_n·numel·∂loss/∂x), the loss mean((pred − target)²), returned; denoiser_backward then
+  // accumulates that loss's gradient into the denoiser's parameters only. x, y, target stay the caller's until
+  // denoiser_backward.
+  bool has_denoiser() const { return denoiser_ != nullptr; }
+  double denoiser_forward(const T* x, const T* y, const T* target, int64_t B);
+  void denoiser_backward();
+  const Buffer& denoiser_prediction() const { return den_pred_; }
+
   // Per-sample NLL of the last forward (per dimension, in nats, without the ½·log 2π constant): what
   // likelihood evaluation and the Bayes classifier (argmin over classes) need.
   std::vector<double> per_sample_nll() const;
@@ -106,6 +117,9 @@ class FlowModel {
   std::vector<Buffer> outputs_, logdets_;
   Buffer z_, d_out_, d_in_;
   BlockScratch<Backend> scratch_;
+  std::unique_ptr<SelfDenoiser<Backend>> denoiser_;
+  Buffer den_u_, den_tokens_, den_pred_, den_diff_;  // patchified input, prediction (tokens, image), pred − target
+  int64_t den_batch_ = 0;
 };
 
 // The CPU model.

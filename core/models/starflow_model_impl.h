@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/models/meta_block_impl.h"
+#include "core/models/self_denoiser_impl.h"
 #include "core/models/starflow_model.h"
 #include "core/random.h"
 
@@ -14,6 +15,11 @@ FlowModel<Backend>::FlowModel(const FlowConfig& cfg, Communicator* tp, bool spli
     : cfg_(cfg), tp_(tp), be_(std::make_unique<Backend>()) {
   cfg_.validate();
   for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(*be_, cfg_, k, layout_, tp, split_shallow);
+  if (cfg_.learnable_self_denoiser) {
+    if (tp && tp->size() > 1)
+      throw std::invalid_argument("the learnable self-denoiser is not split over tensor-parallel ranks yet: run with tp 1");
+    denoiser_ = std::make_unique<SelfDenoiser<Backend>>(*be_, cfg_, layout_);
+  }
   Backend::resize(params_, layout_.total_size());
   Backend::resize(grads_, layout_.total_size());
   be_->fill(params_.data(), T(0), layout_.total_size());
@@ -46,10 +52,15 @@ void FlowModel<Backend>::init_parameters(uint64_t seed) {
   for (const ParameterView& v : layout_.views()) {
     whole.assign(static_cast<size_t>(numel(v.global_shape)), T(0));
     const bool norm = v.name.find(".norm.") != std::string::npos;
+    // RMSNorm gains g are zero-initialised (the effective gain is 1 + g): the final, post- and QK-norms, and the
+    // pre-norms with norm_type rms_norm.
+    const bool rms_gain = ends_with(v.name, "final_norm.weight") || ends_with(v.name, "post_norm.weight") ||
+                          ends_with(v.name, "query_norm.weight") || ends_with(v.name, "key_norm.weight") ||
+                          (norm && cfg_.norm_type == NormType::kRmsNorm);
     if (ends_with(v.name, "sos_embed")) {
       for (T& x : whole) x = T(rng.normal());
-    } else if (ends_with(v.name, "final_norm.weight")) {
-      // zero: the effective RMSNorm gain is 1 + g
+    } else if (rms_gain) {
+      // zero
     } else if (norm) {
       if (ends_with(v.name, ".weight")) std::fill(whole.begin(), whole.end(), T(1));
     } else if (ends_with(v.name, "proj_out.weight")) {
@@ -117,15 +128,50 @@ void FlowModel<Backend>::backward(T* dx, bool parameter_gradients, GradientReady
 }
 
 template <class Backend>
+double FlowModel<Backend>::denoiser_forward(const T* x, const T* y, const T* target, int64_t B) {
+  if (!denoiser_) throw std::logic_error("denoiser_forward: the model has no learnable self-denoiser");
+  const Backend& be = *be_;
+  const int64_t n = B * cfg_.tokens() * cfg_.token_dim();
+  const int64_t C = cfg_.in_channels, H = cfg_.img_size, p = cfg_.patch_size;
+  den_batch_ = B;
+  for (auto* b : {&den_u_, &den_tokens_, &den_pred_}) Backend::resize(*b, n);
+  // Raster order, no permutation; the text prefix only with conditional_denoiser.
+  be.patchify(den_u_.data(), x, B, C, H, H, p);
+  denoiser_->forward(params_.data(), den_u_.data(), y, den_tokens_.data(), B,
+                     rope_table(denoiser_->conditioned()));
+  be.unpatchify(den_pred_.data(), den_tokens_.data(), B, C, H, H, p);
+  if (!target) return 0;
+  Backend::resize(den_diff_, n);
+  be.copy(den_diff_.data(), den_pred_.data(), n);
+  be.axpy(den_diff_.data(), -1.0, target, n);
+  return be.sum_squares(den_diff_.data(), n) / n;
+}
+
+template <class Backend>
+void FlowModel<Backend>::denoiser_backward() {
+  const Backend& be = *be_;
+  const int64_t B = den_batch_, n = B * cfg_.tokens() * cfg_.token_dim();
+  const int64_t C = cfg_.in_channels, H = cfg_.img_size, p = cfg_.patch_size;
+  // ∂mean((pred − target)²)/∂pred = 2(pred − target)/n, in token layout for the network.
+  be.scale(den_diff_.data(), 2.0 / n, n);
+  be.patchify(den_tokens_.data(), den_diff_.data(), B, C, H, H, p);
+  denoiser_->backward(params_.data(), grads_.data(), den_tokens_.data(), B, rope_table(denoiser_->conditioned()));
+}
+
+template <class Backend>
 int64_t FlowModel<Backend>::activation_bytes() const {
   int64_t bytes = 0;
   auto add = [&](const auto& buffer) { bytes += static_cast<int64_t>(buffer.size() * sizeof(*buffer.data())); };
   auto add_layer = [&](const LayerActivations<Backend>& l) {
-    for (const auto* b : {&l.input, &l.ln1, &l.qkv, &l.probs, &l.attn, &l.mid, &l.ln2, &l.fc1, &l.gelu}) add(*b);
-    for (const auto* b : {&l.ln1_mean, &l.ln1_rstd, &l.ln2_mean, &l.ln2_rstd}) add(*b);
+    for (const auto* b : {&l.input, &l.ln1, &l.qkv, &l.qkv_full, &l.qk_raw, &l.qk_normed, &l.qkv_split, &l.probs, &l.attn,
+                          &l.attn_proj, &l.mid, &l.ln2, &l.fc1, &l.up, &l.gelu, &l.mlp_out})
+      add(*b);
+    for (const auto* b : {&l.ln1_mean, &l.ln1_rstd, &l.ln2_mean, &l.ln2_rstd, &l.qk_rrms, &l.post_attn_rrms,
+                          &l.post_mlp_rrms})
+      add(*b);
   };
   for (const BlockActivations<Backend>& a : acts_) {
-    for (const auto* b : {&a.v, &a.inp, &a.final_out, &a.h_img, &a.h_norm, &a.o, &a.z, &a.emb}) add(*b);
+    for (const auto* b : {&a.v, &a.inp, &a.final_out, &a.h_img, &a.h_norm, &a.o, &a.o_raw, &a.z, &a.emb}) add(*b);
     add(a.rrms);
     for (const auto& l : a.layers) add_layer(l);
     if (a.recompute) add_layer(a.work);

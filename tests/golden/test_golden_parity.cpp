@@ -33,15 +33,32 @@ TEST_P(GoldenParity, EveryGroupWithinTolerance) {
   }
   // The groups every fixture holds: training (forward, loss, gradients, AdamW) and sampling (sequential,
   // Jacobi tight and loose with their iteration counts, denoising).
+  const std::string name = GetParam();
+  const bool options = name.rfind("tiny_options_", 0) == 0, nosos = name == "tiny_options_nosos.safetensors";
   std::vector<std::string> required = {
       "forward.z", "forward.outputs", "forward.logdet", "loss.nll", "loss.z", "loss.logdet", "loss.latent_norm",
       "loss.total", "grad.<param>", "grad.input.x", "aux.rope.shallow", "aux.rope.top", "adamw1 (fixture grads)",
-      "adamw1 (own grads)", "reverse.x", "reverse.seq", "reverse_jacobi.x", "reverse_jacobi iterations",
-      "reverse_jacobi_loose.x", "reverse_jacobi_loose iterations", "denoise.x"};
+      "adamw1 (own grads)", "reverse.x", "reverse.seq", "denoise.x"};
+  // Jacobi decoding, except without the SOS token (the official code has none there).
+  if (!nosos)
+    for (const char* g : {"reverse_jacobi.x", "reverse_jacobi iterations", "reverse_jacobi_loose.x",
+                          "reverse_jacobi_loose iterations"})
+      required.push_back(g);
   // Guided sampling in the conditional fixtures.
-  if (std::string(GetParam()) == "tiny_text.safetensors" || std::string(GetParam()) == "tiny_class.safetensors")
-    for (const char* g : {"reverse_cfg.x", "reverse_jacobi_cfg.x", "reverse_jacobi_cfg iterations",
-                          "reverse_jacobi_loose_cfg.x", "reverse_jacobi_loose_cfg iterations", "denoise_cfg.x"})
+  if (name == "tiny_text.safetensors" || name == "tiny_class.safetensors" || options) {
+    for (const char* g : {"reverse_cfg.x", "denoise_cfg.x"}) required.push_back(g);
+    if (!nosos)
+      for (const char* g : {"reverse_jacobi_cfg.x", "reverse_jacobi_cfg iterations", "reverse_jacobi_loose_cfg.x",
+                            "reverse_jacobi_loose_cfg iterations"})
+        required.push_back(g);
+  }
+  // The option fixtures (golden README §7): attention temperature, and nosos's identity block.
+  if (options) required.push_back("reverse_attn_temp.x");
+  if (nosos) required.push_back("forward.logdet (identity blocks)");
+  // tiny_options_b's learnable self-denoiser: its prediction, target, loss, gradients, RoPE and sampling step.
+  if (name == "tiny_options_b.safetensors")
+    for (const char* g : {"denoiser.pred", "denoiser.target", "loss.denoiser", "grad.learnable_self_denoiser",
+                          "aux.rope.denoiser", "denoise_learned.x", "denoise_learned_cfg.x"})
       required.push_back(g);
   for (const std::string& g : required) EXPECT_TRUE(ran.count(g)) << "group " << g << " did not run";
   for (const auto& g : report.groups) EXPECT_TRUE(g.ran) << "group " << g.group << " was not computed";
@@ -50,7 +67,10 @@ TEST_P(GoldenParity, EveryGroupWithinTolerance) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenParity,
                          ::testing::Values("tiny_uncond.safetensors", "tiny_text.safetensors",
-                                           "tiny_patch2.safetensors", "tiny_class.safetensors"),
+                                           "tiny_patch2.safetensors", "tiny_class.safetensors",
+                                           "tiny_options_a.safetensors", "tiny_options_b.safetensors",
+                                           "tiny_options_nosos.safetensors",
+                                           "tiny_options_condall.safetensors"),
                          [](const auto& info) {
                            std::string n = info.param;
                            return n.substr(0, n.find('.'));

@@ -451,12 +451,44 @@ struct EmbeddingCase {
   }
 };
 
+// hf-style RoPE (the official hf_style_rope): pairs (m, m + dh/2), a property of the model's table.
+struct RopeHalfSplitCase : RopeCase {
+  static constexpr const char* kName = "rope_half_split";
+  static core::FlowConfig config() {
+    core::FlowConfig c = RopeCase::config();
+    c.hf_style_rope = true;
+    return c;
+  }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    if (!t.rope) t.rope = be.rope_table(config(), /*with_text=*/true);
+    RopeCase::forward(be, t);
+  }
+};
+
+// Grouped-query attention's KV-head repetition (expand) and its backward (the group sums).
+struct KvHeadsCase {
+  static constexpr const char* kName = "kv_heads";
+  static constexpr int64_t rows = 5, Hq = 6, Hkv = 2, dh = 4, kStats = 0;
+  static constexpr bool kHasBackward = true, kCpuOnly = false;
+  static std::vector<Arg> inputs() { return {{"qkv", rows * (Hq + 2 * Hkv) * dh}}; }
+  static std::vector<Arg> outputs() { return {{"qkv_full", rows * 3 * Hq * dh}}; }
+  template <class B>
+  static void forward(const B& be, OpTensors<B>& t) {
+    be.expand_kv_heads(t.o(0), t.i(0), rows, Hq, Hkv, dh);
+  }
+  template <class B>
+  static void backward(const B& be, OpTensors<B>& t) {
+    be.reduce_kv_heads(t.di(0), t.dO(0), rows, Hq, Hkv, dh);
+  }
+};
+
 // Every case, in one list: the checks run each of them.
 template <class... Cases>
 struct CaseList {};
 using AllCases = CaseList<LinearCase, LayerNormCase, RmsNormCase, GeluCase, RopeCase, AttentionCase, FlowHeadCase,
                           PermuteCase, PatchifyCase, SosShiftCase, BiasResidualCase, CachedAttentionCase, Conv2dCase,
                           GroupNormCase, SiluCase, UpsampleCase, Conv2dPadRightBottomCase, AttentionDenseCase,
-                          RmsNormGainCase, GatedActivationCase, EmbeddingCase>;
+                          RmsNormGainCase, GatedActivationCase, EmbeddingCase, RopeHalfSplitCase, KvHeadsCase>;
 
 }  // namespace starflow::tests::ops

@@ -61,11 +61,14 @@ TEST(ModelWeights, ExportImportRoundTripIsBitExact) {
 // official model's state_dict() has, as the golden fixtures record it (their param.* entries), so PyTorch's
 // load_state_dict(strict=True) accepts it.
 TEST(ModelWeights, ExportIsTheCompleteOfficialStateDict) {
-  for (const char* fixture : {"tiny_uncond", "tiny_text", "tiny_class", "tiny_patch2"}) {
+  for (const char* fixture : {"tiny_uncond", "tiny_text", "tiny_class", "tiny_patch2", "tiny_options_a",
+                              "tiny_options_b", "tiny_options_nosos", "tiny_options_condall"}) {
     SCOPED_TRACE(fixture);
     const core::io::SafeTensorsFile golden =
         core::io::SafeTensorsFile::open(std::string(STARFLOW_GOLDEN_DIR) + "/" + fixture + ".safetensors");
     const core::FlowConfig c = core::FlowConfig::from_official_json(golden.metadata_value("config"));
+    // The exported config reads back as the same model.
+    EXPECT_EQ(core::FlowConfig::from_official_json(c.to_official_json()).to_official_json(), c.to_official_json());
     core::StarFlowModel<float> m(c);
     m.init_parameters(3);
     const std::string path = (std::filesystem::temp_directory_path() /

@@ -36,6 +36,7 @@
 #include "core/ops/cpu/gated_activation.h"
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/group_norm.h"
+#include "core/ops/cpu/kv_heads.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/linear_small_batch.h"
@@ -119,7 +120,7 @@ class CpuBackend {
     const int64_t g = cfg.grid();
     return cpu::make_rope_table<T>(
         cpu::rope_angles(cfg.head_dim, g, g, cfg.rope_seq_len(), cfg.conditional(), cfg.txt_size, with_text),
-        cfg.head_dim);
+        cfg.head_dim, cfg.hf_style_rope);
   }
   // Sizes a KV cache for B sequences of `capacity` positions (old contents need no clearing: every position is
   // written before a query reads it).
@@ -147,8 +148,8 @@ class CpuBackend {
     cpu::rmsnorm_forward(out, rrms, in, g, rows, C, T(eps));
   }
   static void rmsnorm_backward(T* din, T* dg, const T* dout, const T* in, const Stat* rrms, const T* g, int64_t rows,
-                               int64_t C) {
-    cpu::rmsnorm_backward(din, dg, dout, in, rrms, g, rows, C);
+                               int64_t C, bool accumulate_din = false) {
+    cpu::rmsnorm_backward(din, dg, dout, in, rrms, g, rows, C, accumulate_din);
   }
   static void gelu_forward(T* out, const T* in, int64_t n) { cpu::gelu_forward(out, in, n); }
   static void gelu_backward(T* din, const T* dout, const T* in, int64_t n) { cpu::gelu_backward(din, dout, in, n); }
@@ -178,6 +179,12 @@ class CpuBackend {
   static void rope_rotate(T* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_t row_stride,
                           int64_t n_heads, const RopeTable& table, int64_t row_offset, bool inverse) {
     cpu::rope_rotate(x, batch, rows, batch_stride, row_stride, n_heads, table, row_offset, inverse);
+  }
+  static void expand_kv_heads(T* out, const T* in, int64_t rows, int64_t q_heads, int64_t kv_heads, int64_t dh) {
+    cpu::expand_kv_heads(out, in, rows, q_heads, kv_heads, dh);
+  }
+  static void reduce_kv_heads(T* din, const T* dout, int64_t rows, int64_t q_heads, int64_t kv_heads, int64_t dh) {
+    cpu::reduce_kv_heads(din, dout, rows, q_heads, kv_heads, dh);
   }
   static void attention_forward(T* out, T* probs, const T* qkv, int64_t B, int64_t S, int64_t heads, int64_t dh,
                                 double scale) {
@@ -269,12 +276,14 @@ class CpuBackend {
   // thread count); linear_forward for double. `tiled`: the weight is in the kernel's tile layout.
   static void decode_linear(T* out, const T* in, const T* w, const T* b, int64_t M, int64_t K, int64_t N,
                             bool tiled = false);
+  // q_heads: the query heads in qkv (grouped-query attention; 0: as many as the cache's KV heads).
   static void attention_cached_forward(T* out, KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
-                                       double scale) {
-    cpu::attention_cached_forward(out, cache, qkv, B, n, start, T(scale));
+                                       double scale, int64_t q_heads = 0) {
+    cpu::attention_cached_forward(out, cache, qkv, B, n, start, T(scale), q_heads);
   }
-  static void attention_cached_store(KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start) {
-    cpu::attention_cached_store(cache, qkv, B, n, start);
+  static void attention_cached_store(KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
+                                     int64_t q_heads = 0) {
+    cpu::attention_cached_store(cache, qkv, B, n, start, q_heads);
   }
 
   // ---- copies and elementwise steps between ops.
@@ -287,9 +296,15 @@ class CpuBackend {
                            int64_t length) {
     for (int64_t i = 0; i < count; ++i) std::memcpy(dst + i * dst_stride, src + i * src_stride, sizeof(T) * length);
   }
-  // out [rows, C] = (out + bias) + residual, in that order (bias null: out + residual): a row-parallel layer's
-  // output after the reduce.
+  // out [rows, C] = (out + bias) + residual, in that order (bias null: out + residual; residual null: out + bias):
+  // a row-parallel layer's output after the reduce.
   static void add_bias_residual(T* out, const T* bias, const T* residual, int64_t rows, int64_t C) {
+    if (!residual) {
+      if (bias)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < C; ++c) out[r * C + c] += bias[c];
+      return;
+    }
     if (!bias) {
       for (int64_t i = 0; i < rows * C; ++i) out[i] += residual[i];
       return;

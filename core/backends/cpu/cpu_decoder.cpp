@@ -30,16 +30,15 @@ template <class T>
 using Layer = TransformerLayer<CpuBackend<T>>;
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
-// Writes a layer's four decode linear weights from P into dst (same offsets) in tile layout, with the shapes
-// the decode linears run them with (this rank's part under TP).
+// Writes a layer's decode linear weights from P into dst (same offsets) in tile layout, with the shapes the
+// decode linears run them with (this rank's part under TP).
 void tile_layer(const Layer<float>& l, const float* P, float* dst) {
-  cpu::tile_small_batch_weight(dst + l.qkv.weight, P + l.qkv.weight, l.qkv.in, l.qkv.out);
-  cpu::tile_small_batch_weight(dst + l.proj.weight, P + l.proj.weight, l.proj.in, l.proj.out);
-  cpu::tile_small_batch_weight(dst + l.fc1.weight, P + l.fc1.weight, l.fc1.in, l.fc1.out);
-  cpu::tile_small_batch_weight(dst + l.fc2.weight, P + l.fc2.weight, l.fc2.in, l.fc2.out);
+  for (const auto& linear : l.decode_linears())
+    cpu::tile_small_batch_weight(dst + linear.weight, P + linear.weight, linear.in, linear.out);
 }
 
 void tile_block(const Block<float>& block, const float* P, float* dst) {
+  if (block.identity()) return;  // no parameters
   const BlockParams& p = block.params();
   cpu::tile_small_batch_weight(dst + p.proj_in_w, P + p.proj_in_w, p.D, p.C);
   cpu::tile_small_batch_weight(dst + p.proj_out_w, P + p.proj_out_w, p.C, 2 * p.D);
@@ -47,11 +46,17 @@ void tile_block(const Block<float>& block, const float* P, float* dst) {
   for (const auto& layer : block.layers()) tile_layer(layer, P, dst);
 }
 
+// The fused step computes the default layer (LayerNorm pre-norms, biases, GELU MLP, as many KV as query heads,
+// adjacent-pair RoPE): the optional switches run op by op.
 bool layer_can_decode_team(const Layer<float>& l, int64_t rows) {
-  return !l.tensor_parallel() && rows <= cpu_decode::kTeamRows && l.head_dim % 8 == 0;
+  const LayerOptions& o = l.opt;
+  const bool default_layer = o.norm == NormType::kLayerNorm && !o.qk_norm && !o.post_norm && !o.swiglu && o.bias &&
+                             !l.grouped();
+  return default_layer && !l.tensor_parallel() && rows <= cpu_decode::kTeamRows && l.head_dim % 8 == 0;
 }
 
 bool block_decodes_as_team(const Block<float>& block, int64_t rows) {
+  if (block.identity()) return false;
   for (const auto& layer : block.layers())
     if (!layer_can_decode_team(layer, rows)) return false;
   return true;
@@ -59,7 +64,7 @@ bool block_decodes_as_team(const Block<float>& block, int64_t rows) {
 
 void prepare_layer_team(const Layer<float>& l, DecodeState<CpuBackend<float>>& st, int64_t rows) {
   const int64_t Mp = cpu::small_batch_padded_rows(rows);
-  st.scratch.resize(rows, l.C);
+  st.scratch.resize(l, rows);
   auto& f = st.fast;
   CpuBackend<float>::grow(f.xt_in, l.C * Mp);
   CpuBackend<float>::grow(f.xt_attn, l.inner() * Mp);
@@ -80,7 +85,7 @@ void layer_team(const Layer<float>& l, const float* P, const float* W, bool tile
   float* xt_in = st.fast.xt_in.data();
   float* xt_attn = st.fast.xt_attn.data();
   float* xt_hidden = st.fast.xt_hidden.data();
-  const float eps = float(kLayerNormEps), scale = float(attention_scale(l.head_dim));
+  const float eps = float(kLayerNormEps), scale = float(attention_scale(l.head_dim) / st.attention_temperature);
   const cpu::SmallBatchWeights layout = tiled ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows;
   cpu::SmallBatchOutput to_qkv, to_mid, to_hidden, to_out;
   to_qkv.out = qkv;
@@ -197,7 +202,7 @@ bool CpuBackend<T>::begin_decode(const MetaBlock<CpuBackend>& block, const T* P,
   // caches whose rows are then copied: every sample's keys and values come out of the same kernels whatever
   // the batch size, so samples do not depend on the batch or on its split between threads.
   const auto& layers = block.layers();
-  const int64_t H = layers[0].n_head, dh = layers[0].head_dim, cap = L + p.T;
+  const int64_t H = layers[0].n_kv_head, dh = layers[0].head_dim, cap = L + p.T;
   const int64_t group = std::max<int64_t>(1, cpu_decode::kTeamRows / L);
   auto copy_prefix = [&](const KVCache& from_cache, int64_t from_sample, KVCache& to_cache, int64_t to_sample) {
     const int64_t from_cap = from_cache.capacity;
@@ -231,7 +236,7 @@ bool CpuBackend<T>::decode_chunk(const MetaBlock<CpuBackend>& block, const T* P,
                                  const T* inp, int64_t start, int64_t n, T* sigma, T* mu, const RopeTable& rope) const {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
-    if (!block_decodes_as_team(block, st.batch * n)) return false;
+    if (rope.half_split || !block_decodes_as_team(block, st.batch * n)) return false;
     block_team(block, P, st, inp, start, n, sigma, mu, rope);
     return true;
   }

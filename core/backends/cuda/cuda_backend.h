@@ -29,6 +29,7 @@
 #include "core/ops/cuda/flow_steps.h"
 #include "core/ops/cuda/gated_activation.h"
 #include "core/ops/cuda/gelu.h"
+#include "core/ops/cuda/kv_heads.h"
 #include "core/ops/cuda/layernorm.h"
 #include "core/ops/cuda/linear.h"
 #include "core/ops/cuda/pinned_buffer.h"
@@ -114,7 +115,7 @@ class CudaBackend {
     const int64_t g = cfg.grid();
     return cuda::upload_rope_table(cpu::make_rope_table<float>(
         cpu::rope_angles(cfg.head_dim, g, g, cfg.rope_seq_len(), cfg.conditional(), cfg.txt_size, with_text),
-        cfg.head_dim));
+        cfg.head_dim, cfg.hf_style_rope));
   }
   void reset_cache(KVCache& cache, int64_t B, int64_t heads, int64_t dh, int64_t capacity) const {
     cache.reset(B, heads, dh, capacity, stream_);
@@ -140,8 +141,8 @@ class CudaBackend {
     cuda::rmsnorm_forward(out, rrms, in, g, rows, C, float(eps), stream_);
   }
   void rmsnorm_backward(T* din, T* dg, const T* dout, const T* in, const Stat* rrms, const T* g, int64_t rows,
-                        int64_t C) const {
-    cuda::rmsnorm_backward(din, dg, dout, in, rrms, g, rows, C, false, stream_);
+                        int64_t C, bool accumulate_din = false) const {
+    cuda::rmsnorm_backward(din, dg, dout, in, rrms, g, rows, C, accumulate_din, stream_);
   }
   void gelu_forward(T* out, const T* in, int64_t n) const { cuda::gelu_forward(out, in, n, stream_); }
   void gelu_backward(T* din, const T* dout, const T* in, int64_t n) const {
@@ -171,6 +172,12 @@ class CudaBackend {
   void rope_rotate(T* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_t row_stride, int64_t n_heads,
                    const RopeTable& table, int64_t row_offset, bool inverse) const {
     cuda::rope_rotate(x, batch, rows, batch_stride, row_stride, n_heads, table, row_offset, inverse, stream_);
+  }
+  void expand_kv_heads(T* out, const T* in, int64_t rows, int64_t q_heads, int64_t kv_heads, int64_t dh) const {
+    cuda::expand_kv_heads(out, in, rows, q_heads, kv_heads, dh, stream_);
+  }
+  void reduce_kv_heads(T* din, const T* dout, int64_t rows, int64_t q_heads, int64_t kv_heads, int64_t dh) const {
+    cuda::reduce_kv_heads(din, dout, rows, q_heads, kv_heads, dh, stream_);
   }
   void attention_forward(T* out, T* probs, const T* qkv, int64_t B, int64_t S, int64_t heads, int64_t dh,
                          double scale) const {
@@ -217,11 +224,12 @@ class CudaBackend {
     cuda::linear_forward(out, in, w, b, M, K, N, stream_);
   }
   void attention_cached_forward(T* out, KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
-                                double scale) const {
-    cuda::attention_cached_forward(out, cache, qkv, B, n, start, float(scale), stream_);
+                                double scale, int64_t q_heads = 0) const {
+    cuda::attention_cached_forward(out, cache, qkv, B, n, start, float(scale), q_heads, stream_);
   }
-  void attention_cached_store(KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start) const {
-    cuda::attention_cached_store(cache, qkv, B, n, start, stream_);
+  void attention_cached_store(KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
+                              int64_t q_heads = 0) const {
+    cuda::attention_cached_store(cache, qkv, B, n, start, q_heads, stream_);
   }
 
   // ---- copies and elementwise steps.

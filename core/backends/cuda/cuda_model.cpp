@@ -24,7 +24,9 @@ typename CudaBackend<T>::DecodeWeights CudaBackend<T>::decode_weights(const Flow
                                                                NoDeduce<T>, NoDeduce<T>, int64_t,                \
                                                                const SampleOptions&, SampleTrace<T>*);           \
   template SampleBuffer<CudaBackend<T>> denoise<CudaBackend<T>>(FlowModel<CudaBackend<T>>&, NoDeduce<T>,         \
-                                                                NoDeduce<T>, int64_t, double);
+                                                                NoDeduce<T>, int64_t, double);                   \
+  template SampleBuffer<CudaBackend<T>> denoise_learned<CudaBackend<T>>(FlowModel<CudaBackend<T>>&, NoDeduce<T>, \
+                                                                        NoDeduce<T>, int64_t, double);
 STARFLOW_INSTANTIATE(float)
 STARFLOW_INSTANTIATE(__nv_bfloat16)
 #undef STARFLOW_INSTANTIATE

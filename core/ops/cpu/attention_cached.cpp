@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
@@ -45,45 +46,62 @@ void attend_one_head(T* __restrict o, const T* __restrict q, const T* __restrict
   }
 }
 
-// K and V rows of sample b, head h at positions start..start+n−1.
+// K and V rows of sample b, KV head h at positions start..start+n−1 (Hq query heads before the keys).
 template <class T>
-void store_head(KVCache<T>& cache, const T* qkv, int64_t b, int64_t h, int64_t n, int64_t start) {
-  const int64_t H = cache.n_head, dh = cache.head_dim, C = H * dh, cap = cache.capacity;
+void store_head(KVCache<T>& cache, const T* qkv, int64_t b, int64_t h, int64_t n, int64_t start, int64_t Hq) {
+  const int64_t H = cache.n_head, dh = cache.head_dim, cap = cache.capacity, row_len = (Hq + 2 * H) * dh;
   T* K = cache.k.data() + ((b * H + h) * cap) * dh;
   T* V = cache.v.data() + ((b * H + h) * cap) * dh;
   for (int64_t i = 0; i < n; ++i) {
-    const T* row = qkv + (b * n + i) * 3 * C;
-    std::memcpy(K + (start + i) * dh, row + C + h * dh, sizeof(T) * dh);
-    std::memcpy(V + (start + i) * dh, row + 2 * C + h * dh, sizeof(T) * dh);
+    const T* row = qkv + (b * n + i) * row_len;
+    std::memcpy(K + (start + i) * dh, row + (Hq + h) * dh, sizeof(T) * dh);
+    std::memcpy(V + (start + i) * dh, row + (Hq + H + h) * dh, sizeof(T) * dh);
   }
+}
+
+template <class T>
+void store_head(KVCache<T>& cache, const T* qkv, int64_t b, int64_t h, int64_t n, int64_t start) {
+  store_head(cache, qkv, b, h, n, start, cache.n_head);
+}
+
+int64_t query_heads(int64_t q_heads, int64_t kv_heads) {
+  const int64_t Hq = q_heads > 0 ? q_heads : kv_heads;
+  if (Hq % kv_heads != 0)
+    throw std::invalid_argument("cached attention: " + std::to_string(Hq) + " query heads are not a multiple of " +
+                                std::to_string(kv_heads) + " KV heads");
+  return Hq;
 }
 
 }  // namespace
 
 template <class T>
-void attention_cached_store(KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start) {
+void attention_cached_store(KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, int64_t q_heads) {
   if (start + n > cache.capacity || B > cache.batch) throw std::out_of_range("attention_cached_store: KV cache too small");
+  const int64_t Hq = query_heads(q_heads, cache.n_head);
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < cache.n_head; ++h) store_head(cache, qkv, b, h, n, start);
+    for (int64_t h = 0; h < cache.n_head; ++h) store_head(cache, qkv, b, h, n, start, Hq);
 }
 
 template <class T>
-void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale) {
-  const int64_t H = cache.n_head, dh = cache.head_dim, C = H * dh, cap = cache.capacity;
+void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale,
+                              int64_t q_heads) {
+  const int64_t H = cache.n_head, dh = cache.head_dim, cap = cache.capacity;
   if (start + n > cap || B > cache.batch) throw std::out_of_range("attention_cached_forward: KV cache too small");
-  const int64_t work = B * H * n * (start + n) * dh;
+  const int64_t Hq = query_heads(q_heads, H), group = Hq / H, C = Hq * dh, row_len = (Hq + 2 * H) * dh;
+  const int64_t work = B * Hq * n * (start + n) * dh;
 #pragma omp parallel if (work > kParallelWork)
   {
     std::vector<T> scores(static_cast<size_t>(start + n));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < H; ++h) {
-        store_head(cache, qkv, b, h, n, start);
+        store_head(cache, qkv, b, h, n, start, Hq);
         const T* K = cache.k.data() + ((b * H + h) * cap) * dh;
         const T* V = cache.v.data() + ((b * H + h) * cap) * dh;
-        for (int64_t i = 0; i < n; ++i)
-          attend_one_head(out + (b * n + i) * C + h * dh, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
-                          scale, scores.data());
+        for (int64_t hq = h * group; hq < (h + 1) * group; ++hq)
+          for (int64_t i = 0; i < n; ++i)
+            attend_one_head(out + (b * n + i) * C + hq * dh, qkv + (b * n + i) * row_len + hq * dh, K, V, start + i + 1,
+                            dh, scale, scores.data());
       }
   }
 }
@@ -215,10 +233,11 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
 }
 #endif
 
-template void attention_cached_store<float>(KVCache<float>&, const float*, int64_t, int64_t, int64_t);
-template void attention_cached_store<double>(KVCache<double>&, const double*, int64_t, int64_t, int64_t);
-template void attention_cached_forward<float>(float*, KVCache<float>&, const float*, int64_t, int64_t, int64_t, float);
+template void attention_cached_store<float>(KVCache<float>&, const float*, int64_t, int64_t, int64_t, int64_t);
+template void attention_cached_store<double>(KVCache<double>&, const double*, int64_t, int64_t, int64_t, int64_t);
+template void attention_cached_forward<float>(float*, KVCache<float>&, const float*, int64_t, int64_t, int64_t, float,
+                                              int64_t);
 template void attention_cached_forward<double>(double*, KVCache<double>&, const double*, int64_t, int64_t, int64_t,
-                                               double);
+                                               double, int64_t);
 
 }  // namespace starflow::core::cpu

@@ -29,15 +29,20 @@ struct KVCache {
   }
 };
 
-// Writes the keys and values of n new positions (qkv [B, n, 3C], RoPE applied to k) into the cache at
+// Grouped-query attention: the cache holds the n_head KV heads; qkv rows are [q | k | v] with q_heads query
+// heads (q_heads 0: as many as KV heads) and n_head key and value heads, each head_dim wide, so a row is
+// (q_heads + 2·n_head)·head_dim. Query head h reads KV head h / (q_heads / n_head), as repeat_interleave does.
+
+// Writes the keys and values of n new positions (qkv [B, n, row], RoPE applied to k) into the cache at
 // positions start..start+n−1, without attending: positions whose outputs nobody reads (the text prefix in
 // a block's last layer) only need to be keys and values.
 template <class T>
-void attention_cached_store(KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start);
+void attention_cached_store(KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, int64_t q_heads = 0);
 
-// qkv [B, n, 3C] of the n new positions (RoPE applied to q and k). out [B, n, C] (overwritten).
+// qkv [B, n, row] of the n new positions (RoPE applied to q and k). out [B, n, q_heads·head_dim] (overwritten).
 template <class T>
-void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale);
+void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start, T scale,
+                              int64_t q_heads = 0);
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 // The decode step's fused form (float, team op, see linear_small_batch.h): qkv [B, n, 3C] arrives with q and

@@ -87,12 +87,13 @@ std::vector<float> rope_angles(int64_t head_dim, int64_t grid_h, int64_t grid_w,
 }
 
 template <class T>
-RopeTable<T> make_rope_table(const std::vector<float>& angles, int64_t head_dim) {
+RopeTable<T> make_rope_table(const std::vector<float>& angles, int64_t head_dim, bool half_split) {
   if (head_dim <= 0 || head_dim % 2 != 0 || static_cast<int64_t>(angles.size()) % head_dim != 0)
     throw std::invalid_argument("make_rope_table: angle table of " + std::to_string(angles.size()) +
                                 " values is not a whole number of rows of even head_dim " + std::to_string(head_dim));
   RopeTable<T> table;
   table.head_dim = head_dim;
+  table.half_split = half_split;
   table.rows = static_cast<int64_t>(angles.size()) / head_dim;
   table.cos.resize(angles.size());
   table.sin.resize(angles.size());
@@ -112,8 +113,10 @@ void rope_rotate(T* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_
     throw std::invalid_argument("rope_rotate: rows [" + std::to_string(row_offset) + ", " +
                                 std::to_string(row_offset + rows) + ") outside a table of " +
                                 std::to_string(table.rows) + " rows");
-  // Rotating by −φ only flips the sign of sin.
+  // Rotating by −φ only flips the sign of sin. Pair m is (2m, 2m+1), or (m, m + dh/2) with half_split; its
+  // angle is table entry 2m either way.
   const T sign = inverse ? T(-1) : T(1);
+  const int64_t half = dh / 2, first_step = table.half_split ? 1 : 2, partner = table.half_split ? half : 1;
   // Cheap per element; threads only pay off on training-size buffers.
 #pragma omp parallel for collapse(2) schedule(static) if (batch * rows * n_heads * dh > (1 << 16))
   for (int64_t b = 0; b < batch; ++b) {
@@ -123,19 +126,20 @@ void rope_rotate(T* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_
       T* row = x + b * batch_stride + s * row_stride;
       for (int64_t h = 0; h < n_heads; ++h) {
         T* v = row + h * dh;
-        for (int64_t m = 0; m < dh; m += 2) {
-          const T x0 = v[m], x1 = v[m + 1];
-          const T c = cos[m], sn = sign * sin[m];
+        for (int64_t pair = 0; pair < half; ++pair) {
+          const int64_t m = pair * first_step;
+          const T x0 = v[m], x1 = v[m + partner];
+          const T c = cos[2 * pair], sn = sign * sin[2 * pair];
           v[m] = x0 * c - x1 * sn;
-          v[m + 1] = x1 * c + x0 * sn;
+          v[m + partner] = x1 * c + x0 * sn;
         }
       }
     }
   }
 }
 
-template RopeTable<float> make_rope_table<float>(const std::vector<float>&, int64_t);
-template RopeTable<double> make_rope_table<double>(const std::vector<float>&, int64_t);
+template RopeTable<float> make_rope_table<float>(const std::vector<float>&, int64_t, bool);
+template RopeTable<double> make_rope_table<double>(const std::vector<float>&, int64_t, bool);
 template void rope_rotate<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t, const RopeTable<float>&,
                                  int64_t, bool);
 template void rope_rotate<double>(double*, int64_t, int64_t, int64_t, int64_t, int64_t, const RopeTable<double>&,

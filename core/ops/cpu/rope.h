@@ -15,14 +15,17 @@ namespace starflow::core::cpu {
 std::vector<float> rope_angles(int64_t head_dim, int64_t grid_h, int64_t grid_w, int64_t pt_seq_len,
                                bool has_text_axis, int64_t text_len, bool include_text);
 
-// cos/sin of an angle table, in the compute type.
+// cos/sin of an angle table, in the compute type. half_split: the official `hf_style_rope`, which rotates the
+// pairs (m, m + dh/2) by angle m (table entry 2m) instead of the adjacent pairs (2m, 2m+1): a property of the
+// model's table, so every rotation of that model follows it.
 template <class T>
 struct RopeTable {
   int64_t rows = 0, head_dim = 0;
+  bool half_split = false;
   std::vector<T> cos, sin;
 };
 template <class T>
-RopeTable<T> make_rope_table(const std::vector<float>& angles, int64_t head_dim);
+RopeTable<T> make_rope_table(const std::vector<float>& angles, int64_t head_dim, bool half_split = false);
 
 // Rotates, in place, n_heads head vectors of every sequence row: x points at element 0 of head 0 of
 // (batch 0, row 0); rows are row_stride apart, batches batch_stride apart; heads are contiguous. Row s uses

@@ -30,10 +30,11 @@ struct DeviceKVCache {
   }
 };
 
-// qkv [B, n, 3C] of the n new positions (RoPE applied to q and k). out [B, n, C] (overwritten).
-// Throws when start + n exceeds the capacity or B the cache's batch.
+// qkv [B, n, (Hq + 2·H)·dh] of the n new positions (RoPE applied to q and k), with Hq = q_heads query heads
+// (0: as many as the cache's H KV heads; query head h reads KV head h / (Hq / H), grouped-query attention).
+// out [B, n, Hq·dh] (overwritten). Throws when start + n exceeds the capacity or B the cache's batch.
 template <class T>
 void attention_cached_forward(T* out, DeviceKVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
-                              float scale, cudaStream_t stream = 0);
+                              float scale, int64_t q_heads = 0, cudaStream_t stream = 0);
 
 }  // namespace starflow::core::cuda

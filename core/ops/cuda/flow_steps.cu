@@ -37,7 +37,7 @@ template <class T>
 __global__ void add_bias_residual_kernel(T* out, const T* bias, const T* residual, int64_t rows, int64_t C) {
   GRID_STRIDE(i, rows * C) {
     const float o = to_float(out[i]) + (bias ? to_float(bias[i % C]) : 0.0f);
-    out[i] = from_float<T>(o + to_float(residual[i]));
+    out[i] = from_float<T>(residual ? o + to_float(residual[i]) : o);
   }
 }
 
@@ -140,14 +140,14 @@ __global__ void affine_update_kernel(T* x, int64_t x_stride, const T* v, int64_t
 
 template <class T>
 __global__ void kv_store_kernel(T* k, T* v, const T* qkv, int64_t B, int64_t n, int64_t start, int64_t H, int64_t dh,
-                                int64_t cap) {
-  const int64_t C = H * dh;
+                                int64_t cap, int64_t Hq) {
+  const int64_t C = H * dh, Q = Hq * dh;  // qkv rows are [q (Hq heads) | k (H) | v (H)]
   GRID_STRIDE(e, B * n * C) {
     const int64_t f = e % C, i = (e / C) % n, b = e / (C * n), h = f / dh, d = f % dh;
-    const int64_t row = (b * n + i) * 3 * C;
+    const int64_t row = (b * n + i) * (Q + 2 * C);
     const int64_t at = ((b * H + h) * cap + start + i) * dh + d;
-    k[at] = qkv[row + C + f];
-    v[at] = qkv[row + 2 * C + f];
+    k[at] = qkv[row + Q + f];
+    v[at] = qkv[row + Q + C + f];
   }
 }
 
@@ -283,13 +283,14 @@ double sum_squares(const T* x, int64_t n, double start, cudaStream_t stream) {
 
 template <class T>
 void attention_cached_store(DeviceKVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
-                            cudaStream_t stream) {
+                            int64_t q_heads, cudaStream_t stream) {
   if (start + n > cache.capacity || B > cache.batch)
     throw std::invalid_argument("attention_cached_store: positions or batch beyond the cache");
   const int64_t total = B * n * cache.n_head * cache.head_dim;
   if (total <= 0) return;
   kv_store_kernel<T><<<detail::grid_for(total, kThreads), kThreads, 0, stream>>>(
-      cache.k.data(), cache.v.data(), qkv, B, n, start, cache.n_head, cache.head_dim, cache.capacity);
+      cache.k.data(), cache.v.data(), qkv, B, n, start, cache.n_head, cache.head_dim, cache.capacity,
+      q_heads > 0 ? q_heads : cache.n_head);
   cudaCheckLaunch();
 }
 
@@ -323,7 +324,8 @@ std::pair<double, double> affine_update(T* x, int64_t x_stride, const T* v, int6
   template void sos_shift_backward<T>(T*, T*, const T*, int64_t, int64_t, int64_t, cudaStream_t);               \
   template double sum<T>(const T*, int64_t, double, cudaStream_t);                                              \
   template double sum_squares<T>(const T*, int64_t, double, cudaStream_t);                                      \
-  template void attention_cached_store<T>(DeviceKVCache<T>&, const T*, int64_t, int64_t, int64_t, cudaStream_t); \
+  template void attention_cached_store<T>(DeviceKVCache<T>&, const T*, int64_t, int64_t, int64_t, int64_t,        \
+                                          cudaStream_t);                                                          \
   template void guidance<T>(T*, T*, int64_t, float, cudaStream_t);                                              \
   template std::pair<double, double> affine_update<T>(T*, int64_t, const T*, int64_t, const T*, const T*, int64_t, \
                                                        int64_t, cudaStream_t);

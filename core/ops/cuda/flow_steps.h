@@ -49,11 +49,12 @@ template <class T>
 double sum(const T* x, int64_t n, double start, cudaStream_t stream = 0);
 template <class T>
 double sum_squares(const T* x, int64_t n, double start, cudaStream_t stream = 0);
-// Writes the keys and values of n new positions (qkv [B, n, 3C], RoPE applied to k) into the cache at
-// positions start..start+n−1, without attending (core/ops/cpu/attention_cached.h).
+// Writes the keys and values of n new positions (qkv [B, n, (q_heads + 2·n_head)·dh], RoPE applied to k) into
+// the cache at positions start..start+n−1, without attending (core/ops/cpu/attention_cached.h; q_heads 0: as
+// many as the cache's KV heads).
 template <class T>
 void attention_cached_store(DeviceKVCache<T>& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
-                            cudaStream_t stream = 0);
+                            int64_t q_heads = 0, cudaStream_t stream = 0);
 // STARFlow guidance for rows [0, half) against [half, 2·half) (core/backends/cpu/cpu_backend.h).
 template <class T>
 void guidance(T* sigma, T* mu, int64_t n, float w, cudaStream_t stream = 0);

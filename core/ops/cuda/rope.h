@@ -15,6 +15,7 @@ namespace starflow::core::cuda {
 // cos and sin [rows, head_dim] in fp32 whatever the activation type (the rotation is computed in fp32).
 struct DeviceRopeTable {
   int64_t rows = 0, head_dim = 0;
+  bool half_split = false;  // hf_style_rope: pairs (m, m + dh/2), as cpu::RopeTable
   DeviceBuffer<float> cos, sin;
 };
 DeviceRopeTable upload_rope_table(const cpu::RopeTable<float>& table);
