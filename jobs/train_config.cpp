@@ -88,7 +88,28 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"num_blocks", i64(m.num_blocks)}, {"head_dim", i64(m.head_dim)}, {"txt_size", i64(m.txt_size)},
       {"txt_dim", i64(m.txt_dim)}, {"cond_top_only", flag(m.cond_top_only)}, {"soft_clip", f64(m.soft_clip)},
       {"use_softplus", flag(m.use_softplus)}, {"use_final_norm", flag(m.use_final_norm)},
-      {"pt_seq_len", i64(m.pt_seq_len)}, {"sos", must_be("1")}, {"rope", must_be("1")},
+      {"pt_seq_len", i64(m.pt_seq_len)}, {"sos", flag(m.sos)}, {"rope", must_be("1")},
+      // The official model's optional switches (core/models/flow_config.h).
+      {"use_swiglu", flag(m.use_swiglu)}, {"use_qk_norm", flag(m.use_qk_norm)},
+      {"use_post_norm", flag(m.use_post_norm)}, {"use_bias", flag(m.use_bias)},
+      {"hf_style_rope", flag(m.hf_style_rope)}, {"num_heads", i64(m.attention_heads)},
+      {"num_kv_heads", i64(m.kv_heads)}, {"top_block_channels", i64(m.top_block_channels)},
+      {"norm_type",
+       [&](const YAML::Node& n, const std::string& k) {
+         // As the official code: any name but these two means no pre-norm at all.
+         const std::string v = scalar<std::string>(n, origin, k, "a norm name");
+         m.norm_type = v == "layer_norm" ? core::NormType::kLayerNorm
+                       : v == "rms_norm" ? core::NormType::kRmsNorm
+                                         : core::NormType::kNone;
+       }},
+      {"learnable_self_denoiser",
+       [&](const YAML::Node& n, const std::string& k) {
+         const std::string v = scalar<std::string>(n, origin, k, "a boolean");
+         if (v != "0" && v != "false" && v != "False")
+           key_error(origin, k,
+                     "training the learnable self-denoiser (its own loss and optimizer) is not implemented yet; "
+                     "models with one load, check against the fixtures and sample");
+       }},
       {"layers_per_block",
        [&](const YAML::Node& n, const std::string& k) {
          if (!n.IsSequence()) key_error(origin, k, "expected a list of integers, e.g. [2, 2, 6]");
@@ -197,6 +218,16 @@ std::string TrainConfig::to_yaml() const {
   put_flag("use_softplus", m.use_softplus);
   put_flag("use_final_norm", m.use_final_norm);
   put("pt_seq_len", m.pt_seq_len);
+  put_flag("sos", m.sos);
+  if (m.norm_type != core::NormType::kLayerNorm) put("norm_type", m.norm_type == core::NormType::kRmsNorm ? "rms_norm" : "none");
+  put_flag("use_swiglu", m.use_swiglu);
+  put_flag("use_qk_norm", m.use_qk_norm);
+  put_flag("use_post_norm", m.use_post_norm);
+  put_flag("use_bias", m.use_bias);
+  put_flag("hf_style_rope", m.hf_style_rope);
+  if (m.attention_heads > 0) put("num_heads", m.attention_heads);
+  if (m.kv_heads > 0) put("num_kv_heads", m.kv_heads);
+  if (m.top_block_channels > 0) put("top_block_channels", m.top_block_channels);
   put("noise_std", noise_std);
   put("lr", lr);
   put("min_lr", min_lr);

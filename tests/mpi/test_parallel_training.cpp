@@ -106,23 +106,36 @@ TEST(ParallelTraining, TP2TrainingEqualsOneProcess) {
   if (world_size() != 2) GTEST_SKIP() << "runs on exactly 2 ranks";
   const std::string dir = shared_dir("ptrain_tp2");
   parallel::ProcessGrid self(MPI_COMM_SELF, 1);
-  jobs::TrainConfig one_cfg = config(dir + "/one" + std::to_string(world_rank()), 1);
-  jobs::SyntheticLatents d1(2, 4, 4, one_cfg.seed, one_cfg.batch_size, 0, 1);
-  jobs::Trainer one(one_cfg, self, d1);
-  one.run();
   parallel::ProcessGrid grid(MPI_COMM_WORLD, 2);
-  for (const bool shallow : {false, true}) {  // the deep block split, then every block
-    jobs::TrainConfig cfg = config(dir + (shallow ? "/tp_all" : "/tp"), 2);
-    cfg.tp_shallow = shallow;
-    jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
-    jobs::Trainer tp(cfg, grid, d);
-    tp.run();
-    for (int i = 0; i < 3; ++i) {
-      EXPECT_NEAR(tp.history()[i].loss, one.history()[i].loss, 1e-5 * std::abs(one.history()[i].loss))
-          << "step " << i + 1 << (shallow ? " (all blocks split)" : "");
-      EXPECT_NEAR(tp.history()[i].grad_norm, one.history()[i].grad_norm, 1e-4 * one.history()[i].grad_norm);
+  // The default layers, then the official switches that split over TP: the gated MLP (gate and up split like
+  // fc1, down like fc2), RMSNorm pre-norms, post-norms, no biases, hf-style RoPE.
+  for (const bool switches : {false, true}) {
+    auto with_switches = [&](jobs::TrainConfig c) {
+      if (switches) {
+        c.model.use_swiglu = c.model.use_post_norm = c.model.hf_style_rope = true;
+        c.model.use_bias = false;
+        c.model.norm_type = core::NormType::kRmsNorm;
+      }
+      return c;
+    };
+    const std::string tag = switches ? " (switches)" : "", suffix = switches ? "_sw" : "";
+    const jobs::TrainConfig one_cfg = with_switches(config(dir + "/one" + std::to_string(world_rank()) + suffix, 1));
+    jobs::SyntheticLatents d1(2, 4, 4, one_cfg.seed, one_cfg.batch_size, 0, 1);
+    jobs::Trainer one(one_cfg, self, d1);
+    one.run();
+    for (const bool shallow : {false, true}) {  // the deep block split, then every block
+      jobs::TrainConfig cfg = with_switches(config(dir + (shallow ? "/tp_all" : "/tp") + suffix, 2));
+      cfg.tp_shallow = shallow;
+      jobs::SyntheticLatents d(2, 4, 4, cfg.seed, cfg.batch_size, 0, 1);
+      jobs::Trainer tp(cfg, grid, d);
+      tp.run();
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_NEAR(tp.history()[i].loss, one.history()[i].loss, 1e-5 * std::abs(one.history()[i].loss))
+            << "step " << i + 1 << (shallow ? " (all blocks split)" : "") << tag;
+        EXPECT_NEAR(tp.history()[i].grad_norm, one.history()[i].grad_norm, 1e-4 * one.history()[i].grad_norm) << tag;
+      }
+      EXPECT_NEAR(fixed_batch_loss(tp), fixed_batch_loss(one), 1e-4) << tag;
     }
-    EXPECT_NEAR(fixed_batch_loss(tp), fixed_batch_loss(one), 1e-4);
   }
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) fs::remove_all(dir);

@@ -147,6 +147,12 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   c.init_weights = "w.safetensors";
   c.checkpoint_every = 11;
   c.keep_checkpoints = 5;
+  c.model.use_swiglu = c.model.use_qk_norm = c.model.use_post_norm = c.model.hf_style_rope = true;
+  c.model.use_bias = c.model.sos = false;
+  c.model.norm_type = core::NormType::kRmsNorm;
+  c.model.attention_heads = 4;
+  c.model.kv_heads = 2;
+  c.model.top_block_channels = 128;
   c.checkpoint_async = false;
   c.eval_every = 9;
   c.eval_data = "/data/heldout: here";
