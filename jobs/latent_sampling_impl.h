@@ -34,7 +34,12 @@ std::vector<float> sample_latents(const SamplingRequest& r, core::Communicator* 
   const auto y = upload(r.y, r.y ? cond : 0), y_null = upload(r.y_null, r.y_null ? cond : 0);
   auto x = core::sample(model, noise.data(), r.y ? y.data() : nullptr, r.y_null ? y_null.data() : nullptr, r.batch,
                         r.options);
-  if (r.denoise) x = core::denoise(model, x.data(), r.y ? y.data() : nullptr, r.batch, r.noise_std);
+  // A model with the learnable self-denoiser denoises with it, as the official sampler does; else the
+  // score-based step.
+  if (r.denoise && model.has_denoiser())
+    x = core::denoise_learned(model, x.data(), r.y ? y.data() : nullptr, r.batch, r.noise_std);
+  else if (r.denoise)
+    x = core::denoise(model, x.data(), r.y ? y.data() : nullptr, r.batch, r.noise_std);
   return core::to_host<float>(be, x.data(), static_cast<int64_t>(r.noise.size()));
 }
 

@@ -324,7 +324,10 @@ void TrainConfig::validate(const std::string& origin) const {
   need(tp >= 1, "tp", "must be >= 1");
   need(model.num_heads() % tp == 0, "tp",
        std::to_string(tp) + " does not divide the deep block's " + std::to_string(model.num_heads()) +
-           " attention heads (channels / head_dim)");
+           " attention heads (num_heads, or channels / head_dim)");
+  need(model.block_kv_heads(model.num_blocks - 1) % tp == 0, "tp",
+       std::to_string(tp) + " does not divide the deep block's " +
+           std::to_string(model.block_kv_heads(model.num_blocks - 1)) + " key/value heads (num_kv_heads)");
   need(dp >= 0, "dp", "must be >= 0 (0: all ranks not used by tp)");
   need(bucket_mb >= 1, "bucket_mb", "must be >= 1");
   need(watchdog_seconds >= 0, "watchdog_seconds", "must be >= 0 (0: no watchdog)");

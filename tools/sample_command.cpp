@@ -81,7 +81,9 @@ int run_sample(int argc, char** argv) {
       {"--seed", "S", "noise seed: the same seed gives the same samples (default 0)",
        [&](const std::string& v) { o.seed = static_cast<uint64_t>(parse_int(v)); }},
       {"--batch", "N", "number of samples (default 16)", [&](const std::string& v) { o.batch = parse_int(v); }},
-      {"--denoise", nullptr, "apply one score-based denoising step x + σ²·∇log p(x|y)",
+      {"--denoise", nullptr,
+       "apply one denoising step: the model's learnable self-denoiser when it has one, else the score-based x + "
+       "σ²·∇log p(x|y)",
        [&](const std::string&) { o.denoise = true; }},
       {"--noise-std", "S", "σ of the denoising step (the training noise level; default 0.3)",
        [&](const std::string& v) { o.noise_std = parse_double(v); }},

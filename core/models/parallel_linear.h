@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/communicator.h"
 #include "core/models/parameter_layout.h"
@@ -31,11 +32,12 @@ struct ColumnParallelLinear {
   Communicator* tp = nullptr;      // the TP group, when the weight is split over it
 
   // Registers `name`.weight [global_out, in] and (with_bias) `name`.bias [global_out], split in `groups` equal
-  // blocks of rows each split over the group (QKV: 3, so a rank holds its heads' q, k and v rows).
+  // blocks of rows each split over the group (QKV: 3, so a rank holds its heads' q, k and v rows), or in blocks
+  // of the given `sizes` (grouped-query QKV).
   static ColumnParallelLinear add_to(ParameterLayout& layout, const std::string& name, int64_t in_features,
                                      int64_t global_out, Communicator* tp, int rank, int parts, int64_t groups = 1,
-                                     bool with_bias = true) {
-    const TensorShard shard{0, groups, rank, parts};
+                                     bool with_bias = true, std::vector<int64_t> sizes = {}) {
+    const TensorShard shard{0, groups, rank, parts, std::move(sizes)};
     ColumnParallelLinear l;
     l.weight = layout.add(name + ".weight", {global_out, in_features}, shard);
     if (with_bias) l.bias = layout.add(name + ".bias", {global_out}, shard);

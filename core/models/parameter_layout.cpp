@@ -13,7 +13,15 @@ int64_t ParameterLayout::add(const std::string& name, Shape global_shape, Tensor
         shard.part >= shard.parts)
       throw std::logic_error("parameter '" + name + "': invalid shard");
     const int64_t extent = global_shape[shard.dim];
-    if (extent % (shard.groups * shard.parts) != 0)
+    bool blocks_split = extent % (shard.groups * shard.parts) == 0;
+    if (!shard.sizes.empty()) {
+      int64_t sum = 0;
+      blocks_split = shard.dim == 0;
+      for (int64_t b : shard.sizes) sum += b, blocks_split = blocks_split && b % shard.parts == 0;
+      blocks_split = blocks_split && sum == extent;
+      shard.groups = static_cast<int64_t>(shard.sizes.size());
+    }
+    if (!blocks_split)
       throw std::invalid_argument("parameter '" + name + "' of shape " + shape_string(global_shape) +
                                   ": dimension " + std::to_string(shard.dim) + " (" + std::to_string(extent) +
                                   ") does not split into " + std::to_string(shard.parts) + " tensor-parallel parts");
@@ -65,17 +73,20 @@ void for_each_global_run(const ParameterView& v, int64_t begin, int64_t end,
   // Row length (elements per index of dimension 0) in the local and the global tensor.
   const int64_t cols_global = v.global_shape.size() > 1 ? numel(v.global_shape) / v.global_shape[0] : 1;
   if (s.dim == 0) {
-    // Whole rows move: local row r lies in group r / (rows per group and part), at this part's block.
-    const int64_t local_rows_per_group = v.shape[0] / s.groups;
-    const int64_t global_rows_per_group = v.global_shape[0] / s.groups;
-    int64_t at = begin;
-    while (at < end) {
-      const int64_t row = at / cols_global, group = row / local_rows_per_group;
-      const int64_t group_end = (group + 1) * local_rows_per_group * cols_global;  // local element index
-      const int64_t n = std::min(end, group_end) - at;
-      const int64_t global_row = group * global_rows_per_group + s.part * local_rows_per_group + row % local_rows_per_group;
-      fn(at, global_row * cols_global + at % cols_global, n);
-      at += n;
+    // Whole rows move. Block g of the global rows holds this part's rows [part·b, (part+1)·b), b = its extent /
+    // parts; locally the parts' rows of the blocks lie back to back. Each block's run is contiguous both ways.
+    int64_t at = begin, local_row0 = 0, global_row0 = 0;
+    for (int64_t g = 0; g < s.groups && at < end; ++g) {
+      const int64_t global_rows = s.block(g, v.global_shape[0]), local_rows = global_rows / s.parts;
+      const int64_t block_end = (local_row0 + local_rows) * cols_global;  // local element index
+      if (at < block_end) {
+        const int64_t n = std::min(end, block_end) - at;
+        const int64_t global_row = global_row0 + s.part * local_rows + (at / cols_global - local_row0);
+        fn(at, global_row * cols_global + at % cols_global, n);
+        at += n;
+      }
+      local_row0 += local_rows;
+      global_row0 += global_rows;
     }
   } else {
     // Columns [part·c, (part+1)·c) of every row (groups = 1 for column splits).

@@ -17,12 +17,16 @@ namespace starflow::core {
 // How a tensor is split over `parts` tensor-parallel ranks: along dimension `dim` (0: rows, 1: columns of a
 // [rows, cols] weight; a 1-D bias splits along 0), after first cutting that dimension into `groups` equal
 // blocks that are each split into `parts` (QKV: groups = 3, so rank r holds its heads' q, k and v rows).
+// `sizes` (dim 0 only): blocks of these extents instead of equal ones (grouped-query QKV: nH·dh, nKV·dh, nKV·dh).
 // dim < 0: not split (every rank holds the whole tensor).
 struct TensorShard {
   int dim = -1;
   int64_t groups = 1;
   int part = 0, parts = 1;
+  std::vector<int64_t> sizes = {};
   bool split() const { return dim >= 0 && parts > 1; }
+  // The global extent of block g of dimension `dim` (whose whole extent is `extent`).
+  int64_t block(int64_t g, int64_t extent) const { return sizes.empty() ? extent / groups : sizes[g]; }
 };
 
 struct ParameterView {

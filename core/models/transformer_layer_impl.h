@@ -83,10 +83,6 @@ TransformerLayer<Backend> TransformerLayer<Backend>::add_to(const Backend& backe
   l.be = &backend;
   l.opt = o;
   const int64_t C = o.C, dh = o.head_dim, Q = o.heads * dh, KV = o.kv_heads * dh;
-  if (parts > 1 && (o.heads != o.kv_heads || o.qk_norm))
-    throw std::invalid_argument(std::string("tensor parallelism does not split ") +
-                                (o.qk_norm ? "QK-norm (use_qk_norm)" : "grouped-query attention (num_kv_heads)") +
-                                " yet: run with tp 1");
   // State-dict order of the official Attention and MLP modules.
   auto norm = [&](NormParams& n, const std::string& name) {
     if (o.norm == NormType::kNone) return;
@@ -94,8 +90,9 @@ TransformerLayer<Backend> TransformerLayer<Backend>::add_to(const Backend& backe
     if (o.norm == NormType::kLayerNorm) n.bias = layout.add(name + ".bias", {C});
   };
   norm(l.ln1, prefix + "attention.norm");
+  // Each rank holds its query heads' q rows and its KV heads' k and v rows (GQA: blocks of unequal extents).
   l.qkv = ColumnParallelLinear<Backend>::add_to(layout, prefix + "attention.qkv", C, Q + 2 * KV, tp, tp_rank, parts, 3,
-                                                o.bias);
+                                                o.bias, {Q, KV, KV});
   l.proj = RowParallelLinear<Backend>::add_to(layout, prefix + "attention.proj", Q, C, tp, tp_rank, parts, o.bias);
   if (o.qk_norm) {
     l.q_norm = layout.add(prefix + "attention.query_norm.weight", {dh});
@@ -308,8 +305,15 @@ void TransformerLayer<Backend>::backward(const T* P, T* G, const LayerActivation
   }
   if (grouped()) be->reduce_kv_heads(s.d_qkv.data(), s.d_qkv_full.data(), rows, n_head, n_kv_head, head_dim);
   be->rope_rotate(s.d_qkv.data(), B, S, S * W, W, n_head + n_kv_head, rope, 0, /*inverse=*/true);
-  if (opt.qk_norm)
+  if (opt.qk_norm) {
     qk_norm_backward(P, G, s.d_qkv.data(), a.qk_raw.data(), a.qk_rrms.data(), s.d_qk_a.data(), s.d_qk_b.data(), rows);
+    // The QK-norm gains are whole on every TP rank but each rank normed only its heads: their gradients are
+    // partial sums, added up over the group.
+    if (G && qkv.tp) {
+      tp_all_reduce(*be, qkv.tp, G + q_norm, head_dim);
+      tp_all_reduce(*be, qkv.tp, G + k_norm, head_dim);
+    }
+  }
   qkv.backward(*be, P, G, s.d_qkv.data(), h1, s.d_norm.data(), rows);
   norm_backward(ln1, P, G, dx, s.d_norm.data(), a.input.data(), a.ln1_mean.data(), a.ln1_rstd.data(), rows);
 }

@@ -107,18 +107,24 @@ TEST(ParallelTraining, TP2TrainingEqualsOneProcess) {
   const std::string dir = shared_dir("ptrain_tp2");
   parallel::ProcessGrid self(MPI_COMM_SELF, 1);
   parallel::ProcessGrid grid(MPI_COMM_WORLD, 2);
-  // The default layers, then the official switches that split over TP: the gated MLP (gate and up split like
-  // fc1, down like fc2), RMSNorm pre-norms, post-norms, no biases, hf-style RoPE.
-  for (const bool switches : {false, true}) {
+  // The default layers, then the official switches: the gated MLP (gate and up split like fc1, down like fc2),
+  // RMSNorm pre-norms, post-norms, no biases, hf-style RoPE.
+  // Then grouped-query attention (6 query heads of 20 over 2 KV heads: width 120 on C = 80) with QK-norm.
+  for (const int switches : {0, 1, 2}) {
     auto with_switches = [&](jobs::TrainConfig c) {
-      if (switches) {
+      if (switches == 1) {
         c.model.use_swiglu = c.model.use_post_norm = c.model.hf_style_rope = true;
         c.model.use_bias = false;
         c.model.norm_type = core::NormType::kRmsNorm;
+      } else if (switches == 2) {
+        c.model.attention_heads = 6;
+        c.model.kv_heads = 2;
+        c.model.use_qk_norm = true;
       }
       return c;
     };
-    const std::string tag = switches ? " (switches)" : "", suffix = switches ? "_sw" : "";
+    const std::string tag = switches ? " (switches " + std::to_string(switches) + ")" : "",
+                      suffix = "_sw" + std::to_string(switches);
     const jobs::TrainConfig one_cfg = with_switches(config(dir + "/one" + std::to_string(world_rank()) + suffix, 1));
     jobs::SyntheticLatents d1(2, 4, 4, one_cfg.seed, one_cfg.batch_size, 0, 1);
     jobs::Trainer one(one_cfg, self, d1);

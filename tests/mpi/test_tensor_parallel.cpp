@@ -202,6 +202,14 @@ TEST(TensorParallel, GoldenFixturesTP2EqualsTP1) {
   check_tp_equals_one(from_fixture("tiny_text.safetensors"), 2, "tiny_text", /*split_shallow=*/true);
   check_tp_equals_one(from_fixture("tiny_class.safetensors"), 2, "tiny_class", /*split_shallow=*/true,
                       /*recompute=*/true);
+  // The official switches: grouped-query attention (4 query heads, 2 KV heads, attention width 128 on C = 64:
+  // each rank holds unequal q and k/v row blocks of QKV), QK-norm (its gains' gradients summed over the group),
+  // SwiGLU, RMSNorm, no biases; then text in every block without pre-norms.
+  check_tp_equals_one(from_fixture("tiny_options_a.safetensors"), 2, "tiny_options_a");
+  check_tp_equals_one(from_fixture("tiny_options_a.safetensors"), 2, "tiny_options_a", /*split_shallow=*/true,
+                      /*recompute=*/true);
+  check_tp_equals_one(from_fixture("tiny_options_condall.safetensors"), 2, "tiny_options_condall",
+                      /*split_shallow=*/true);
 }
 
 TEST(TensorParallel, FourHeadsTP2AndTP4EqualTP1) {
