@@ -102,14 +102,8 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
                        : v == "rms_norm" ? core::NormType::kRmsNorm
                                          : core::NormType::kNone;
        }},
-      {"learnable_self_denoiser",
-       [&](const YAML::Node& n, const std::string& k) {
-         const std::string v = scalar<std::string>(n, origin, k, "a boolean");
-         if (v != "0" && v != "false" && v != "False")
-           key_error(origin, k,
-                     "training the learnable self-denoiser (its own loss and optimizer) is not implemented yet; "
-                     "models with one load, check against the fixtures and sample");
-       }},
+      {"learnable_self_denoiser", flag(m.learnable_self_denoiser)},
+      {"conditional_denoiser", flag(m.conditional_denoiser)},
       {"layers_per_block",
        [&](const YAML::Node& n, const std::string& k) {
          if (!n.IsSequence()) key_error(origin, k, "expected a list of integers, e.g. [2, 2, 6]");
@@ -127,7 +121,7 @@ TrainConfig TrainConfig::from_yaml(const std::string& text, const std::string& o
       {"warmup_steps", i64(c.warmup_steps)}, {"steps", i64(c.steps)}, {"batch_size", i64(c.batch_size)},
       {"drop_label", f64(c.drop_label)}, {"latent_norm_regularization", f64(c.latent_norm_regularization)},
       {"weight_decay", f64(c.weight_decay)}, {"beta1", f64(c.beta1)}, {"beta2", f64(c.beta2)},
-      {"adam_eps", f64(c.adam_eps)}, {"grad_clip", f64(c.grad_clip)}, {"ema", f64(c.ema)},
+      {"adam_eps", f64(c.adam_eps)}, {"denoiser_lr", f64(c.denoiser_lr)}, {"grad_clip", f64(c.grad_clip)}, {"ema", f64(c.ema)},
       {"max_bad_steps", i64(c.max_bad_steps)}, {"cfg", f64(c.cfg)},
       // Ours.
       {"data", str(c.data)}, {"seed", u64(c.seed)}, {"output_dir", str(c.output_dir)},
@@ -228,6 +222,8 @@ std::string TrainConfig::to_yaml() const {
   if (m.attention_heads > 0) put("num_heads", m.attention_heads);
   if (m.kv_heads > 0) put("num_kv_heads", m.kv_heads);
   if (m.top_block_channels > 0) put("top_block_channels", m.top_block_channels);
+  put_flag("learnable_self_denoiser", m.learnable_self_denoiser);
+  put_flag("conditional_denoiser", m.conditional_denoiser);
   put("noise_std", noise_std);
   put("lr", lr);
   put("min_lr", min_lr);
@@ -240,6 +236,7 @@ std::string TrainConfig::to_yaml() const {
   put("beta1", beta1);
   put("beta2", beta2);
   put("adam_eps", adam_eps);
+  put("denoiser_lr", denoiser_lr);
   put("grad_clip", grad_clip);
   put("ema", ema);
   put("max_bad_steps", max_bad_steps);
@@ -300,6 +297,9 @@ void TrainConfig::validate(const std::string& origin) const {
   need(beta1 >= 0 && beta1 < 1, "beta1", "must be in [0, 1)");
   need(beta2 >= 0 && beta2 < 1, "beta2", "must be in [0, 1)");
   need(adam_eps > 0, "adam_eps", "must be > 0");
+  need(denoiser_lr > 0, "denoiser_lr", "must be > 0");
+  need(!model.learnable_self_denoiser || tp == 1, "learnable_self_denoiser",
+       "is not split over tensor-parallel ranks yet: train it with tp 1");
   need(grad_clip >= 0, "grad_clip", "must be >= 0");
   need(ema >= 0 && ema < 1, "ema", "must be in [0, 1)");
   need(max_bad_steps >= 1, "max_bad_steps", "must be >= 1");

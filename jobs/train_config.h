@@ -20,7 +20,9 @@ struct TrainConfig {
   double drop_label = 0.1;
   double latent_norm_regularization = 1e-4;
   double weight_decay = 1e-4, beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
-  double grad_clip = 0;                  // 0: off
+  double denoiser_lr = 1e-4;             // the learnable self-denoiser's own AdamW (betas 0.9/0.999, weight decay
+                                         // 1e-4, the flow's warm-up + cosine shape), as the official trainer
+  double grad_clip = 0;                  // 0: off (the flow's gradients; the denoiser's are not clipped)
   double ema = 0;                        // EMA decay of the weights; 0: off
   int64_t max_bad_steps = 10;            // abort after this many non-finite steps in a row
   double cfg = 3.0;                      // guidance of the preview samples

@@ -87,12 +87,12 @@ std::vector<CheckpointSlice> owned_slices(const core::ParameterView& v, const fl
 
 void append_metrics(const TrainConfig& cfg, const StepMetrics& s, const std::vector<StepMetrics>& history) {
   std::ofstream jsonl(cfg.output_dir + "/metrics.jsonl", std::ios::app);
-  jsonl << nlohmann::json{{"step", s.step}, {"loss", s.loss}, {"nll", s.nll}, {"bits_per_dim", s.bits_per_dim},
+  nlohmann::json line = {{"step", s.step}, {"loss", s.loss}, {"nll", s.nll}, {"bits_per_dim", s.bits_per_dim},
                           {"latent_norm", s.latent_norm}, {"grad_norm", s.grad_norm}, {"lr", s.lr},
                           {"seconds", s.seconds}, {"img_per_s", s.images_per_second}, {"skipped", s.skipped},
-                          {"allreduce_wait_s", s.comm_wait_seconds}}
-               .dump()
-        << "\n";
+                          {"allreduce_wait_s", s.comm_wait_seconds}};
+  if (s.denoiser_loss >= 0) line["denoiser_loss"] = s.denoiser_loss;
+  jsonl << line.dump() << "\n";
   if (live_progress() || s.step % cfg.log_every == 0 || s.step == cfg.steps) {
     double recent = 0;
     int count = 0;

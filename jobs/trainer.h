@@ -34,6 +34,7 @@ struct StepMetrics {
   double loss = 0, nll = 0, bits_per_dim = 0, latent_norm = 0, grad_norm = 0, lr = 0;
   double seconds = 0, images_per_second = 0;
   double comm_wait_seconds = 0, comm_span_seconds = 0;  // DP all-reduce: not hidden by backward / in all
+  double denoiser_loss = -1;  // the learnable self-denoiser's loss (-1: the model has none)
   bool skipped = false;
 };
 
@@ -148,7 +149,11 @@ class BasicTrainer final : public TrainingRun {
   const Backend& be_;
   parallel::DataParallelOptimizer<Backend> optimizer_;
   parallel::GradientBuckets buckets_;
-  core::WarmupCosineSchedule schedule_;
+  core::WarmupCosineSchedule schedule_, denoiser_schedule_;
+  // The learnable self-denoiser's parameters: flat elements [denoiser_begin_, total) (total: none), its own
+  // AdamW group; its training target is the flow's input gradient, kept in dx_.
+  int64_t denoiser_begin_ = 0;
+  Buffer<T> dx_;
   Buffer<float> ema_;  // empty without EMA
   Buffer<T> x_, y_;    // this step's inputs in the backend's memory
   std::vector<float> null_condition_;  // the data's null caption, padded (empty: zeros)

@@ -109,6 +109,22 @@ BasicTrainer<Backend>::BasicTrainer(const TrainConfig& config, parallel::Process
   trainer_detail::check_batch_layout(cfg_, grid_, data_);
   null_condition_ = data_.null_condition();
   schedule_ = {cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps};
+  denoiser_begin_ = model_.layout().total_size();
+  if (model_.has_denoiser()) {
+    // Its tensors come last in the layout (the official state_dict order): one contiguous tail.
+    const auto& views = model_.layout().views();
+    const std::string prefix = "learnable_self_denoiser.";
+    size_t first = views.size();
+    for (size_t i = 0; i < views.size(); ++i)
+      if (views[i].name.rfind(prefix, 0) == 0) first = std::min(first, i);
+    for (size_t i = first; i < views.size(); ++i)
+      if (views[i].name.rfind(prefix, 0) != 0)
+        throw std::logic_error("the learnable self-denoiser's tensors are not the layout's tail");
+    denoiser_begin_ = views[first].offset;
+    // The official trainer's separate AdamW for the denoiser: betas (0.9, 0.999), weight decay 1e-4.
+    optimizer_.set_second_group(denoiser_begin_, core::AdamWConfig{0.9, 0.999, cfg_.adam_eps, 1e-4});
+    denoiser_schedule_ = {cfg_.denoiser_lr, cfg_.denoiser_lr * cfg_.min_lr / cfg_.lr, cfg_.warmup_steps, cfg_.steps};
+  }
   model_.init_parameters(cfg_.seed);  // identical on every rank: same seed
   optimizer_.take_weights(model_.parameters().data());
   model_.set_recompute(cfg_.recompute_layers);
@@ -243,7 +259,19 @@ StepMetrics BasicTrainer<Backend>::train_step() {
   // Backward starts each gradient bucket's all-reduce over the DP group as soon as the bucket is complete.
   watchdog_->progress(step_, parallel::Phase::kBackward);
   buckets_.begin();
-  model_.backward(nullptr, true, &buckets_);
+  double denoiser_loss = -1;
+  if (model_.has_denoiser()) {
+    // The denoiser learns the flow's own denoising direction: target σ_n·numel·∂loss/∂x of this batch
+    // (detached), loss mean((pred − target)²); its gradients reach only its parameters, whose buckets the flow's
+    // backward leaves open, so finish() below reduces them with the rest.
+    Backend::grow(dx_, static_cast<size_t>(n));
+    model_.backward(dx_.data(), true, &buckets_);
+    be_.scale(dx_.data(), double(n) * cfg_.noise_std, n);
+    denoiser_loss = model_.denoiser_forward(x_.data(), m.conditional() ? y_.data() : nullptr, dx_.data(), B);
+    model_.denoiser_backward();
+  } else {
+    model_.backward(nullptr, true, &buckets_);
+  }
   watchdog_->progress(step_, parallel::Phase::kAllReduce);
   const double comm_wait = buckets_.finish();
 
@@ -253,8 +281,8 @@ StepMetrics BasicTrainer<Backend>::train_step() {
   if (comm_.size() > 1) be_.scale(g, 1.0 / double(comm_.size()), total);
   const double sq = gradient_norm_squared();
   report_stragglers(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - comm_wait);
-  double stats[4] = {loss.total, loss.nll, loss.latent_norm, std::isfinite(loss.total) ? 0.0 : 1.0};
-  comm_.all_reduce_sum(stats, 4);
+  double stats[5] = {loss.total, loss.nll, loss.latent_norm, std::isfinite(loss.total) ? 0.0 : 1.0, denoiser_loss};
+  comm_.all_reduce_sum(stats, 5);
   watchdog_->progress(step_, parallel::Phase::kOptimizer);
   StepMetrics s;
   s.loss = stats[0] / comm_.size();
@@ -262,6 +290,7 @@ StepMetrics BasicTrainer<Backend>::train_step() {
   s.latent_norm = stats[2] / comm_.size();
   s.grad_norm = std::sqrt(sq);
   s.bits_per_dim = (s.nll + trainer_detail::kHalfLog2Pi) / std::log(2.0);
+  s.denoiser_loss = model_.has_denoiser() ? stats[4] / comm_.size() : -1;
   s.skipped = stats[3] > 0 || !std::isfinite(s.grad_norm);
   if (s.skipped) {
     ++bad_in_row_;
@@ -271,10 +300,11 @@ StepMetrics BasicTrainer<Backend>::train_step() {
                                " non-finite steps in a row (the last checkpoint is intact)");
   } else {
     bad_in_row_ = 0;
-    if (cfg_.grad_clip > 0 && s.grad_norm > cfg_.grad_clip) be_.scale(g, cfg_.grad_clip / s.grad_norm, total);
+    // Clipping is the flow's (its gradients' norm); the denoiser's gradients are left as they are.
+    if (cfg_.grad_clip > 0 && s.grad_norm > cfg_.grad_clip) be_.scale(g, cfg_.grad_clip / s.grad_norm, denoiser_begin_);
     s.lr = schedule_.lr(step_);
     T* params = model_.parameters().data();
-    optimizer_.step(params, g, s.lr);
+    optimizer_.step(params, g, s.lr, model_.has_denoiser() ? denoiser_schedule_.lr(step_) : 0.0);
     if (!ema_.empty()) be_.ema_update(ema_.data(), optimizer_.weights(params), cfg_.ema, total);
     ++step_;
   }
@@ -294,7 +324,8 @@ double BasicTrainer<Backend>::gradient_norm_squared() const {
   const T* g = model_.gradients().data();
   double sums[2] = {0, 0};  // replicated, sharded
   for (const core::ParameterView& v : model_.layout().views())
-    sums[v.shard.split() ? 1 : 0] += be_.sum_squares(g + v.offset, v.size);
+    if (v.offset < denoiser_begin_)  // the flow's (the denoiser has its own optimizer and is not clipped)
+      sums[v.shard.split() ? 1 : 0] += be_.sum_squares(g + v.offset, v.size);
   if (grid_.tp_size() > 1) grid_.tp().all_reduce_sum(&sums[1], 1);
   return sums[0] + sums[1];
 }

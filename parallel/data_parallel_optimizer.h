@@ -6,6 +6,7 @@
 // model computes in a lower precision (bf16 on the GPU), the fp32 master weights, which the update writes and
 // copies back into the model's weights (the mixed-precision recipe of the official code and Megatron).
 #pragma once
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <stdexcept>
@@ -76,11 +77,20 @@ class DataParallelOptimizer {
     else return params;
   }
 
+  // Flat elements [from, total) form a second parameter group with its own AdamW settings and learning rate
+  // (the learnable self-denoiser's own optimizer, as the official trainer has it); step() takes its lr.
+  void set_second_group(int64_t from, core::AdamWConfig cfg) {
+    second_from_ = from;
+    second_cfg_ = cfg;
+  }
+  int64_t second_group() const { return second_from_ < 0 ? total_ : second_from_; }
+
   // One optimizer step on the (already DP-averaged) gradients; afterwards every DP rank holds all weights.
-  void step(T* params, const T* grads, double lr) {
+  void step(T* params, const T* grads, double lr, double second_lr = 0) {
     ++steps_;
-    be_.adamw_update(weights(params) + begin_, m_.data(), v_.data(), grads + begin_, end_ - begin_, cfg_, lr, steps_,
-                     kMaster ? params + begin_ : nullptr);
+    const int64_t split = std::clamp(second_group(), begin_, end_);
+    update(params, grads, begin_, split, cfg_, lr);
+    update(params, grads, split, end_, second_cfg_, second_lr);
     if constexpr (Backend::kHostMemory && !kMaster)
       if (zero1_) all_gather_parts(dp_, params, total_);
   }
@@ -98,9 +108,17 @@ class DataParallelOptimizer {
   const core::AdamWConfig& config() const { return cfg_; }
 
  private:
+  // AdamW on flat elements [a, b) of this rank's range.
+  void update(T* params, const T* grads, int64_t a, int64_t b, const core::AdamWConfig& cfg, double lr) {
+    if (b <= a) return;
+    be_.adamw_update(weights(params) + a, m_.data() + (a - begin_), v_.data() + (a - begin_), grads + a, b - a, cfg,
+                     lr, steps_, kMaster ? params + a : nullptr);
+  }
+
   const Backend& be_;
   MpiCommunicator& dp_;
-  core::AdamWConfig cfg_;
+  core::AdamWConfig cfg_, second_cfg_;
+  int64_t second_from_ = -1;
   bool zero1_;
   int64_t total_, begin_, end_;
   int64_t steps_ = 0;

@@ -154,6 +154,7 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   c.model.kv_heads = 2;
   c.model.top_block_channels = 128;
   c.checkpoint_async = false;
+  c.denoiser_lr = 3e-4;
   c.eval_every = 9;
   c.eval_data = "/data/heldout: here";
   c.eval_batches = 6;
@@ -200,6 +201,7 @@ TEST(TrainConfig, ToYamlRoundTripsEveryKey) {
   EXPECT_EQ(r.checkpoint_every, c.checkpoint_every);
   EXPECT_EQ(r.keep_checkpoints, c.keep_checkpoints);
   EXPECT_EQ(r.checkpoint_async, c.checkpoint_async);
+  EXPECT_EQ(r.denoiser_lr, c.denoiser_lr);
   EXPECT_EQ(r.eval_every, c.eval_every);
   EXPECT_EQ(r.eval_data, c.eval_data);
   EXPECT_EQ(r.eval_fraction, c.eval_fraction);
