@@ -117,6 +117,9 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   if (o.batch < 1) fail("--batch must be at least 1");
   if (o.cfg < 0) fail("--cfg must be >= 0 (got " + std::to_string(o.cfg) + ")");
   if (o.noise_std < 0) fail("--noise-std must be >= 0");
+  if (!(o.attention_temperature > 0)) fail("--attn-temp must be > 0");
+  if (o.jacobi && o.attention_temperature != 1)
+    fail("--attn-temp applies to sequential decoding only (as the official sampler: Jacobi ignores it)");
   if (o.jacobi && (o.jacobi_block_size < 1 || o.jacobi_max_iter < 1 || o.jacobi_threshold < 0))
     fail("Jacobi settings must be positive (block size, iterations) and a threshold >= 0");
   if (!o.grid.empty() && o.autoencoder.empty()) fail("--grid needs --autoencoder (the one that made the training latents)");
@@ -171,6 +174,7 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
   so.jacobi_block_size = o.jacobi_block_size;
   so.jacobi_max_iter = o.jacobi_max_iter;
   so.jacobi_threshold = o.jacobi_threshold;
+  so.attention_temperature = o.attention_temperature;
   SamplingRequest request;
   request.model = cfg;
   request.weights = &file;
@@ -219,7 +223,8 @@ SampleJobResult run_sample_job(const SampleJobOptions& o) {
         o.output, {{"samples", "F32", result.shape, result.latents.data(), result.latents.size() * sizeof(float)}},
         {{"format", "starflow-samples-v1"}, {"weights", o.weights}, {"config", cfg.to_official_json()},
          {"seed", std::to_string(o.seed)}, {"cfg", std::to_string(o.cfg)}, {"classes", joined(class_names, ",")},
-         {"captions", joined(o.captions, "\n")}, {"jacobi", o.jacobi ? "1" : "0"}, {"denoise", o.denoise ? "1" : "0"}});
+         {"captions", joined(o.captions, "\n")}, {"jacobi", o.jacobi ? "1" : "0"}, {"denoise", o.denoise ? "1" : "0"},
+         {"attn_temp", std::to_string(o.attention_temperature)}});
   }
   if (ae) {
     const std::vector<float> images = decode_latents(*ae, result.latents, B);

@@ -31,6 +31,7 @@ struct SampleJobOptions {
   bool jacobi = false;
   int64_t jacobi_block_size = 16, jacobi_max_iter = 32;
   double jacobi_threshold = 1e-3;
+  double attention_temperature = 1;  // divides every attention logit in sequential decoding (official attn_temp)
   uint64_t seed = 0;
   int64_t batch = 16;
   bool denoise = false;

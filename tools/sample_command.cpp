@@ -78,6 +78,8 @@ int run_sample(int argc, char** argv) {
        [&](const std::string& v) { o.jacobi_max_iter = parse_int(v); }},
       {"--jacobi-th", "X", "Jacobi stop threshold on the relative squared change (default 1e-3)",
        [&](const std::string& v) { o.jacobi_threshold = parse_double(v); }},
+      {"--attn-temp", "T", "attention temperature: every attention logit divided by T in sequential decoding (default 1)",
+       [&](const std::string& v) { o.attention_temperature = parse_double(v); }},
       {"--seed", "S", "noise seed: the same seed gives the same samples (default 0)",
        [&](const std::string& v) { o.seed = static_cast<uint64_t>(parse_int(v)); }},
       {"--batch", "N", "number of samples (default 16)", [&](const std::string& v) { o.batch = parse_int(v); }},

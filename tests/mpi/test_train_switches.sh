@@ -72,7 +72,21 @@ done
   fail "sequential sampling"
 "$starflow" sample --weights "$dir/w.safetensors" --class 1 --cfg 2 --batch 2 --jacobi --out "$dir/jac.safetensors" > /dev/null ||
   fail "Jacobi sampling"
-echo "converted and sampled (sequential and Jacobi, guidance 2)"
+"$starflow" sample --weights "$dir/w.safetensors" --class 1 --cfg 2 --batch 2 --attn-temp 0.8 --out "$dir/temp.safetensors" \
+  > /dev/null || fail "sampling with an attention temperature"
+python3 - "$dir/seq.safetensors" "$dir/temp.safetensors" <<'PY' || fail "--attn-temp 0.8 did not change the samples"
+import sys, json, struct
+def tensor(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        return f.read()
+sys.exit(0 if tensor(sys.argv[1]) != tensor(sys.argv[2]) else 1)
+PY
+err=$("$starflow" sample --weights "$dir/w.safetensors" --class 1 --batch 2 --jacobi --attn-temp 0.8 --out "$dir/x.safetensors" 2>&1 >/dev/null) &&
+  fail "Jacobi with an attention temperature was accepted"
+[[ $(wc -l <<< "$err") == 1 && $err == *"--attn-temp applies to sequential decoding only"* ]] || fail "unclear refusal: $err"
+echo "converted and sampled (sequential and Jacobi, guidance 2; attention temperature 0.8 sequential only)"
 # The learnable self-denoiser (conditional), with its own AdamW: with the flow nearly frozen (lr 1e-7, so that
 # its target, the flow's input gradient, holds still) its loss falls over 30 steps on 1 and 2 ranks; the run
 # resumes bit for bit, and `sample --denoise` applies it.
