@@ -30,7 +30,10 @@ TEST_P(CudaModelGolden, Bf16WithinTheBf16Bound) { check(GetParam(), golden::Prec
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModelGolden,
                          ::testing::Values("tiny_uncond.safetensors", "tiny_text.safetensors",
-                                           "tiny_patch2.safetensors", "tiny_class.safetensors"),
+                                           "tiny_patch2.safetensors", "tiny_class.safetensors",
+                                           // the official switches (golden README section 7)
+                                           "tiny_options_a.safetensors", "tiny_options_b.safetensors",
+                                           "tiny_options_nosos.safetensors", "tiny_options_condall.safetensors"),
                          [](const auto& info) {
                            std::string n = info.param;
                            return n.substr(0, n.find('.'));
