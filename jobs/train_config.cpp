@@ -298,8 +298,6 @@ void TrainConfig::validate(const std::string& origin) const {
   need(beta2 >= 0 && beta2 < 1, "beta2", "must be in [0, 1)");
   need(adam_eps > 0, "adam_eps", "must be > 0");
   need(denoiser_lr > 0, "denoiser_lr", "must be > 0");
-  need(!model.learnable_self_denoiser || tp == 1, "learnable_self_denoiser",
-       "is not split over tensor-parallel ranks yet: train it with tp 1");
   need(grad_clip >= 0, "grad_clip", "must be >= 0");
   need(ema >= 0 && ema < 1, "ema", "must be in [0, 1)");
   need(max_bad_steps >= 1, "max_bad_steps", "must be >= 1");

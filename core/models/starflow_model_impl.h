@@ -15,11 +15,9 @@ FlowModel<Backend>::FlowModel(const FlowConfig& cfg, Communicator* tp, bool spli
     : cfg_(cfg), tp_(tp), be_(std::make_unique<Backend>()) {
   cfg_.validate();
   for (int64_t k = 0; k < cfg_.num_blocks; ++k) blocks_.emplace_back(*be_, cfg_, k, layout_, tp, split_shallow);
-  if (cfg_.learnable_self_denoiser) {
-    if (tp && tp->size() > 1)
-      throw std::invalid_argument("the learnable self-denoiser is not split over tensor-parallel ranks yet: run with tp 1");
-    denoiser_ = std::make_unique<SelfDenoiser<Backend>>(*be_, cfg_, layout_);
-  }
+  // Under tensor parallelism the denoiser is replicated, as the shallow blocks are without split_shallow: every
+  // TP rank computes it whole on the group's shared batch, so its gradients agree without communication.
+  if (cfg_.learnable_self_denoiser) denoiser_ = std::make_unique<SelfDenoiser<Backend>>(*be_, cfg_, layout_);
   Backend::resize(params_, layout_.total_size());
   Backend::resize(grads_, layout_.total_size());
   be_->fill(params_.data(), T(0), layout_.total_size());

@@ -46,9 +46,10 @@ struct Problem {
 
 // Everything one run produces, with parameters and gradients gathered to the one-process layout.
 struct Outcome {
-  std::vector<float> z, dx, grads, stepped, denoised;
+  std::vector<float> z, dx, grads, stepped, denoised, denoised_learned;
   std::vector<std::vector<float>> logdets, samples;
   core::LossParts loss;
+  double denoiser_loss = 0;
 };
 
 // Gathers a TP model's buffer (params or grads) into the one-process layout `whole_layout`.
@@ -87,6 +88,10 @@ Outcome run(const Problem& p, core::Communicator* tp, bool split_shallow = false
   for (int64_t k = 0; k < p.cfg.num_blocks; ++k) o.logdets.push_back(m.logdet(k));
   o.dx.resize(p.x.size());
   m.backward(o.dx.data());
+  if (m.has_denoiser()) {  // its loss against the flow's input gradient, and its gradients (gathered below)
+    o.denoiser_loss = m.denoiser_forward(p.x.data(), y, o.dx.data(), B);
+    m.denoiser_backward();
+  }
   o.grads = gather(m, m.gradients(), whole);
 
   core::AdamW<float> opt(static_cast<int64_t>(m.parameters().size()), core::AdamWConfig{0.9, 0.95, 1e-8, 1e-4});
@@ -105,6 +110,7 @@ Outcome run(const Problem& p, core::Communicator* tp, bool split_shallow = false
   if (y_null) o.samples.push_back(core::sample(m, p.noise.data(), y, y_null, B, guided));
   o.samples.push_back(core::sample(m, p.noise.data(), y, y_null, B, jacobi));
   o.denoised = core::denoise(m, o.samples.front().data(), y, B, 0.3);
+  if (m.has_denoiser()) o.denoised_learned = core::denoise_learned(m, o.samples.front().data(), y, B, 0.3);
   return o;
 }
 
@@ -134,6 +140,8 @@ void expect_same(const Outcome& tp, const Outcome& one, const std::string& what)
   for (size_t i = 0; i < one.samples.size(); ++i)
     EXPECT_LT(relative(tp.samples[i], one.samples[i]), 2e-5) << what << ": sample variant " << i;
   EXPECT_LT(relative(tp.denoised, one.denoised), 2e-5) << what << ": denoise";
+  EXPECT_NEAR(tp.denoiser_loss, one.denoiser_loss, 1e-6 * std::abs(one.denoiser_loss)) << what << ": denoiser loss";
+  EXPECT_LT(relative(tp.denoised_learned, one.denoised_learned), 2e-5) << what << ": learned denoising";
 }
 
 Problem from_fixture(const std::string& name) {
@@ -210,6 +218,9 @@ TEST(TensorParallel, GoldenFixturesTP2EqualsTP1) {
                       /*recompute=*/true);
   check_tp_equals_one(from_fixture("tiny_options_condall.safetensors"), 2, "tiny_options_condall",
                       /*split_shallow=*/true);
+  // Post-norms, hf-style RoPE, the wider deep block split over its 2 heads, the conditional learnable
+  // self-denoiser replicated.
+  check_tp_equals_one(from_fixture("tiny_options_b.safetensors"), 2, "tiny_options_b");
 }
 
 TEST(TensorParallel, FourHeadsTP2AndTP4EqualTP1) {

@@ -88,7 +88,8 @@ err=$("$starflow" sample --weights "$dir/w.safetensors" --class 1 --batch 2 --ja
 [[ $(wc -l <<< "$err") == 1 && $err == *"--attn-temp applies to sequential decoding only"* ]] || fail "unclear refusal: $err"
 echo "converted and sampled (sequential and Jacobi, guidance 2; attention temperature 0.8 sequential only)"
 # The learnable self-denoiser (conditional), with its own AdamW: with the flow nearly frozen (lr 1e-7, so that
-# its target, the flow's input gradient, holds still) its loss falls over 30 steps on 1 and 2 ranks; the run
+# its target, the flow's input gradient, holds still) its loss falls over 30 steps on 1 rank, DP 2 and TP 2
+# (replicated over the TP group beside the split deep block); the run
 # resumes bit for bit, and `sample --denoise` applies it.
 denoiser() {  # denoiser NAME STEPS
   cat > "$dir/$1.yaml" <<YAML
@@ -117,10 +118,13 @@ YAML
 den_losses() { grep -o '"denoiser_loss":[0-9.e+-]*' "$dir/$1/metrics.jsonl" | cut -d: -f2; }
 denoiser den1 30
 denoiser den2 30
+denoiser den_tp2 30
+echo "tp: 2" >> "$dir/den_tp2.yaml"
 denoiser den_resumed 30
 "$starflow" train "$dir/den1.yaml" > "$dir/den1.log" 2>&1 || { cat "$dir/den1.log"; fail "training the denoiser"; }
 mpiexec -n 2 "$starflow" train "$dir/den2.yaml" > "$dir/den2.log" 2>&1 || { cat "$dir/den2.log"; fail "2-rank denoiser"; }
-for run in den1 den2; do
+mpiexec -n 2 "$starflow" train "$dir/den_tp2.yaml" > "$dir/den_tp2.log" 2>&1 || { cat "$dir/den_tp2.log"; fail "denoiser at TP 2"; }
+for run in den1 den2 den_tp2; do
   first=$(den_losses $run | head -5 | awk '{s += $1} END {print s / NR}')
   last=$(den_losses $run | tail -5 | awk '{s += $1} END {print s / NR}')
   echo "$run: denoiser loss $first over steps 1-5, $last over steps 26-30"
