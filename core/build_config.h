@@ -7,3 +7,9 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #define STARFLOW_SMALL_BATCH_KERNEL 1
 #endif
+
+// Their AVX-512 variants (core/ops/cpu/*_avx512.cpp, compiled with AVX-512 flags, chosen at run time by
+// core/ops/cpu/cpu_isa.h): built beside the AVX2 kernels; PORTABLE builds have neither.
+#if defined(STARFLOW_SMALL_BATCH_KERNEL)
+#define STARFLOW_AVX512_KERNELS 1
+#endif

@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/gemm.h"
 
 namespace starflow::tools {
 
@@ -89,6 +93,13 @@ int dispatch(const char* program, std::span<const Command> table, int argc, char
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage(argc < 2 ? stderr : stdout, program, table);
     return argc < 2 ? 2 : 0;
+  }
+  try {  // the CPU kernel and GEMM choices read the environment once: a bad value stops here, not in a kernel
+    core::cpu::cpu_isa();
+    core::cpu::gemm_backend();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 2;
   }
   for (const Command& c : table) {
     if (std::strcmp(argv[1], c.name) != 0) continue;

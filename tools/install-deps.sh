@@ -9,6 +9,7 @@ PKGS=(
   libhdf5-openmpi-dev hdf5-tools                                # parallel HDF5 + h5ls/h5dump
   libeigen3-dev                                                 # Eigen 3.4 (GEMM alternative, header-only)
   libopenblas-openmp-dev libopenblas0-openmp                    # OpenBLAS (OpenMP threads, shared with ours)
+  libdnnl-dev                                                   # oneDNN: float GEMM at AVX-512 width
   libpng-dev zlib1g-dev                                         # PNG grids
   nlohmann-json3-dev libyaml-cpp-dev                            # JSON (safetensors headers), YAML (configs)
   libsentencepiece-dev libsentencepiece0                        # T5's tokenizer (SentencePiece unigram + nmt_nfkc)

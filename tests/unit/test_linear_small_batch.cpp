@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/build_config.h"
+#include "core/ops/cpu/cpu_isa.h"
 #include "core/ops/cpu/gelu.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear_small_batch.h"
@@ -182,6 +183,77 @@ TEST(LinearSmallBatch, TransposedNormsEqualTheRowMajorForms) {
     EXPECT_EQ(mean, mean_t);
     EXPECT_EQ(rstd, rstd_t);
     EXPECT_EQ(rrms, rrms_t);
+  }
+}
+#endif
+
+#ifdef STARFLOW_AVX512_KERNELS
+namespace {
+// Runs f with the given kernel set, restoring the one in use.
+template <class F>
+void with_isa(cpu::CpuIsa isa, F&& f) {
+  const cpu::CpuIsa saved = cpu::cpu_isa();
+  cpu::set_cpu_isa(isa);
+  f();
+  cpu::set_cpu_isa(saved);
+}
+}  // namespace
+
+// The AVX-512 kernel computes the AVX2 kernel's sums in the same order: the same bits on every shape (16- and
+// 32-row panels and a last 8-row one, short last units, several k blocks, past 64 rows), both weight layouts,
+// one and two threads, and the team's fused outputs (residual; transposed with GELU). Every other test in this
+// file runs whichever set the host selects.
+TEST(LinearSmallBatch, Avx512GivesTheAvx2Bits) {
+  if (!cpu::host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
+  for (const Shape3 s : kShapes) {
+    const Problem p(s, 9);
+    std::vector<float> tiled(p.w.size());
+    cpu::tile_small_batch_weight(tiled.data(), p.w.data(), s.K, s.N);
+    for (int threads : {1, 2})
+      for (const bool use_tiles : {false, true}) {
+        std::vector<float> narrow(s.M * s.N, NAN), wide(s.M * s.N, NAN);
+        const auto layout = use_tiles ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows;
+        const float* w = use_tiles ? tiled.data() : p.w.data();
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        with_isa(cpu::CpuIsa::kBaseline, [&] {
+          cpu::linear_forward_small_batch(narrow.data(), p.in.data(), w, p.b.data(), s.M, s.K, s.N, layout);
+        });
+        with_isa(cpu::CpuIsa::kAvx512, [&] {
+          cpu::linear_forward_small_batch(wide.data(), p.in.data(), w, p.b.data(), s.M, s.K, s.N, layout);
+        });
+        omp_set_num_threads(saved);
+        EXPECT_EQ(0, std::memcmp(narrow.data(), wide.data(), sizeof(float) * narrow.size()))
+            << "M=" << s.M << " K=" << s.K << " N=" << s.N << " threads=" << threads << " tiles=" << use_tiles;
+      }
+    if (s.M > cpu::kSmallBatchRows) continue;
+    // The team's fused outputs.
+    const int64_t Mp = cpu::small_batch_padded_rows(s.M);
+    std::vector<float> residual(s.M * s.N), xt(s.K * Mp);
+    Rng rng(10);
+    for (float& v : residual) v = float(rng.normal());
+    std::vector<float> out[2], out_t[2];
+    for (int which = 0; which < 2; ++which) {
+      out[which].assign(s.M * s.N, NAN);
+      out_t[which].assign(s.N * Mp, NAN);
+      cpu::SmallBatchOutput row_major, transposed;
+      row_major.out = out[which].data();
+      row_major.residual = residual.data();
+      transposed.out_t = out_t[which].data();
+      transposed.gelu = true;
+      with_isa(which == 0 ? cpu::CpuIsa::kBaseline : cpu::CpuIsa::kAvx512, [&] {
+#pragma omp parallel num_threads(2)
+        {
+          cpu::small_batch_transpose_team(xt.data(), p.in.data(), s.M, s.K);
+          cpu::small_batch_linear_team(row_major, xt.data(), s.M, tiled.data(), p.b.data(), s.K, s.N,
+                                       cpu::SmallBatchWeights::kTiles);
+          cpu::small_batch_linear_team(transposed, xt.data(), s.M, tiled.data(), p.b.data(), s.K, s.N,
+                                       cpu::SmallBatchWeights::kTiles);
+        }
+      });
+    }
+    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(float) * out[0].size())) << "M=" << s.M;
+    EXPECT_EQ(0, std::memcmp(out_t[0].data(), out_t[1].data(), sizeof(float) * out_t[0].size())) << "M=" << s.M;
   }
 }
 #endif

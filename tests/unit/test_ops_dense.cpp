@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/ops/cpu/gelu.h"
+#include "core/ops/cpu/cpu_isa.h"
 #include "core/ops/cpu/gemm.h"
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
@@ -37,8 +38,8 @@ class ScopedGemmBackend {
   GemmBackend saved_;
 };
 
-const GemmBackend kBackends[] = {GemmBackend::openblas, GemmBackend::eigen};
-const char* backend_name(GemmBackend b) { return b == GemmBackend::openblas ? "openblas" : "eigen"; }
+const GemmBackend kBackends[] = {GemmBackend::openblas, GemmBackend::onednn, GemmBackend::eigen};
+const char* backend_name(GemmBackend b) { return gemm_backend_name(b); }
 
 template <class T>
 std::vector<T> cast_vector(const std::vector<double>& v) {
@@ -157,13 +158,16 @@ TEST(DenseGemm, EmptyInnerDimensionOnlyScalesC) {
   }
 }
 
-TEST(DenseGemm, BackendSwitchIsGlobalAndDefaultsToOpenBlas) {
-  EXPECT_EQ(gemm_backend(), GemmBackend::openblas);
+// The default follows the kernel set (oneDNN's AVX-512 kernels where the host has them, OpenBLAS elsewhere;
+// STARFLOW_GEMM unset, as ctest runs it), and the switch is global.
+TEST(DenseGemm, BackendSwitchIsGlobalAndDefaultFollowsTheHost) {
+  const GemmBackend want = starflow::core::cpu::use_avx512() ? GemmBackend::onednn : GemmBackend::openblas;
+  EXPECT_EQ(gemm_backend(), want);
   {
     ScopedGemmBackend scoped(GemmBackend::eigen);
     EXPECT_EQ(gemm_backend(), GemmBackend::eigen);
   }
-  EXPECT_EQ(gemm_backend(), GemmBackend::openblas);
+  EXPECT_EQ(gemm_backend(), want);
 }
 
 // ---------------------------------------------------------------- linear

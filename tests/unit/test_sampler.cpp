@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/models/sampler.h"
+#include "core/ops/cpu/cpu_isa.h"
 #include "core/random.h"
 
 using namespace starflow::core;
@@ -209,6 +210,48 @@ TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
     }
   }
 }
+
+#ifdef STARFLOW_AVX512_KERNELS
+// The fused step's AVX-512 kernels (head_dim 32: the attention's 16-lane form runs too) against the AVX2 ones:
+// each set gives the same bits for one and two threads and samples within float rounding of double
+// sampling; the two sets agree to that rounding (the linears' bits are equal, the attention scores' sums are
+// grouped by 16 lanes instead of 8).
+TEST(Sampler, Avx512FusedDecodeAgreesWithAvx2) {
+  if (!cpu::host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
+  FlowConfig c = sampler_config(true, SeqOrder::L2R);
+  c.channels = 64;
+  c.head_dim = 32;
+  const auto md = make_model(c, 37);
+  StarFlowModel<float> mf(c);
+  copy_weights(md, mf);
+  const int64_t B = 17, per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
+  const auto noise = randn(B * per_sample, 51), y = randn(B * per_text, 52), y_null = randn(B * per_text, 53);
+  const auto noise_f = to_float(noise), y_f = to_float(y), y_null_f = to_float(y_null);
+  SampleOptions opt;
+  opt.guidance = 2.0;
+  const auto ref = sample(md, noise.data(), y.data(), y_null.data(), B, opt);
+  const cpu::CpuIsa saved_isa = cpu::cpu_isa();
+  std::vector<float> by_isa[2];
+  for (const cpu::CpuIsa isa : {cpu::CpuIsa::kBaseline, cpu::CpuIsa::kAvx512}) {
+    cpu::set_cpu_isa(isa);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto one = sample(mf, noise_f.data(), y_f.data(), y_null_f.data(), B, opt);
+    omp_set_num_threads(2);
+    const auto two = sample(mf, noise_f.data(), y_f.data(), y_null_f.data(), B, opt);
+    omp_set_num_threads(saved);
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), sizeof(float) * one.size())) << cpu::cpu_isa_name(isa);
+    double worst = 0;
+    for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(ref[i] - double(one[i])));
+    EXPECT_LT(worst, 1e-4) << cpu::cpu_isa_name(isa);
+    by_isa[isa == cpu::CpuIsa::kAvx512] = one;
+  }
+  cpu::set_cpu_isa(saved_isa);
+  double apart = 0;
+  for (size_t i = 0; i < ref.size(); ++i) apart = std::max(apart, double(std::abs(by_isa[0][i] - by_isa[1][i])));
+  EXPECT_LT(apart, 5e-5);  // each set is ~1.5e-5 from double sampling here
+}
+#endif
 
 // Text prefixes longer than the fused step's 64 rows per sample take the op-by-op path, and Jacobi chunks
 // of 16 positions × 5 samples (80 rows) too: their linears still give each row the same bits whatever the

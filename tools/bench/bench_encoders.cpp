@@ -176,8 +176,9 @@ int bench_encoders(int argc, char** argv) {
   if (parsed >= 0) return parsed;
   set_cpu_threads(threads);
   const double peak = fma_peak_gflops(threads);
-  std::printf("bench encoders: %d thread(s), median of %d runs after one untimed; FMA peak measured now: %.1f GFLOP/s\n",
-              threads, runs, peak);
+  std::printf("bench encoders: %d thread(s), median of %d runs after one untimed; %s FMA peak measured now: %.1f "
+              "GFLOP/s\n",
+              threads, runs, fma_peak_isa(), peak);
 
   nlohmann::json spec = {{"threads", threads}, {"runs", runs}, {"t5", nullptr}, {"vae", nullptr}};
   const core::T5Config t5_cfg = core::T5Config::from_json(kFlanT5Xl, "flan-t5-xl config");

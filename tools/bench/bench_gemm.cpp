@@ -1,6 +1,7 @@
-// `starflow bench gemm`: float GEMM throughput of the OpenBLAS and Eigen backends, measured in the same run
-// at the shapes one transformer layer trains with (qkv, out-proj, fc1, fc2; forward, dW and din), so the
-// default backend in core/ops/cpu/gemm.cpp is chosen on numbers rather than folklore.
+// `starflow bench gemm`: float GEMM throughput of the OpenBLAS, oneDNN and Eigen backends, measured in the same
+// run at the shapes one transformer layer trains with (qkv, out-proj, fc1, fc2; forward, dW and din), each as a
+// share of the FMA peak of the host's widest ISA, so the default backend in core/ops/cpu/gemm.cpp is chosen on
+// numbers rather than folklore.
 #include <omp.h>
 
 #include <algorithm>
@@ -14,10 +15,6 @@
 #include <vector>
 
 #include "core/ops/cpu/gemm.h"
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
 
 #include "tools/bench/fma_peak.h"
 #include "tools/cpu_threads.h"
@@ -105,10 +102,11 @@ int bench_gemm(int argc, char** argv) {
   BenchOptions options;
   // One table for the parser and the usage text (tools/options.h).
   const Option table[] = {
-      int_option("--threads", options.threads, 1, "OpenMP threads for both backends (default 2)"),
+      int_option("--threads", options.threads, 1, "OpenMP threads for every backend (default 2)"),
       int_option("--runs", options.runs, 1, "timed runs per shape; the median is reported (default 10)"),
       int_option("--warmup", options.warmup, 0, "untimed runs before timing (default 3)")};
-  const int parsed = parse_options("bench gemm", "Float GEMM at the training shapes, OpenBLAS against Eigen.", table, argc, argv);
+  const int parsed = parse_options("bench gemm", "Float GEMM at the training shapes: OpenBLAS, oneDNN and Eigen.",
+                                   table, argc, argv);
   if (parsed >= 0) return parsed;
   set_cpu_threads(options.threads);
 
@@ -117,28 +115,36 @@ int bench_gemm(int argc, char** argv) {
   for (GemmCase& g : training_cases(512, 1024)) cases.push_back(std::move(g));
 
   const GemmBackend saved = core::cpu::gemm_backend();
+  const GemmBackend backends[] = {GemmBackend::openblas, GemmBackend::onednn, GemmBackend::eigen};
+  constexpr int kBackends = 3;
   const double peak = fma_peak_gflops(options.threads);
-  std::printf("float GEMM, %d thread(s), median of %d runs after %d warm-up; FMA peak measured now: %.1f GFLOP/s\n",
-              options.threads, options.runs, options.warmup, peak);
-  std::printf("%-20s %6s %6s %6s %12s %12s %9s %8s\n", "shape", "M", "N", "K", "OpenBLAS", "Eigen", "ratio", "OB");
-  std::printf("%-20s %6s %6s %6s %12s %12s %9s %8s\n", "", "", "", "", "GFLOP/s", "GFLOP/s", "OB/Eigen", "of peak");
+  std::printf("float GEMM, %d thread(s), median of %d runs after %d warm-up; %s FMA peak measured now: %.1f GFLOP/s; "
+              "default backend here: %s\n",
+              options.threads, options.runs, options.warmup, fma_peak_isa(), peak,
+              core::cpu::gemm_backend_name(saved));
+  std::printf("%-20s %6s %6s %6s %10s %10s %10s %8s %8s\n", "shape", "M", "N", "K", "OpenBLAS", "oneDNN", "Eigen",
+              "OB", "oneDNN");
+  std::printf("%-20s %6s %6s %6s %10s %10s %10s %8s %8s\n", "", "", "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "of peak",
+              "of peak");
   std::mt19937 rng(1234);
-  double total_openblas = 0.0, total_eigen = 0.0;
+  double total[kBackends] = {};
   for (const GemmCase& g : cases) {
     GemmBuffers buf(g, rng);
-    const double t_openblas = median_seconds(g, buf, GemmBackend::openblas, options);
-    const double t_eigen = median_seconds(g, buf, GemmBackend::eigen, options);
-    total_openblas += t_openblas;
-    total_eigen += t_eigen;
-    const double ob = g.flops() / t_openblas * 1e-9;
-    std::printf("%-20s %6lld %6lld %6lld %12.1f %12.1f %9.2f %7.0f%%\n", g.label.c_str(), static_cast<long long>(g.M),
-                static_cast<long long>(g.N), static_cast<long long>(g.K), ob, g.flops() / t_eigen * 1e-9,
-                t_eigen / t_openblas, peak > 0 ? 100.0 * ob / peak : 0.0);
+    double rate[kBackends];
+    for (int b = 0; b < kBackends; ++b) {
+      const double t = median_seconds(g, buf, backends[b], options);
+      total[b] += t;
+      rate[b] = g.flops() / t * 1e-9;
+    }
+    std::printf("%-20s %6lld %6lld %6lld %10.1f %10.1f %10.1f %7.0f%% %7.0f%%\n", g.label.c_str(),
+                static_cast<long long>(g.M), static_cast<long long>(g.N), static_cast<long long>(g.K), rate[0], rate[1],
+                rate[2], peak > 0 ? 100.0 * rate[0] / peak : 0.0, peak > 0 ? 100.0 * rate[1] / peak : 0.0);
     std::fflush(stdout);
   }
   core::cpu::set_gemm_backend(saved);
-  std::printf("total (sum of medians, all shapes): OpenBLAS %.2f ms, Eigen %.2f ms (OpenBLAS/Eigen speed %.2fx)\n",
-              total_openblas * 1e3, total_eigen * 1e3, total_eigen / total_openblas);
+  std::printf("total (sum of medians, all shapes): OpenBLAS %.2f ms, oneDNN %.2f ms, Eigen %.2f ms "
+              "(oneDNN/OpenBLAS speed %.2fx)\n",
+              total[0] * 1e3, total[1] * 1e3, total[2] * 1e3, total[0] / total[1]);
   return 0;
 }
 

@@ -15,6 +15,9 @@
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
 #include <immintrin.h>
+
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/small_batch_avx512.h"
 #endif
 
 namespace starflow::core::cpu {
@@ -203,6 +206,7 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
   if (scratch.size() < static_cast<size_t>(cap + dh)) scratch.resize(cap + dh);
   float* p = scratch.data();
   float* qs = p + cap;
+  const bool wide = use_avx512() && dh % 16 == 0;  // the AVX-512 form (attention_cached_avx512.cpp)
   // Head-major order: the two threads write disjoint rows of out_t (no false sharing on its lines).
 #pragma omp for collapse(2) schedule(static)
   for (int64_t h = 0; h < H; ++h)
@@ -226,9 +230,12 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
           _mm_prefetch(reinterpret_cast<const char*>(V1) + off, _MM_HINT_T0);
         }
       }
-      for (int64_t i = 0; i < n; ++i)
-        attend_avx2(out_t + h * dh * Mp + b * n + i, Mp, qkv + (b * n + i) * 3 * C + h * dh, K, V, start + i + 1, dh,
-                    scale, p, qs);
+      for (int64_t i = 0; i < n; ++i) {
+        float* o = out_t + h * dh * Mp + b * n + i;
+        const float* q = qkv + (b * n + i) * 3 * C + h * dh;
+        if (wide) avx512::attend(o, Mp, q, K, V, start + i + 1, dh, scale, p, qs);
+        else attend_avx2(o, Mp, q, K, V, start + i + 1, dh, scale, p, qs);
+      }
     }
 }
 #endif

@@ -1,9 +1,12 @@
 // An 8 × 8 float transpose in AVX2 registers, shared by the small-batch decode kernels (rows ↔ features).
+// Internal linkage (an unnamed namespace): the AVX-512 files include it too, and a shared out-of-line copy
+// compiled for AVX-512 could be the one the linker keeps for the AVX2 callers.
 #pragma once
 #if defined(__AVX2__)
 #include <immintrin.h>
 
 namespace starflow::core::cpu {
+namespace {
 
 // r[i] lane l ← r[l] lane i.
 inline void transpose8(__m256 (&r)[8]) {
@@ -25,5 +28,6 @@ inline void transpose8(__m256 (&r)[8]) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+}  // namespace
 }  // namespace starflow::core::cpu
 #endif

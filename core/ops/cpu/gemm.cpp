@@ -1,19 +1,53 @@
-// Row-major GEMM behind one signature, with two interchangeable engines (OpenBLAS and Eigen) so the
+// Row-major GEMM behind one signature, with interchangeable engines (OpenBLAS, oneDNN, Eigen) so the
 // benchmark can compare them in the same binary and the model code never names a BLAS.
 #include "core/ops/cpu/gemm.h"
 
 #include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <Eigen/Core>
 #include <atomic>
+#include <type_traits>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "core/ops/cpu/cpu_isa.h"
 
 namespace starflow::core::cpu {
 
 namespace {
 
+GemmBackend initial_backend() {
+  const char* env = std::getenv("STARFLOW_GEMM");
+  const std::string want = env != nullptr ? env : "";
+  if (want == "openblas") return GemmBackend::openblas;
+  if (want == "onednn") return GemmBackend::onednn;
+  if (want == "eigen") return GemmBackend::eigen;
+  if (!want.empty()) throw std::runtime_error("STARFLOW_GEMM=" + want + ": expected openblas, onednn or eigen");
+  // Measured (BENCHMARKS.md, G3): on AVX-512 hosts oneDNN's kernels are ~1.9x this OpenBLAS's AVX2 ones.
+  return use_avx512() ? GemmBackend::onednn : GemmBackend::openblas;
+}
+
 // Atomic so a benchmark flipping the backend cannot tear a read on another thread; relaxed is enough
 // because the choice carries no data with it.
-std::atomic<GemmBackend> g_backend{GemmBackend::openblas};
+std::atomic<GemmBackend>& backend_slot() {
+  static std::atomic<GemmBackend> slot{initial_backend()};
+  return slot;
+}
+
+void onednn_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb,
+                                          beta, C, ldc);
+  if (status != dnnl_success)
+    throw std::runtime_error("dnnl_sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");
+}
+
+void onednn_gemm(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*, int64_t,
+                 double, double*, int64_t) {
+  throw std::logic_error("oneDNN has no double GEMM");  // unreachable: gemm() sends double to OpenBLAS
+}
 
 // C ← beta·C for an M×N block with row stride ldc. beta == 0 writes zeros without reading C: callers
 // hand us freshly allocated outputs that may hold NaN, and 0·NaN would poison the result.
@@ -70,8 +104,17 @@ void eigen_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T a
 
 }  // namespace
 
-void set_gemm_backend(GemmBackend backend) { g_backend.store(backend, std::memory_order_relaxed); }
-GemmBackend gemm_backend() { return g_backend.load(std::memory_order_relaxed); }
+void set_gemm_backend(GemmBackend backend) { backend_slot().store(backend, std::memory_order_relaxed); }
+GemmBackend gemm_backend() { return backend_slot().load(std::memory_order_relaxed); }
+
+const char* gemm_backend_name(GemmBackend backend) {
+  switch (backend) {
+    case GemmBackend::openblas: return "OpenBLAS";
+    case GemmBackend::onednn: return "oneDNN";
+    case GemmBackend::eigen: return "Eigen";
+  }
+  return "?";
+}
 
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
@@ -83,8 +126,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (gemm_backend() == GemmBackend::eigen) {
+  const GemmBackend backend = gemm_backend();
+  if (backend == GemmBackend::eigen) {
     eigen_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (backend == GemmBackend::onednn && std::is_same_v<T, float>) {
+    onednn_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   // OpenBLAS honours beta == 0 as "do not read C" (the BLAS reference semantics), so no pre-pass.

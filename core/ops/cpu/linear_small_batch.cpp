@@ -1,4 +1,4 @@
-// The small-batch linear kernel (AVX2/FMA), computed as outᵀ = W · inᵀ so that the weights need no packing:
+// The small-batch linear kernel (AVX2/FMA; its AVX-512 twin in linear_small_batch_avx512.cpp), computed as outᵀ = W · inᵀ so that the weights need no packing:
 // a register tile of NR weight rows × 16 input rows (two vectors of 8) accumulates W[n, k] (broadcast) ·
 // xt[k, :] over k; a last panel of 8 rows uses one vector. The tile's weight rows stay in L1 while every
 // panel of rows passes over them, so each weight streams from memory once per call and the arithmetic
@@ -19,6 +19,8 @@
 #include <immintrin.h>
 
 #include "core/ops/cpu/avx2_transpose.h"
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/small_batch_avx512.h"
 #endif
 
 namespace starflow::core::cpu {
@@ -175,9 +177,16 @@ void any_tile(int64_t nr, const SmallBatchOutput& o, const float* xt, int64_t M,
   }
 }
 
-void run_tile(SmallBatchWeights layout, int64_t nr, const SmallBatchOutput& o, const float* xt, int64_t M,
-              const float* w, const float* bias, int64_t K, int64_t N, int64_t n0) {
-  if (layout == SmallBatchWeights::kTiles) return any_tile<true>(nr, o, xt, M, w, bias, K, N, n0);
+// Weight rows per unit of work: one tile for the AVX2 kernel, two for the AVX-512 one (same bits either way).
+int64_t unit_rows(bool avx512) { return avx512 ? avx512::kUnitRows : kTileRows; }
+
+// The unit of weight rows n0..n0+nr (nr ≤ unit_rows) against every row of xt.
+void run_unit(bool avx512, SmallBatchWeights layout, int64_t nr, const SmallBatchOutput& o, const float* xt,
+              int64_t M, const float* w, const float* bias, int64_t K, int64_t N, int64_t n0) {
+  const bool tiles = layout == SmallBatchWeights::kTiles;
+  if (avx512)
+    return avx512::small_batch_rows(o, xt, M, small_batch_padded_rows(M), w, bias, K, N, n0, nr, tiles);
+  if (tiles) return any_tile<true>(nr, o, xt, M, w, bias, K, N, n0);
   any_tile<false>(nr, o, xt, M, w, bias, K, N, n0);
 }
 
@@ -210,11 +219,12 @@ void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t
   // another tenant slowed), and the runs shrink to single tiles at the end. A row's sums do not depend on
   // the tile it falls in or the thread that computes it, so the schedule does not change any bits. GELU
   // follows each tile on the rows of out_t it wrote (whole packets of 8: Mp is a multiple of 8).
-  const int64_t tiles = (N + kTileRows - 1) / kTileRows, Mp = small_batch_padded_rows(M);
+  const bool avx512 = use_avx512();
+  const int64_t unit = unit_rows(avx512), units = (N + unit - 1) / unit, Mp = small_batch_padded_rows(M);
 #pragma omp for schedule(guided) nowait
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t n0 = t * kTileRows, nr = std::min<int64_t>(kTileRows, N - n0);
-    run_tile(layout, nr, o, xt, M, weight, bias, K, N, n0);
+  for (int64_t t = 0; t < units; ++t) {
+    const int64_t n0 = t * unit, nr = std::min<int64_t>(unit, N - n0);
+    run_unit(avx512, layout, nr, o, xt, M, weight, bias, K, N, n0);
     if (o.out_t != nullptr && o.gelu) gelu_forward_serial(o.out_t + n0 * Mp, o.out_t + n0 * Mp, nr * Mp);
   }
 #pragma omp barrier
@@ -234,8 +244,10 @@ void linear_forward_small_batch_blocked(float* out, const float* in, const float
   const size_t need = static_cast<size_t>(chunks * K * kBlockedRows);
   if (xt.size() < need) xt.resize(need);
   float* xbuf = xt.data();
-  // Weight rows per block: ~256 KB of weights, a multiple of the tile and at least one tile per thread.
-  const int64_t block = std::max<int64_t>(2 * kTileRows, (256 * 1024 / 4) / K / kTileRows * kTileRows);
+  // Weight rows per block: ~256 KB of weights, a multiple of the unit and at least one unit per thread.
+  const bool avx512 = use_avx512();
+  const int64_t unit = unit_rows(avx512);
+  const int64_t block = std::max<int64_t>(2 * unit, (256 * 1024 / 4) / K / unit * unit);
 #pragma omp parallel
   {
     for (int64_t c = 0; c < chunks; ++c) {
@@ -244,15 +256,15 @@ void linear_forward_small_batch_blocked(float* out, const float* in, const float
     }
     const int64_t nth = omp_get_num_threads(), tid = omp_get_thread_num();
     for (int64_t nb0 = 0; nb0 < N; nb0 += block) {
-      const int64_t nb1 = std::min(N, nb0 + block), tiles = (nb1 - nb0 + kTileRows - 1) / kTileRows;
-      const int64_t t_begin = tiles * tid / nth, t_end = tiles * (tid + 1) / nth;
+      const int64_t nb1 = std::min(N, nb0 + block), units = (nb1 - nb0 + unit - 1) / unit;
+      const int64_t t_begin = units * tid / nth, t_end = units * (tid + 1) / nth;
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t m0 = c * kBlockedRows, rows = std::min(kBlockedRows, M - m0);
         SmallBatchOutput o;
         o.out = out + m0 * N;
         for (int64_t t = t_begin; t < t_end; ++t) {
-          const int64_t n0 = nb0 + t * kTileRows, nr = std::min<int64_t>(kTileRows, nb1 - n0);
-          run_tile(layout, nr, o, xbuf + c * K * kBlockedRows, rows, weight, bias, K, N, n0);
+          const int64_t n0 = nb0 + t * unit, nr = std::min<int64_t>(unit, nb1 - n0);
+          run_unit(avx512, layout, nr, o, xbuf + c * K * kBlockedRows, rows, weight, bias, K, N, n0);
         }
       }
     }

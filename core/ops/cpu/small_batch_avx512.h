@@ -1,0 +1,31 @@
+// The AVX-512 variants of the decode kernels (linear_small_batch_avx512.cpp, attention_cached_avx512.cpp),
+// called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
+// STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
+#pragma once
+#include <cstdint>
+
+#include "core/build_config.h"
+#include "core/ops/cpu/linear_small_batch.h"
+
+namespace starflow::core::cpu::avx512 {
+
+#ifdef STARFLOW_AVX512_KERNELS
+// Rows per unit of work of the AVX-512 linear: two of the tile layout's 6-row tiles (32 vector registers hold
+// 12 × 2 accumulators of 16 lanes), so a unit starts on a tile.
+constexpr int64_t kUnitRows = 12;
+
+// Weight rows n0..n0+nr (nr ≤ kUnitRows) of the small-batch linear against every row of xt [K, Mp] holding M
+// rows, written as o says (without GELU: the caller applies it). The same sums in the same order as the AVX2
+// kernel (each output one accumulator lane over k in blocks of 128, the block totals added in order), so the
+// same bits; 16 rows per vector instead of 8 and twice the weight rows per pass.
+void small_batch_rows(const SmallBatchOutput& o, const float* xt, int64_t M, int64_t Mp, const float* weight,
+                      const float* bias, int64_t K, int64_t N, int64_t n0, int64_t nr, bool tiles);
+
+// One query against `keys` cached key and value rows (head_dim dh, a multiple of 16): scores, softmax with
+// max subtraction (exp_shifted_sum's exp), weighted sum of values; writes o[d·stride]. p: keys floats of
+// scratch, qs: dh floats of scratch.
+void attend(float* o, int64_t stride, const float* q, const float* K, const float* V, int64_t keys, int64_t dh,
+            float scale, float* p, float* qs);
+#endif
+
+}  // namespace starflow::core::cpu::avx512
