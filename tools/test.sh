@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh Debian 12 machine: install dependencies, build, run ctest; then the unit
-# tests of a PORTABLE build; then every fuzz target for FUZZ_SECONDS (default 8) each.
+# The whole test suite on a fresh Debian 12 machine: install dependencies, build, run ctest (on an AVX-512 host,
+# the unit tests again on the AVX2 kernels); then the unit tests of a PORTABLE build; then every fuzz target
+# for FUZZ_SECONDS (default 8) each.
 # Usage: bash tools/test.sh   (BUILD_DIR=... to choose the build folder)
 #        SANITIZE=1 bash tools/test.sh: instead, the suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 #        (CMake SANITIZE=ON, no CUDA, in $BUILD_DIR-asan; the benchmarks are left out). Not in CI: see FUZZING.md
@@ -21,6 +22,11 @@ fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j2
 (cd "$build" && ctest --output-on-failure -j2 --timeout 600)
+# On an AVX-512 host ctest ran the AVX-512 kernels and oneDNN's GEMM: the unit tests once more on the kernels
+# and GEMM an AVX2 host runs.
+if grep -qw avx512f /proc/cpuinfo; then
+  STARFLOW_CPU_ISA=avx2 STARFLOW_GEMM=openblas "$build/starflow_tests" --gtest_brief=1
+fi
 # The unit tests again in a PORTABLE build (generic x86-64, no AVX2 kernels, no CUDA): its fallbacks must
 # keep the same guarantees (golden parity, sampling's independence of batch size and thread count).
 cmake -S . -B "$build-portable" -DCMAKE_BUILD_TYPE=Release -DPORTABLE=ON -DWITH_CUDA=OFF

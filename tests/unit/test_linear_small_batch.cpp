@@ -201,8 +201,8 @@ void with_isa(cpu::CpuIsa isa, F&& f) {
 
 // The AVX-512 kernel computes the AVX2 kernel's sums in the same order: the same bits on every shape (16- and
 // 32-row panels and a last 8-row one, short last units, several k blocks, past 64 rows), both weight layouts,
-// one and two threads, and the team's fused outputs (residual; transposed with GELU). Every other test in this
-// file runs whichever set the host selects.
+// one and two threads, and the team's fused outputs (residual; transposed). Every other test in this file runs
+// whichever set the host selects. (GELU's forms are compared in test_ops_dense.cpp.)
 TEST(LinearSmallBatch, Avx512GivesTheAvx2Bits) {
   if (!cpu::host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
   for (const Shape3 s : kShapes) {
@@ -240,7 +240,6 @@ TEST(LinearSmallBatch, Avx512GivesTheAvx2Bits) {
       row_major.out = out[which].data();
       row_major.residual = residual.data();
       transposed.out_t = out_t[which].data();
-      transposed.gelu = true;
       with_isa(which == 0 ? cpu::CpuIsa::kBaseline : cpu::CpuIsa::kAvx512, [&] {
 #pragma omp parallel num_threads(2)
         {

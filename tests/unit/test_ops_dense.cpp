@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/ops/cpu/gelu.h"
+#include "core/build_config.h"
 #include "core/ops/cpu/cpu_isa.h"
 #include "core/ops/cpu/gemm.h"
 #include "core/ops/cpu/layernorm.h"
@@ -503,5 +504,33 @@ TEST(DenseGelu, FloatForwardAndBackwardMatchDouble) {
   EXPECT_LT(rel_diff(out_f, out), 1e-6);
   EXPECT_LT(rel_diff(din_f, din), 1e-6);
 }
+
+#ifdef STARFLOW_AVX512_KERNELS
+// The AVX-512 GELU (16-lane packets) against the AVX2 one, on lengths that end in a partial packet of either
+// width: the same erf polynomial, evaluated with other instructions (not the same bits), and libmvec's exp of
+// another width: they agree to float rounding.
+TEST(DenseGelu, Avx512FormAgreesWithAvx2Form) {
+  if (!starflow::core::cpu::host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
+  using starflow::core::cpu::CpuIsa;
+  const int64_t n = 10000 + 13;
+  std::mt19937_64 rng(53);
+  const auto in = cast_vector<float>(random_vector(n, rng, -5.0, 5.0)), dout = cast_vector<float>(random_vector(n, rng));
+  std::vector<float> out[2], serial[2], din[2];
+  const CpuIsa saved = starflow::core::cpu::cpu_isa();
+  for (int wide = 0; wide < 2; ++wide) {
+    starflow::core::cpu::set_cpu_isa(wide ? CpuIsa::kAvx512 : CpuIsa::kBaseline);
+    out[wide].assign(n, NAN), serial[wide].assign(21, NAN), din[wide].assign(n, NAN);
+    gelu_forward<float>(out[wide].data(), in.data(), n);
+    gelu_forward_serial<float>(serial[wide].data(), in.data(), 21);
+    gelu_backward<float>(din[wide].data(), dout.data(), in.data(), n);
+  }
+  starflow::core::cpu::set_cpu_isa(saved);
+  auto wide = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+  EXPECT_LT(rel_diff(out[0], wide(out[1])), 1e-6);
+  EXPECT_LT(rel_diff(serial[0], wide(serial[1])), 1e-6);
+  EXPECT_LT(rel_diff(din[0], wide(din[1])), 1e-6);
+  EXPECT_NE(out[0], out[1]) << "the AVX-512 form did not run";
+}
+#endif
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Exact (erf) GELU forward/backward for the CPU backend; the tanh approximation would miss the golden
-// tolerances. Compiled with -ffast-math (see CMakeLists.txt) so that erf and exp use glibc's vector
+// Exact (erf) GELU forward/backward for the CPU backend (the AVX-512 form: gelu_avx512.cpp); the tanh
+// approximation would miss the golden tolerances. Compiled with -ffast-math (see CMakeLists.txt) so that erf and exp use glibc's vector
 // versions.
 #include "core/ops/cpu/gelu.h"
 
@@ -8,6 +8,10 @@
 
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
+
+#include "core/build_config.h"
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/small_batch_avx512.h"
 
 namespace starflow::core::cpu {
 
@@ -47,6 +51,9 @@ void gelu_forward_serial(T* out, const T* in, int64_t n) {
 
 template <>
 void gelu_forward_serial<float>(float* out, const float* in, int64_t n) {
+#ifdef STARFLOW_AVX512_KERNELS
+  if (use_avx512()) return avx512::gelu_forward(out, in, n);
+#endif
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const Eigen::Map<const Lanes> x(in + i);
@@ -81,6 +88,12 @@ void gelu_backward<float>(float* din, const float* dout, const float* in, int64_
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t begin = blk * kBlock, end = std::min(n, begin + kBlock);
     alignas(32) float cdf[kBlock];
+#ifdef STARFLOW_AVX512_KERNELS
+    if (use_avx512()) {
+      avx512::gelu_backward(din + begin, dout + begin, in + begin, end - begin, cdf);
+      continue;
+    }
+#endif
     for (int64_t i = begin; i < end; i += 8) {
       const Lanes e = erf_scaled8(in + i, std::min<int64_t>(8, end - i));
       for (int64_t j = 0; j < 8 && i + j < end; ++j) cdf[i - begin + j] = 0.5f * (1.f + e[j]);

@@ -1,4 +1,5 @@
-// The AVX-512 variants of the decode kernels (linear_small_batch_avx512.cpp, attention_cached_avx512.cpp),
+// The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, attention_cached_avx512.cpp,
+// gelu_avx512.cpp),
 // called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
 // STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
 #pragma once
@@ -26,6 +27,11 @@ void small_batch_rows(const SmallBatchOutput& o, const float* xt, int64_t M, int
 // scratch, qs: dh floats of scratch.
 void attend(float* o, int64_t stride, const float* q, const float* K, const float* V, int64_t keys, int64_t dh,
             float scale, float* p, float* qs);
+
+// The exact GELU on the calling thread: out[i] = gelu(in[i]) (out may alias in); and din = dout · gelu'(in)
+// for one block of n elements with cdf: n floats of scratch.
+void gelu_forward(float* out, const float* in, int64_t n);
+void gelu_backward(float* din, const float* dout, const float* in, int64_t n, float* cdf);
 #endif
 
 }  // namespace starflow::core::cpu::avx512
