@@ -1,4 +1,4 @@
-// normalize_transposed_team: see the header. The arithmetic is the scalar forms' ((x − s)·r)·g + b, in
+// normalize_transposed_team: see the header (its AVX-512 step: normalize_transposed_avx512.cpp). The arithmetic is the scalar forms' ((x − s)·r)·g + b, in
 // that order and without contraction, so the values are those of layernorm_forward / rmsnorm_forward.
 #include "core/ops/cpu/normalize_transposed.h"
 
@@ -8,6 +8,8 @@
 #include <algorithm>
 
 #include "core/ops/cpu/avx2_transpose.h"
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/small_batch_avx512.h"
 
 namespace starflow::core::cpu {
 
@@ -23,6 +25,7 @@ void normalize_transposed_team(float* xt, const float* in, int64_t M, int64_t C,
                                const float* scale, const float* gamma, const float* beta, bool unit_offset) {
   const int64_t Mp = small_batch_padded_rows(M), blocks = (C + 7) / 8;
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const bool wide = use_avx512();
 #pragma omp for schedule(static)
   for (int64_t jb = 0; jb < blocks; ++jb) {
     const int64_t j0 = jb * 8;
@@ -38,7 +41,15 @@ void normalize_transposed_team(float* xt, const float* in, int64_t M, int64_t C,
       }
       continue;
     }
-    for (int64_t r0 = 0; r0 < Mp; r0 += 8) {
+    int64_t r0 = 0;
+    if (wide) {  // 16 rows at a time (the AVX-512 step), a last 8 below
+      float gain[8];
+      for (int f = 0; f < 8; ++f) gain[f] = column_gain(gamma, j0 + f, unit_offset);
+      for (; r0 + 16 <= Mp; r0 += 16)
+        avx512::normalize_rows16(xt, Mp, in, r0, std::max<int64_t>(0, std::min<int64_t>(16, M - r0)), C, j0, shift,
+                                 scale, gain, beta ? beta + j0 : nullptr);
+    }
+    for (; r0 < Mp; r0 += 8) {
       const int64_t valid = std::min<int64_t>(8, M - r0);
       __m256 v[8];
       for (int i = 0; i < 8; ++i) v[i] = i < valid ? _mm256_loadu_ps(in + (r0 + i) * C + j0) : _mm256_setzero_ps();

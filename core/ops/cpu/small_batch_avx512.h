@@ -1,5 +1,5 @@
 // The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, attention_cached_avx512.cpp,
-// gelu_avx512.cpp),
+// gelu_avx512.cpp, normalize_transposed_avx512.cpp),
 // called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
 // STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
 #pragma once
@@ -32,6 +32,12 @@ void attend(float* o, int64_t stride, const float* q, const float* K, const floa
 // for one block of n elements with cdf: n floats of scratch.
 void gelu_forward(float* out, const float* in, int64_t n);
 void gelu_backward(float* din, const float* dout, const float* in, int64_t n, float* cdf);
+
+// One step of normalize_transposed_team: rows r0..r0+15 (the first `valid` real, the rest written as 0) of
+// features j0..j0+7 of in [M, C], into xt [C, Mp]: xt[j0+f, r] = ((in[r, j0+f] − shift[r])·scale[r])·gain[f]
+// (+ beta[f]); shift and scale hold r0 + 16 entries, gain and beta (or null) point at feature j0.
+void normalize_rows16(float* xt, int64_t Mp, const float* in, int64_t r0, int64_t valid, int64_t C, int64_t j0,
+                      const float* shift, const float* scale, const float* gain, const float* beta);
 #endif
 
 }  // namespace starflow::core::cpu::avx512
