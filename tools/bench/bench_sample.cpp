@@ -30,7 +30,7 @@ struct Case {
 
 int bench_sample(int argc, char** argv) {
   std::string config = "A";
-  int batch = 16, runs = 7, threads = 2;
+  int batch = 16, runs = 7, threads = 2, jacobi = 1;
   double cfg = 3.0;
   bool reference = true;
   std::string device = "cpu";
@@ -57,6 +57,7 @@ int bench_sample(int argc, char** argv) {
       {"--cfg", "W", "guidance weight of the guided rows (default 3)", [&](const std::string& v) { cfg = parse_double(v); }},
       int_option("--runs", runs, 1, "timed runs of each side; medians are reported (default 7)"),
       int_option("--threads", threads, 1, "CPU threads of both sides (default 2)"),
+      int_option("--jacobi", jacobi, 0, "1: also time Jacobi decoding, 0: sequential only (default 1)"),
       {"--no-reference", nullptr, "time ours only (no PyTorch reference)", [&](const std::string&) { reference = false; }},
   };
   const int parsed = parse_options(
@@ -122,6 +123,7 @@ int bench_sample(int argc, char** argv) {
   double sequential_ms[2] = {0, 0};
   int status = 0;
   for (const Case& k : cases) {
+    if (k.jacobi && !jacobi) continue;
     core::SampleOptions opt;
     opt.guidance = k.cfg;
     opt.jacobi = k.jacobi;
