@@ -229,7 +229,7 @@ void MetaBlock<Backend>::begin_decode(const T* P, DecodeState<Backend>& st, cons
   // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
   Backend::grow(st.seq_a, static_cast<size_t>(B * p_.L * p_.C));
   be.decode_linear(st.seq_a.data(), y, st.weights.data + p_.proj_txt_w, P + p_.proj_txt_b, B * p_.L, p_.E, p_.C,
-                   st.weights.tiled);
+                   st.weights.layout);
   run_cached_layers(P, st, st.caches, B, p_.L, 0, rope, /*outputs=*/false);
 }
 
@@ -241,7 +241,7 @@ void MetaBlock<Backend>::decode_chunk(const T* P, DecodeState<Backend>& st, cons
   const int64_t B = st.batch, rows = B * n, C = p_.C, D = p_.D;
   const auto& W = st.weights;
   Backend::grow(st.seq_a, static_cast<size_t>(rows * C));
-  be.decode_linear(st.seq_a.data(), inp, W.data + p_.proj_in_w, P + p_.proj_in_b, rows, D, C, W.tiled);
+  be.decode_linear(st.seq_a.data(), inp, W.data + p_.proj_in_w, P + p_.proj_in_b, rows, D, C, W.layout);
   run_cached_layers(P, st, st.caches, B, n, p_.L + start, rope);
   const T* h = st.seq_a.data();
   if (final_norm_) {
@@ -251,7 +251,7 @@ void MetaBlock<Backend>::decode_chunk(const T* P, DecodeState<Backend>& st, cons
     h = st.h_norm.data();
   }
   Backend::grow(st.o, static_cast<size_t>(rows * 2 * D));
-  be.decode_linear(st.o.data(), h, W.data + p_.proj_out_w, P + p_.proj_out_b, rows, C, 2 * D, W.tiled);
+  be.decode_linear(st.o.data(), h, W.data + p_.proj_out_w, P + p_.proj_out_b, rows, C, 2 * D, W.layout);
   be.flow_head_sigma_mu(sigma, mu, st.o.data(), rows, D, head_);
 }
 

@@ -53,7 +53,7 @@ struct ColumnParallelLinear {
   // The same with the decode linear, reading the weight from `W` (the backend's decode weights).
   template <class DecodeWeights>
   void forward_decode(const Backend& be, const DecodeWeights& W, const T* P, const T* x, T* y, int64_t rows) const {
-    be.decode_linear(y, x, W.data + weight, bias >= 0 ? P + bias : nullptr, rows, in, out, W.tiled);
+    be.decode_linear(y, x, W.data + weight, bias >= 0 ? P + bias : nullptr, rows, in, out, W.layout);
   }
   // Accumulates dW, db (G null: input gradient only); writes dx [rows, in] (or adds to it: accumulate), summed
   // over the TP group unless `reduce` is false (two linears reading one input: the second's reduce covers both).
@@ -90,7 +90,7 @@ struct RowParallelLinear {
   template <class DecodeWeights>
   void forward_decode(const Backend& be, const DecodeWeights& W, const T* P, const T* x, T* y, const T* residual,
                       int64_t rows) const {
-    be.decode_linear(y, x, W.data + weight, tp ? nullptr : bias_of(P), rows, in, out, W.tiled);
+    be.decode_linear(y, x, W.data + weight, tp ? nullptr : bias_of(P), rows, in, out, W.layout);
     finish(be, P, y, residual, rows);
   }
   // dy [rows, out] is whole on every rank. Accumulates dW and db; writes dx [rows, in] (this rank's columns).

@@ -199,41 +199,51 @@ void with_isa(cpu::CpuIsa isa, F&& f) {
 }
 }  // namespace
 
-// The AVX-512 kernel computes the AVX2 kernel's sums in the same order: the same bits on every shape (16- and
-// 32-row panels and a last 8-row one, short last units, several k blocks, past 64 rows), both weight layouts,
-// one and two threads, and the team's fused outputs (residual; transposed). Every other test in this file runs
-// whichever set the host selects. (GELU's forms are compared in test_ops_dense.cpp.)
+// The AVX-512 kernels compute the AVX2 kernel's sums in the same order: the same bits on every shape (16- and
+// 32-row panels and a last 8-row one, short last units, several k blocks, past 64 rows), every weight layout
+// (row-major and 6-row tiles for the 12-row kernel; 16-row lane tiles, short last tiles and units of one to
+// three tiles for the kernel over weight rows), one and two threads, and the team's fused outputs (residual;
+// transposed). Every other test in this file runs whichever set the host selects. (GELU's forms are compared
+// in test_ops_dense.cpp.)
 TEST(LinearSmallBatch, Avx512GivesTheAvx2Bits) {
   if (!cpu::host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
+  using Layout = cpu::SmallBatchWeights;
   for (const Shape3 s : kShapes) {
     const Problem p(s, 9);
-    std::vector<float> tiled(p.w.size());
+    std::vector<float> tiled(p.w.size()), lanes(p.w.size());
     cpu::tile_small_batch_weight(tiled.data(), p.w.data(), s.K, s.N);
-    for (int threads : {1, 2})
-      for (const bool use_tiles : {false, true}) {
-        std::vector<float> narrow(s.M * s.N, NAN), wide(s.M * s.N, NAN);
-        const auto layout = use_tiles ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows;
-        const float* w = use_tiles ? tiled.data() : p.w.data();
-        const int saved = omp_get_max_threads();
-        omp_set_num_threads(threads);
-        with_isa(cpu::CpuIsa::kBaseline, [&] {
-          cpu::linear_forward_small_batch(narrow.data(), p.in.data(), w, p.b.data(), s.M, s.K, s.N, layout);
-        });
+    cpu::tile_small_batch_weight(lanes.data(), p.w.data(), s.K, s.N, Layout::kLaneTiles);
+    const auto weights = [&](Layout layout) {
+      return layout == Layout::kRows ? p.w.data() : layout == Layout::kTiles ? tiled.data() : lanes.data();
+    };
+    for (int threads : {1, 2}) {
+      const int saved = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      std::vector<float> narrow(s.M * s.N, NAN);
+      with_isa(cpu::CpuIsa::kBaseline, [&] {
+        cpu::linear_forward_small_batch(narrow.data(), p.in.data(), p.w.data(), p.b.data(), s.M, s.K, s.N);
+      });
+      for (const Layout layout : {Layout::kRows, Layout::kTiles, Layout::kLaneTiles}) {
+        std::vector<float> wide(s.M * s.N, NAN);
         with_isa(cpu::CpuIsa::kAvx512, [&] {
-          cpu::linear_forward_small_batch(wide.data(), p.in.data(), w, p.b.data(), s.M, s.K, s.N, layout);
+          cpu::linear_forward_small_batch(wide.data(), p.in.data(), weights(layout), p.b.data(), s.M, s.K, s.N,
+                                          layout);
         });
-        omp_set_num_threads(saved);
         EXPECT_EQ(0, std::memcmp(narrow.data(), wide.data(), sizeof(float) * narrow.size()))
-            << "M=" << s.M << " K=" << s.K << " N=" << s.N << " threads=" << threads << " tiles=" << use_tiles;
+            << "M=" << s.M << " K=" << s.K << " N=" << s.N << " threads=" << threads << " layout=" << int(layout);
       }
+      omp_set_num_threads(saved);
+    }
     if (s.M > cpu::kSmallBatchRows) continue;
     // The team's fused outputs.
     const int64_t Mp = cpu::small_batch_padded_rows(s.M);
     std::vector<float> residual(s.M * s.N), xt(s.K * Mp);
     Rng rng(10);
     for (float& v : residual) v = float(rng.normal());
-    std::vector<float> out[2], out_t[2];
-    for (int which = 0; which < 2; ++which) {
+    // The AVX2 kernel on 6-row tiles, the AVX-512 kernels on 6-row tiles and on lane tiles.
+    std::vector<float> out[3], out_t[3];
+    for (int which = 0; which < 3; ++which) {
+      const Layout layout = which == 2 ? Layout::kLaneTiles : Layout::kTiles;
       out[which].assign(s.M * s.N, NAN);
       out_t[which].assign(s.N * Mp, NAN);
       cpu::SmallBatchOutput row_major, transposed;
@@ -244,15 +254,17 @@ TEST(LinearSmallBatch, Avx512GivesTheAvx2Bits) {
 #pragma omp parallel num_threads(2)
         {
           cpu::small_batch_transpose_team(xt.data(), p.in.data(), s.M, s.K);
-          cpu::small_batch_linear_team(row_major, xt.data(), s.M, tiled.data(), p.b.data(), s.K, s.N,
-                                       cpu::SmallBatchWeights::kTiles);
-          cpu::small_batch_linear_team(transposed, xt.data(), s.M, tiled.data(), p.b.data(), s.K, s.N,
-                                       cpu::SmallBatchWeights::kTiles);
+          cpu::small_batch_linear_team(row_major, xt.data(), s.M, weights(layout), p.b.data(), s.K, s.N, layout);
+          cpu::small_batch_linear_team(transposed, xt.data(), s.M, weights(layout), p.b.data(), s.K, s.N, layout);
         }
       });
     }
-    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(float) * out[0].size())) << "M=" << s.M;
-    EXPECT_EQ(0, std::memcmp(out_t[0].data(), out_t[1].data(), sizeof(float) * out_t[0].size())) << "M=" << s.M;
+    for (int which = 1; which < 3; ++which) {
+      EXPECT_EQ(0, std::memcmp(out[0].data(), out[which].data(), sizeof(float) * out[0].size()))
+          << "M=" << s.M << " N=" << s.N << " kernel " << which;
+      EXPECT_EQ(0, std::memcmp(out_t[0].data(), out_t[which].data(), sizeof(float) * out_t[0].size()))
+          << "M=" << s.M << " N=" << s.N << " kernel " << which;
+    }
   }
 }
 #endif

@@ -17,12 +17,9 @@ CpuBackend<T>::~CpuBackend() = default;
 
 template <class T>
 void CpuBackend<T>::decode_linear(T* out, const T* in, const T* w, const T* b, int64_t M, int64_t K, int64_t N,
-                                  bool tiled) {
-  if constexpr (std::is_same_v<T, float>) {
-    return cpu::linear_forward_small_batch(out, in, w, b, M, K, N,
-                                           tiled ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows);
-  }
-  if (tiled) throw std::logic_error("tiled decode weights need the float small-batch kernel");
+                                  cpu::SmallBatchWeights layout) {
+  if constexpr (std::is_same_v<T, float>) return cpu::linear_forward_small_batch(out, in, w, b, M, K, N, layout);
+  if (layout != cpu::SmallBatchWeights::kRows) throw std::logic_error("tiled decode weights need the float small-batch kernel");
   cpu::linear_forward(out, in, w, b, M, K, N);
 }
 

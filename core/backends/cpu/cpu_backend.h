@@ -273,9 +273,9 @@ class CpuBackend {
   // ---- decoding (sampling's cached path).
   // The decode linears: the small-batch kernel for float (its portable form without AVX2), whose per-row
   // results depend neither on how many rows a call holds nor on the thread count (BLAS's sums change with its
-  // thread count); linear_forward for double. `tiled`: the weight is in the kernel's tile layout.
+  // thread count); linear_forward for double. `layout`: how the weight is laid out (decode_weights).
   static void decode_linear(T* out, const T* in, const T* w, const T* b, int64_t M, int64_t K, int64_t N,
-                            bool tiled = false);
+                            cpu::SmallBatchWeights layout = cpu::SmallBatchWeights::kRows);
   // q_heads: the query heads in qkv (grouped-query attention; 0: as many as the cache's KV heads).
   static void attention_cached_forward(T* out, KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start,
                                        double scale, int64_t q_heads = 0) {
@@ -428,12 +428,12 @@ class CpuBackend {
 
   // ---- decode hooks (core/backends/cpu/cpu_decoder.cpp). Each returns false where the fast path does not
   // apply; the model's op-by-op path then runs.
-  // The weights the decode linears read for block k, and whether they are in the small-batch tile layout: a
-  // tiled copy kept between sampling calls and refreshed when the parameters' version changed (float with
-  // the AVX2 kernel), else the parameters themselves.
+  // The weights the decode linears read for block k, and their layout: a copy in the small-batch kernel's tile
+  // layout for this host's ISA (cpu::decode_tile_layout), kept between sampling calls and refreshed when the
+  // parameters' version or the ISA changed (float with the AVX2 kernel), else the parameters themselves.
   struct DecodeWeights {
     const T* data = nullptr;
-    bool tiled = false;
+    cpu::SmallBatchWeights layout = cpu::SmallBatchWeights::kRows;
   };
   using DecodeExtra = CpuDecodeExtra<T>;
   DecodeWeights decode_weights(const FlowModel<CpuBackend>& model, int64_t k) const;

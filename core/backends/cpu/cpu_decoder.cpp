@@ -30,20 +30,20 @@ template <class T>
 using Layer = TransformerLayer<CpuBackend<T>>;
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
-// Writes a layer's decode linear weights from P into dst (same offsets) in tile layout, with the shapes the
+// Writes a layer's decode linear weights from P into dst (same offsets) in `layout`, with the shapes the
 // decode linears run them with (this rank's part under TP).
-void tile_layer(const Layer<float>& l, const float* P, float* dst) {
+void tile_layer(const Layer<float>& l, const float* P, float* dst, cpu::SmallBatchWeights layout) {
   for (const auto& linear : l.decode_linears())
-    cpu::tile_small_batch_weight(dst + linear.weight, P + linear.weight, linear.in, linear.out);
+    cpu::tile_small_batch_weight(dst + linear.weight, P + linear.weight, linear.in, linear.out, layout);
 }
 
-void tile_block(const Block<float>& block, const float* P, float* dst) {
+void tile_block(const Block<float>& block, const float* P, float* dst, cpu::SmallBatchWeights layout) {
   if (block.identity()) return;  // no parameters
   const BlockParams& p = block.params();
-  cpu::tile_small_batch_weight(dst + p.proj_in_w, P + p.proj_in_w, p.D, p.C);
-  cpu::tile_small_batch_weight(dst + p.proj_out_w, P + p.proj_out_w, p.C, 2 * p.D);
-  if (block.conditioned()) cpu::tile_small_batch_weight(dst + p.proj_txt_w, P + p.proj_txt_w, p.E, p.C);
-  for (const auto& layer : block.layers()) tile_layer(layer, P, dst);
+  cpu::tile_small_batch_weight(dst + p.proj_in_w, P + p.proj_in_w, p.D, p.C, layout);
+  cpu::tile_small_batch_weight(dst + p.proj_out_w, P + p.proj_out_w, p.C, 2 * p.D, layout);
+  if (block.conditioned()) cpu::tile_small_batch_weight(dst + p.proj_txt_w, P + p.proj_txt_w, p.E, p.C, layout);
+  for (const auto& layer : block.layers()) tile_layer(layer, P, dst, layout);
 }
 
 // The fused step computes the default layer (LayerNorm pre-norms, biases, GELU MLP, as many KV as query heads,
@@ -74,7 +74,8 @@ void prepare_layer_team(const Layer<float>& l, DecodeState<CpuBackend<float>>& s
 // One layer of the fused step: the region's body, called by every thread of the region. shared_rows > 0 says
 // input rows [shared_rows, 2·shared_rows) equal rows [0, shared_rows) (guidance's two halves at the first
 // layer): their LayerNorm and QKV are copied.
-void layer_team(const Layer<float>& l, const float* P, const float* W, bool tiled, cpu::KVCache<float>& cache,
+void layer_team(const Layer<float>& l, const float* P, const float* W, cpu::SmallBatchWeights layout,
+                cpu::KVCache<float>& cache,
                 DecodeState<CpuBackend<float>>& st, const float* x, float* out, int64_t B, int64_t n, int64_t start,
                 const cpu::RopeTable<float>& rope, int64_t shared_rows) {
   const int64_t rows = B * n, I = l.inner(), C = l.C;
@@ -86,7 +87,6 @@ void layer_team(const Layer<float>& l, const float* P, const float* W, bool tile
   float* xt_attn = st.fast.xt_attn.data();
   float* xt_hidden = st.fast.xt_hidden.data();
   const float eps = float(kLayerNormEps), scale = float(attention_scale(l.head_dim) / st.attention_temperature);
-  const cpu::SmallBatchWeights layout = tiled ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows;
   cpu::SmallBatchOutput to_qkv, to_mid, to_hidden, to_out;
   to_qkv.out = qkv;
   to_mid.out = mid;
@@ -124,8 +124,7 @@ void block_team(const Block<float>& block, const float* P, DecodeState<CpuBacken
   CpuBackend<float>::grow(st.fast.xt_io, std::max(C, D) * Mp);
   float* xt = st.fast.xt_io.data();
   const float* W = st.weights.data;
-  const bool tiled = st.weights.tiled;
-  const cpu::SmallBatchWeights layout = tiled ? cpu::SmallBatchWeights::kTiles : cpu::SmallBatchWeights::kRows;
+  const cpu::SmallBatchWeights layout = st.weights.layout;
   cpu::SmallBatchOutput to_emb, to_o;
   to_emb.out = st.seq_a.data();
   to_o.out = st.o.data();
@@ -136,7 +135,7 @@ void block_team(const Block<float>& block, const float* P, DecodeState<CpuBacken
     float *x = st.seq_a.data(), *y = st.seq_b.data();
     const int64_t shared = st.paired_halves && B % 2 == 0 ? rows / 2 : 0;
     for (size_t l = 0; l < layers.size(); ++l) {
-      layer_team(layers[l], P, W, tiled, st.caches[l], st, x, y, B, n, p.L + start, rope, l == 0 ? shared : 0);
+      layer_team(layers[l], P, W, layout, st.caches[l], st, x, y, B, n, p.L + start, rope, l == 0 ? shared : 0);
       std::swap(x, y);
     }
     if (block.final_norm()) cpu::rmsnorm_transposed_team(xt, st.rrms.data(), x, P + p.final_norm_w, rows, C, 1e-6f);
@@ -160,18 +159,20 @@ typename CpuBackend<T>::DecodeWeights CpuBackend<T>::decode_weights(const FlowMo
     cpu_decode::TiledWeights& t = *tiled_;
     const std::lock_guard<std::mutex> lock(t.mutex);
     const size_t total = model.parameters().size();
-    if (t.data.size() != total) {
+    const cpu::SmallBatchWeights layout = cpu::decode_tile_layout();
+    if (t.data.size() != total || t.layout != layout) {
       t.data.assign(total, 0.0f);
       t.version.assign(static_cast<size_t>(model.config().num_blocks), std::numeric_limits<uint64_t>::max());
+      t.layout = layout;
     }
     if (t.version[k] != model.parameters_version()) {
-      tile_block(model.block(k), P, t.data.data());
+      tile_block(model.block(k), P, t.data.data(), layout);
       t.version[k] = model.parameters_version();
     }
-    return {t.data.data(), true};
+    return {t.data.data(), layout};
   }
 #endif
-  return {P, false};
+  return {P, cpu::SmallBatchWeights::kRows};
 }
 
 template <class T>
@@ -219,7 +220,7 @@ bool CpuBackend<T>::begin_decode(const MetaBlock<CpuBackend>& block, const T* P,
     const int64_t nb = std::min(group, n_distinct - i0);
     for (auto& c : f.prefix_caches) c.reset(nb, H, dh, L);
     decode_linear(st.seq_a.data(), y_distinct + i0 * text, st.weights.data + p.proj_txt_w, P + p.proj_txt_b, nb * L,
-                  E, C, st.weights.tiled);
+                  E, C, st.weights.layout);
     // The text's outputs are never read, only its keys and values: the last layer stops at storing them.
     block.run_cached_layers(P, st, f.prefix_caches, nb, L, 0, rope, /*outputs=*/false);
     for (size_t l = 0; l < layers.size(); ++l)
@@ -255,7 +256,9 @@ int64_t CpuBackend<T>::samples_per_thread_group(const MetaBlock<CpuBackend>& blo
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
     const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    const int64_t per_group = std::max<int64_t>(1, cpu_decode::kGroupRows / rows_per_sample);
+    int64_t per_group = std::max<int64_t>(1, cpu_decode::kGroupRows / rows_per_sample);
+    if ((B + per_group - 1) / per_group < threads && cpu::decode_tile_layout() == cpu::SmallBatchWeights::kLaneTiles)
+      per_group = std::max<int64_t>(1, cpu_decode::kLaneGroupRows / rows_per_sample);
     if (opt.jacobi || threads < 2 || (B + per_group - 1) / per_group < threads) return 0;
     return block_decodes_as_team(block, per_group * rows_per_sample) ? per_group : 0;
   }

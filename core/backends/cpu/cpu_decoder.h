@@ -12,6 +12,8 @@
 #include <mutex>
 #include <vector>
 
+#include "core/ops/cpu/linear_small_batch.h"
+
 namespace starflow::core::cpu_decode {
 
 // Rows up to which a layer runs as one fused region (a token step of up to 64 samples × 1 position).
@@ -21,12 +23,17 @@ constexpr int64_t kTeamRows = 64;
 // thread's KV caches outgrow the caches (64 images: 16-row groups 6.5 ms per image, 32-row groups 7 ms, one
 // team 8 ms).
 constexpr int64_t kGroupRows = 16;
+// With the lane-tile kernel (AVX-512 hosts) 8-row groups run at full vector width too: a batch with fewer
+// 16-row groups than threads (16 images on 2 threads) is split into 8-row groups instead of running as one
+// team, whose ~20 barriers per token step idled ~12% of the time.
+constexpr int64_t kLaneGroupRows = 8;
 
 // The tiled copy of a model's parameters (float only; untouched for double).
 struct TiledWeights {
   std::mutex mutex;
   std::vector<float> data;
   std::vector<uint64_t> version;  // per block: the parameters' version its tiles were written from
+  cpu::SmallBatchWeights layout = cpu::SmallBatchWeights::kTiles;  // the host ISA's (cpu::decode_tile_layout)
 };
 
 // A second thread pays for a decode region above ~100k multiply-adds per layer (config A: 3M per sample row).

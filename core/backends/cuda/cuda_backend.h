@@ -64,9 +64,11 @@ class CudaBackend {
   using KVCache = cuda::DeviceKVCache<T>;
   using RopeTable = cuda::DeviceRopeTable;
   using DecodeExtra = CudaDecodeExtra;
+  // The GPU's decode linears read the parameters as they are: one layout.
+  enum class DecodeLayout { kParameters };
   struct DecodeWeights {
     const T* data = nullptr;
-    bool tiled = false;  // never: the GPU's decode linears read the parameters as they are
+    DecodeLayout layout = DecodeLayout::kParameters;
   };
   static constexpr const char* kName = "cuda";
   static constexpr bool kHostMemory = false;  // buffers are device memory: the host stages through download/upload
@@ -220,7 +222,8 @@ class CudaBackend {
   }
 
   // ---- decoding.
-  void decode_linear(T* out, const T* in, const T* w, const T* b, int64_t M, int64_t K, int64_t N, bool = false) const {
+  void decode_linear(T* out, const T* in, const T* w, const T* b, int64_t M, int64_t K, int64_t N,
+                     DecodeLayout = DecodeLayout::kParameters) const {
     cuda::linear_forward(out, in, w, b, M, K, N, stream_);
   }
   void attention_cached_forward(T* out, KVCache& cache, const T* qkv, int64_t B, int64_t n, int64_t start,

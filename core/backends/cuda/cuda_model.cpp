@@ -9,7 +9,7 @@ namespace starflow::core {
 template <class T>
 typename CudaBackend<T>::DecodeWeights CudaBackend<T>::decode_weights(const FlowModel<CudaBackend>& model,
                                                                      int64_t) const {
-  return {model.parameters().data(), false};
+  return {model.parameters().data(), DecodeLayout::kParameters};
 }
 
 #define STARFLOW_INSTANTIATE(T)                                                                                   \

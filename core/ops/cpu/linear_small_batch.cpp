@@ -177,13 +177,22 @@ void any_tile(int64_t nr, const SmallBatchOutput& o, const float* xt, int64_t M,
   }
 }
 
-// Weight rows per unit of work: one tile for the AVX2 kernel, two for the AVX-512 one (same bits either way).
-int64_t unit_rows(bool avx512) { return avx512 ? avx512::kUnitRows : kTileRows; }
+// Weight rows per unit of work: one tile for the AVX2 kernel, two for the AVX-512 one, three lane tiles for the
+// AVX-512 kernel over weight rows (same bits in every case).
+int64_t unit_rows(bool avx512, SmallBatchWeights layout) {
+  if (layout == SmallBatchWeights::kLaneTiles) {
+    if (!avx512) throw std::logic_error("lane-tile weights need the AVX-512 kernel (cpu_isa() is not AVX-512)");
+    return avx512::kLaneUnitRows;
+  }
+  return avx512 ? avx512::kUnitRows : kTileRows;
+}
 
 // The unit of weight rows n0..n0+nr (nr ≤ unit_rows) against every row of xt.
 void run_unit(bool avx512, SmallBatchWeights layout, int64_t nr, const SmallBatchOutput& o, const float* xt,
               int64_t M, const float* w, const float* bias, int64_t K, int64_t N, int64_t n0) {
   const bool tiles = layout == SmallBatchWeights::kTiles;
+  if (layout == SmallBatchWeights::kLaneTiles)
+    return avx512::small_batch_lanes(o, xt, M, small_batch_padded_rows(M), w, bias, K, N, n0, nr);
   if (avx512)
     return avx512::small_batch_rows(o, xt, M, small_batch_padded_rows(M), w, bias, K, N, n0, nr, tiles);
   if (tiles) return any_tile<true>(nr, o, xt, M, w, bias, K, N, n0);
@@ -202,14 +211,20 @@ void small_batch_transpose_team(float* xt, const float* in, int64_t M, int64_t K
   }
 }
 
-void tile_small_batch_weight(float* dst, const float* w, int64_t K, int64_t N) {
+void tile_small_batch_weight(float* dst, const float* w, int64_t K, int64_t N, SmallBatchWeights layout) {
+  if (layout == SmallBatchWeights::kRows) throw std::logic_error("tile_small_batch_weight: kRows is no tile layout");
+  const int64_t tile = layout == SmallBatchWeights::kLaneTiles ? avx512::kLaneTileRows : kTileRows;
 #pragma omp parallel for schedule(static) if (N * K > (1 << 16))
-  for (int64_t n0 = 0; n0 < N; n0 += kTileRows) {
-    const int64_t nr = std::min<int64_t>(kTileRows, N - n0);
+  for (int64_t n0 = 0; n0 < N; n0 += tile) {
+    const int64_t nr = std::min<int64_t>(tile, N - n0);
     float* t = dst + n0 * K;
     for (int64_t i = 0; i < nr; ++i)
       for (int64_t k = 0; k < K; ++k) t[k * nr + i] = w[(n0 + i) * K + k];
   }
+}
+
+SmallBatchWeights decode_tile_layout() {
+  return use_avx512() ? SmallBatchWeights::kLaneTiles : SmallBatchWeights::kTiles;
 }
 
 void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t M, const float* weight,
@@ -220,7 +235,7 @@ void small_batch_linear_team(const SmallBatchOutput& o, const float* xt, int64_t
   // the tile it falls in or the thread that computes it, so the schedule does not change any bits. GELU
   // follows each tile on the rows of out_t it wrote (whole packets of 8: Mp is a multiple of 8).
   const bool avx512 = use_avx512();
-  const int64_t unit = unit_rows(avx512), units = (N + unit - 1) / unit, Mp = small_batch_padded_rows(M);
+  const int64_t unit = unit_rows(avx512, layout), units = (N + unit - 1) / unit, Mp = small_batch_padded_rows(M);
 #pragma omp for schedule(guided) nowait
   for (int64_t t = 0; t < units; ++t) {
     const int64_t n0 = t * unit, nr = std::min<int64_t>(unit, N - n0);
@@ -246,7 +261,7 @@ void linear_forward_small_batch_blocked(float* out, const float* in, const float
   float* xbuf = xt.data();
   // Weight rows per block: ~256 KB of weights, a multiple of the unit and at least one unit per thread.
   const bool avx512 = use_avx512();
-  const int64_t unit = unit_rows(avx512);
+  const int64_t unit = unit_rows(avx512, layout);
   const int64_t block = std::max<int64_t>(2 * unit, (256 * 1024 / 4) / K / unit * unit);
 #pragma omp parallel
   {

@@ -33,13 +33,19 @@ struct SmallBatchOutput {
 // How the weights W [N, K] are laid out. kRows: row-major (PyTorch's layout). kTiles: in the kernel's
 // register tiles of 6 output rows, each tile k-major (tile_small_batch_weight): one contiguous stream per
 // tile instead of six row streams, which the hardware prefetchers follow (sampling streams every weight
-// once per token step, from L3 or DRAM). A tile starts at the same offset as its first row, so the tiled
-// copy of a parameter buffer keeps every tensor's offset. Same sums in the same order: same bits.
-enum class SmallBatchWeights { kRows, kTiles };
+// once per token step, from L3 or DRAM). kLaneTiles: tiles of 16 rows, each k-major, read by the AVX-512
+// kernel that is vectorised over weight rows (only where cpu_isa() is AVX-512; small_batch_avx512.h). A tile
+// starts at the same offset as its first row, so a tiled copy of a parameter buffer keeps every tensor's
+// offset. Same sums in the same order in every layout: same bits.
+enum class SmallBatchWeights { kRows, kTiles, kLaneTiles };
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
-// dst [N·K] ← W [N, K] in tile layout (dst must not alias w).
-void tile_small_batch_weight(float* dst, const float* w, int64_t K, int64_t N);
+// dst [N·K] ← W [N, K] in `layout` (kTiles or kLaneTiles; dst must not alias w).
+void tile_small_batch_weight(float* dst, const float* w, int64_t K, int64_t N,
+                             SmallBatchWeights layout = SmallBatchWeights::kTiles);
+
+// The tile layout the decode weights take on this host: kLaneTiles where cpu_isa() is AVX-512, else kTiles.
+SmallBatchWeights decode_tile_layout();
 
 // xt [K, Mp] ← inᵀ for in [M, K] row-major; padding columns zeroed. Team op.
 void small_batch_transpose_team(float* xt, const float* in, int64_t M, int64_t K);

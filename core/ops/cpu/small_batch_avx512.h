@@ -1,5 +1,5 @@
-// The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, attention_cached_avx512.cpp,
-// gelu_avx512.cpp, normalize_transposed_avx512.cpp),
+// The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, linear_lanes_avx512.cpp,
+// attention_cached_avx512.cpp, gelu_avx512.cpp, normalize_transposed_avx512.cpp),
 // called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
 // STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
 #pragma once
@@ -21,6 +21,18 @@ constexpr int64_t kUnitRows = 12;
 // same bits; 16 rows per vector instead of 8 and twice the weight rows per pass.
 void small_batch_rows(const SmallBatchOutput& o, const float* xt, int64_t M, int64_t Mp, const float* weight,
                       const float* bias, int64_t K, int64_t N, int64_t n0, int64_t nr, bool tiles);
+
+// The lane-tile layout (SmallBatchWeights::kLaneTiles): tiles of 16 weight rows, each k-major, so that the
+// 16 rows of one k are one vector; and its units of work: three tiles (8 × 3 accumulators of 16 lanes).
+constexpr int64_t kLaneTileRows = 16;
+constexpr int64_t kLaneUnitRows = 48;
+
+// Weight rows n0..n0+nr (n0 a multiple of kLaneUnitRows, nr ≤ kLaneUnitRows) of weights in lane-tile layout
+// against every row of xt [K, Mp] holding M rows, written as o says (without GELU), in passes of 8 rows
+// vectorised over the weight rows (linear_lanes_avx512.cpp): the same sums in the same order as
+// small_batch_rows and the AVX2 kernel, so the same bits; full vector width from 8 rows up.
+void small_batch_lanes(const SmallBatchOutput& o, const float* xt, int64_t M, int64_t Mp, const float* weight,
+                       const float* bias, int64_t K, int64_t N, int64_t n0, int64_t nr);
 
 // One query against `keys` cached key and value rows (head_dim dh, a multiple of 16): scores, softmax with
 // max subtraction (exp_shifted_sum's exp), weighted sum of values; writes o[d·stride]. p: keys floats of
