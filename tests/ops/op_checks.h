@@ -1,7 +1,9 @@
-// The registry's three checks (tests/ops/op_cases.h), each a template over a case:
+// The registry's checks (tests/ops/op_cases.h), each a template over a case:
 //  - check_gradients<Case>: CpuBackend<double>, the backward's input gradients against central differences of
 //    the scalar loss Σ w⊙outputs;
 //  - check_float_against_double<Case>: CpuBackend<float> against CpuBackend<double> on the same inputs;
+//  - check_isa_twins<Case>: CpuBackend<float> on the AVX-512 kernels against the same on the baseline (AVX2)
+//    kernels, on an AVX-512 host;
 //  - compare_backends<Case, A, B>: two float backends (CUDA against the CPU in the GPU test binary).
 // Each returns a gtest AssertionResult naming the tensor and the worst error.
 #pragma once
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include "core/backends/cpu/cpu_backend.h"
+#include "core/build_config.h"
+#include "core/ops/cpu/cpu_isa.h"
 #include "core/models/model_transfer.h"
 #include "tests/ops/op_cases.h"
 #include "tests/unit/gradcheck.h"
@@ -136,6 +140,25 @@ template <class Case>
   const CaseResult r = run<Case>(core::CpuBackend<double>{}, d, Case::kHasBackward);
   return results_agree<Case>(f, r, tolerance, "float vs double");
 }
+
+#ifdef STARFLOW_AVX512_KERNELS
+// Needs host_has_avx512(). Ops without an AVX-512 form compare with themselves; those with one must agree to
+// float rounding (some are bit-identical by design, others use other packet math or sum in 16 lanes).
+template <class Case>
+::testing::AssertionResult check_isa_twins(uint64_t seed = 4, double tolerance = 1e-6) {
+  using core::cpu::CpuIsa;
+  CaseData d = draw<Case>(seed);
+  for (auto& v : d.inputs)
+    for (double& x : v) x = static_cast<float>(x);
+  const CpuIsa saved = core::cpu::cpu_isa();
+  core::cpu::set_cpu_isa(CpuIsa::kAvx512);
+  const CaseResult wide = run<Case>(core::CpuBackend<float>{}, d, Case::kHasBackward);
+  core::cpu::set_cpu_isa(CpuIsa::kBaseline);
+  const CaseResult baseline = run<Case>(core::CpuBackend<float>{}, d, Case::kHasBackward);
+  core::cpu::set_cpu_isa(saved);
+  return results_agree<Case>(wide, baseline, tolerance, "AVX-512 vs AVX2 kernels");
+}
+#endif
 
 template <class Case, class A, class B>
 ::testing::AssertionResult compare_backends(const A& a, const B& b, const char* what, uint64_t seed = 3,

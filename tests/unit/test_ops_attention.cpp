@@ -10,7 +10,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/build_config.h"
 #include "core/ops/cpu/attention.h"
+#include "core/ops/cpu/cpu_isa.h"
 #include "core/ops/cpu/rope.h"
 
 using namespace starflow::core::cpu;
@@ -343,6 +345,32 @@ TEST(AttentionBackward, FloatMatchesDouble) {
     EXPECT_LT(max_diff, 1e-5 * max_ref) << a.dh;
   }
 }
+
+#ifdef STARFLOW_AVX512_KERNELS
+// The 16-lane kernel sums each output over k in the AVX2 kernel's order with the same multiply-add: forward
+// and backward give the same bits on either kernel set, for whole passes of 32 columns, a last pass of 16
+// (head_dim 48), padded head dims (12) and keys (S = 37), and row blocks with a single-row tail.
+TEST(AttentionBackward, Avx512KernelGivesTheAvx2Bits) {
+  if (!host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
+  const CpuIsa saved = cpu_isa();
+  for (const AttentionShape a : {AttentionShape{2, 37, 2, 64}, AttentionShape{1, 21, 3, 48}, AttentionShape{2, 9, 2, 12}}) {
+    const auto qkv = random_vector<float>(a.qkv_size(), 42), dout = random_vector<float>(a.out_size(), 43);
+    std::vector<float> out[2], probs[2], dqkv[2];
+    for (int wide = 0; wide < 2; ++wide) {
+      set_cpu_isa(wide ? CpuIsa::kAvx512 : CpuIsa::kBaseline);
+      std::vector<float> scratch(a.probs_size());
+      out[wide] = run_forward(qkv, a, &probs[wide]);
+      dqkv[wide].assign(a.qkv_size(), NAN);
+      attention_backward(dqkv[wide].data(), scratch.data(), dout.data(), qkv.data(), probs[wide].data(), a.B, a.S,
+                         a.nH, a.dh, static_cast<float>(attention_scale(a.dh)));
+    }
+    EXPECT_EQ(out[0], out[1]) << a.S << " " << a.dh;
+    EXPECT_EQ(probs[0], probs[1]) << a.S << " " << a.dh;
+    EXPECT_EQ(dqkv[0], dqkv[1]) << a.S << " " << a.dh;
+  }
+  set_cpu_isa(saved);
+}
+#endif
 
 // The layer's composition: RoPE on q and k (text split, head_dim 32), attention, and the chained backward
 // (attention backward, then the inverse rotation of dq and dk).

@@ -1,12 +1,18 @@
 // Causal multi-head attention on the CPU: forward saves the softmax probabilities, backward uses them.
-// One OpenMP task per (batch, head). All six matrix products go through one register-blocked kernel, and
-// each skips the masked upper triangle in blocks of rows.
+// One OpenMP task per (batch, head). All six matrix products go through one register-blocked kernel (on
+// AVX-512 hosts its 16-lane form, attention_avx512.cpp, with the same bits), and each skips the masked upper
+// triangle in blocks of rows.
 #include "core/ops/cpu/attention.h"
-#include "core/ops/cpu/vector_math.h"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
+
+#include "core/build_config.h"
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/small_batch_avx512.h"
+#include "core/ops/cpu/vector_math.h"
 
 namespace starflow::core::cpu {
 namespace {
@@ -79,6 +85,20 @@ template <class T, class KBegin, class KEnd>
 void block_rows_times_matrix(int64_t n_rows, T* out, int64_t ld_out, const T* coef, int64_t coef_row,
                              int64_t coef_k, const T* mat, int64_t ld_mat, KBegin k_begin, KEnd k_end,
                              int64_t n_cols) {
+#ifdef STARFLOW_AVX512_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_avx512()) {  // 16-lane vectors, the same sums (attention_avx512.cpp)
+      int64_t r0 = 0;
+      for (; r0 + kRows <= n_rows; r0 += kRows)
+        avx512::rows_times_matrix(int(kRows), out + r0 * ld_out, ld_out, coef + r0 * coef_row, coef_row, coef_k, mat,
+                                  ld_mat, k_begin(r0), k_end(r0, kRows), n_cols);
+      for (; r0 < n_rows; ++r0)
+        avx512::rows_times_matrix(1, out + r0 * ld_out, ld_out, coef + r0 * coef_row, coef_row, coef_k, mat, ld_mat,
+                                  k_begin(r0), k_end(r0, 1), n_cols);
+      return;
+    }
+  }
+#endif
   int64_t r0 = 0;
   for (; r0 + kRows <= n_rows; r0 += kRows)
     rows_times_matrix<T, kRows>(out + r0 * ld_out, ld_out, coef + r0 * coef_row, coef_row, coef_k, mat, ld_mat,

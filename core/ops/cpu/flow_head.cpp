@@ -1,8 +1,15 @@
 // CPU flow head. σ and its derivative come from the clipped a; all arithmetic in the compute type T
-// (the reference does it in fp32 even under bf16 autocast, which our float path matches).
+// (the reference does it in fp32 even under bf16 autocast, which our float path matches). Double runs the
+// scalar libm form below; float runs Eigen's packet math (flow_head_lanes.h) at the host's width: 8 lanes, or
+// 16 on AVX-512 hosts (flow_head_avx512.cpp).
 #include "core/ops/cpu/flow_head.h"
 
 #include <cmath>
+
+#include "core/build_config.h"
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/flow_head_lanes.h"
+#include "core/ops/cpu/small_batch_avx512.h"
 
 namespace starflow::core::cpu {
 namespace {
@@ -91,12 +98,38 @@ void flow_head_backward(T* d_o, T* dv, const T* dz, T dlogdet, const T* o, const
   }
 }
 
+template <>
+void flow_head_forward<float>(float* z, float* logdet, const float* o, const float* v, int64_t rows, int64_t D,
+                              const FlowHeadOptions& opt) {
+#ifdef STARFLOW_AVX512_KERNELS
+  if (use_avx512()) return avx512::flow_head_forward(z, logdet, o, v, rows, D, opt);
+#endif
+  FlowHeadLanes<8>::forward(z, logdet, o, v, rows, D, opt);
+}
+
+template <>
+void flow_head_sigma_mu<float>(float* sigma, float* mu, const float* o, int64_t rows, int64_t D,
+                               const FlowHeadOptions& opt) {
+#ifdef STARFLOW_AVX512_KERNELS
+  if (use_avx512()) return avx512::flow_head_sigma_mu(sigma, mu, o, rows, D, opt);
+#endif
+  FlowHeadLanes<8>::sigma_mu(sigma, mu, o, rows, D, opt);
+}
+
+template <>
+void flow_head_backward<float>(float* d_o, float* dv, const float* dz, float dlogdet, const float* o, const float* v,
+                               int64_t rows, int64_t D, const FlowHeadOptions& opt) {
+#ifdef STARFLOW_AVX512_KERNELS
+  if (use_avx512()) return avx512::flow_head_backward(d_o, dv, dz, dlogdet, o, v, rows, D, opt);
+#endif
+  FlowHeadLanes<8>::backward(d_o, dv, dz, dlogdet, o, v, rows, D, opt);
+}
+
 #define STARFLOW_INSTANTIATE(T)                                                                          \
   template void flow_head_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, const FlowHeadOptions&); \
   template void flow_head_sigma_mu<T>(T*, T*, const T*, int64_t, int64_t, const FlowHeadOptions&);          \
   template void flow_head_backward<T>(T*, T*, const T*, T, const T*, const T*, int64_t, int64_t,            \
                                       const FlowHeadOptions&);
-STARFLOW_INSTANTIATE(float)
 STARFLOW_INSTANTIATE(double)
 #undef STARFLOW_INSTANTIATE
 

@@ -1,5 +1,6 @@
 // The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, linear_lanes_avx512.cpp,
-// attention_cached_avx512.cpp, gelu_avx512.cpp, normalize_transposed_avx512.cpp),
+// attention_cached_avx512.cpp, gelu_avx512.cpp, normalize_transposed_avx512.cpp, flow_head_avx512.cpp,
+// attention_avx512.cpp),
 // called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
 // STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
 #pragma once
@@ -7,6 +8,7 @@
 
 #include "core/build_config.h"
 #include "core/ops/cpu/linear_small_batch.h"
+#include "core/ops/flow_head_options.h"
 
 namespace starflow::core::cpu::avx512 {
 
@@ -50,6 +52,19 @@ void gelu_backward(float* din, const float* dout, const float* in, int64_t n, fl
 // (+ beta[f]); shift and scale hold r0 + 16 entries, gain and beta (or null) point at feature j0.
 void normalize_rows16(float* xt, int64_t Mp, const float* in, int64_t r0, int64_t valid, int64_t C, int64_t j0,
                       const float* shift, const float* scale, const float* gain, const float* beta);
+
+// The training attention's matrix kernel (attention.cpp): out[r][c] = Σ_{k ∈ [k_begin, k_end)} coef[r·coef_row +
+// k·coef_k] · mat[k][c] for r < rows (1 or 4) and c < n_cols (a multiple of 16); the AVX2 kernel's bits.
+void rows_times_matrix(int rows, float* out, int64_t ld_out, const float* coef, int64_t coef_row, int64_t coef_k,
+                       const float* mat, int64_t ld_mat, int64_t k_begin, int64_t k_end, int64_t n_cols);
+
+// The flow head (core/ops/cpu/flow_head.h) on 16-lane packets: same arguments, same meaning.
+void flow_head_forward(float* z, float* logdet, const float* o, const float* v, int64_t rows, int64_t D,
+                       const FlowHeadOptions& opt);
+void flow_head_sigma_mu(float* sigma, float* mu, const float* o, int64_t rows, int64_t D,
+                        const FlowHeadOptions& opt);
+void flow_head_backward(float* d_o, float* dv, const float* dz, float dlogdet, const float* o, const float* v,
+                        int64_t rows, int64_t D, const FlowHeadOptions& opt);
 #endif
 
 }  // namespace starflow::core::cpu::avx512
