@@ -14,6 +14,7 @@
 #include "core/ops/cpu/layernorm.h"
 #include "core/ops/cpu/linear.h"
 #include "core/ops/cpu/rmsnorm.h"
+#include "core/ops/cpu/rmsnorm_gain.h"
 #include "tests/unit/gradcheck.h"
 
 using namespace starflow::core::cpu;
@@ -530,6 +531,52 @@ TEST(DenseGelu, Avx512FormAgreesWithAvx2Form) {
   EXPECT_LT(rel_diff(serial[0], wide(serial[1])), 1e-6);
   EXPECT_LT(rel_diff(din[0], wide(din[1])), 1e-6);
   EXPECT_NE(out[0], out[1]) << "the AVX-512 form did not run";
+}
+
+// The training norms' AVX-512 form (norms_avx512.cpp: the same bodies, double sums in 8 lanes instead of 4)
+// against the AVX2 form, above the OpenMP threshold and with a width that ends in a partial vector and a partial
+// column block: forward, input and parameter gradients agree to float rounding, for LayerNorm and both RMSNorm
+// gains.
+TEST(DenseNorms, Avx512FormsAgreeWithAvx2Forms) {
+  if (!starflow::core::cpu::host_has_avx512()) GTEST_SKIP() << "this host has no AVX-512";
+  using starflow::core::cpu::CpuIsa;
+  const int64_t rows = 130, C = 301;
+  std::mt19937_64 rng(54);
+  const auto in = cast_vector<float>(random_vector(rows * C, rng, -2.0, 4.0));
+  const auto dout = cast_vector<float>(random_vector(rows * C, rng));
+  const auto gamma = cast_vector<float>(random_vector(C, rng, 0.5, 1.5)), beta = cast_vector<float>(random_vector(C, rng));
+  struct Results {
+    std::vector<float> ln, ln_din, ln_dgamma, ln_dbeta, rms, rms_din, rms_dg, gain, gain_din, gain_dw;
+  } r[2];
+  const CpuIsa saved = starflow::core::cpu::cpu_isa();
+  for (int wide = 0; wide < 2; ++wide) {
+    starflow::core::cpu::set_cpu_isa(wide ? CpuIsa::kAvx512 : CpuIsa::kBaseline);
+    Results& x = r[wide];
+    std::vector<float> mean(rows), rstd(rows), rrms(rows);
+    x.ln.resize(rows * C), x.ln_din.resize(rows * C), x.ln_dgamma.assign(C, 0.f), x.ln_dbeta.assign(C, 0.f);
+    layernorm_forward(x.ln.data(), mean.data(), rstd.data(), in.data(), gamma.data(), beta.data(), rows, C, 1e-5f);
+    layernorm_backward(x.ln_din.data(), x.ln_dgamma.data(), x.ln_dbeta.data(), dout.data(), in.data(), mean.data(),
+                       rstd.data(), gamma.data(), rows, C);
+    x.rms.resize(rows * C), x.rms_din.resize(rows * C), x.rms_dg.assign(C, 0.f);
+    rmsnorm_forward(x.rms.data(), rrms.data(), in.data(), beta.data(), rows, C, 1e-6f);
+    rmsnorm_backward(x.rms_din.data(), x.rms_dg.data(), dout.data(), in.data(), rrms.data(), beta.data(), rows, C);
+    x.gain.resize(rows * C), x.gain_din.resize(rows * C), x.gain_dw.assign(C, 0.f);
+    rmsnorm_gain_forward(x.gain.data(), rrms.data(), in.data(), gamma.data(), rows, C, 1e-6f);
+    rmsnorm_gain_backward(x.gain_din.data(), x.gain_dw.data(), dout.data(), in.data(), rrms.data(), gamma.data(), rows,
+                          C);
+  }
+  starflow::core::cpu::set_cpu_isa(saved);
+  auto wide = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+  EXPECT_LT(rel_diff(r[0].ln, wide(r[1].ln)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].ln_din, wide(r[1].ln_din)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].ln_dgamma, wide(r[1].ln_dgamma)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].ln_dbeta, wide(r[1].ln_dbeta)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].rms, wide(r[1].rms)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].rms_din, wide(r[1].rms_din)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].rms_dg, wide(r[1].rms_dg)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].gain, wide(r[1].gain)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].gain_din, wide(r[1].gain_din)), 1e-6);
+  EXPECT_LT(rel_diff(r[0].gain_dw, wide(r[1].gain_dw)), 1e-6);
 }
 #endif
 

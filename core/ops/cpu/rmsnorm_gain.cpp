@@ -1,73 +1,35 @@
-// T5's RMSNorm forward/backward on the CPU. Upstream computes the mean square in float32 even for half-precision
-// inputs; here it is accumulated in double (as rmsnorm.cpp does), which is within the fixtures' tolerance of
-// either. Rows are independent and dw is summed by column blocks, so results do not depend on the thread count.
+// T5's RMSNorm forward/backward on the CPU: norms_impl.h's RMSNorm with a plain gain, at the host's width (the
+// AVX-512 form: norms_avx512.cpp). Upstream computes the mean square in float32 even for half-precision inputs;
+// here it is accumulated in double, which is within the fixtures' tolerance of either.
 #include "core/ops/cpu/rmsnorm_gain.h"
 
-#include <algorithm>
-#include <cmath>
+#include <type_traits>
+
+#include "core/build_config.h"
+#include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/norms_impl.h"
+#include "core/ops/cpu/small_batch_avx512.h"
 
 namespace starflow::core::cpu {
 
-namespace {
-
-constexpr int64_t kParallelElements = 32 * 1024;
-constexpr int64_t kColumnBlock = 64;
-
-}  // namespace
-
 template <class T>
 void rmsnorm_gain_forward(T* out, T* rrms, const T* in, const T* w, int64_t rows, int64_t C, T eps) {
-#pragma omp parallel for schedule(static) if (rows * C > kParallelElements)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* x = in + r * C;
-    double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t j = 0; j < C; ++j) sq += static_cast<double>(x[j]) * static_cast<double>(x[j]);
-    const T rr = static_cast<T>(1.0 / std::sqrt(sq / static_cast<double>(C) + static_cast<double>(eps)));
-    rrms[r] = rr;
-    T* y = out + r * C;
-    for (int64_t j = 0; j < C; ++j) y[j] = w[j] * (x[j] * rr);  // upstream's order: normalise, then the gain
-  }
+#ifdef STARFLOW_AVX512_KERNELS
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx512()) return avx512::rmsnorm_forward(out, rrms, in, w, rows, C, eps, /*unit_offset=*/false);
+#endif
+  rmsnorm_forward_body<T, false>(out, rrms, in, w, rows, C, eps);
 }
 
 template <class T>
 void rmsnorm_gain_backward(T* din, T* dw, const T* dout, const T* in, const T* rrms, const T* w, int64_t rows,
                            int64_t C, bool accumulate_din) {
-  const bool parallel = rows * C > kParallelElements;
-  // With d = dout ⊙ w and ρ = rrms: din = ρ·d − ρ³·x·mean(d ⊙ x), the second term from ρ's own dependence on x.
-  if (din != nullptr) {
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* x = in + r * C;
-      const T* dy = dout + r * C;
-      double dot = 0.0;
-      for (int64_t j = 0; j < C; ++j)
-        dot += static_cast<double>(dy[j]) * static_cast<double>(w[j]) * static_cast<double>(x[j]);
-      const double rr = static_cast<double>(rrms[r]);
-      const T rr_t = rrms[r];
-      const T coef = static_cast<T>(rr * rr * rr * dot / static_cast<double>(C));
-      T* dx = din + r * C;
-      for (int64_t j = 0; j < C; ++j) {
-        const T value = rr_t * dy[j] * w[j] - coef * x[j];
-        dx[j] = accumulate_din ? dx[j] + value : value;
-      }
-    }
-  }
-  if (dw == nullptr) return;
-  // dw += Σ_rows dout ⊙ x·ρ, by column blocks (race-free, the same summation order for any thread count).
-  const int64_t blocks = (C + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t j0 = blk * kColumnBlock, width = std::min(kColumnBlock, C - j0);
-    double acc[kColumnBlock] = {};
-    for (int64_t r = 0; r < rows; ++r) {
-      const T* x = in + r * C + j0;
-      const T* dy = dout + r * C + j0;
-      const double rr = static_cast<double>(rrms[r]);
-      for (int64_t j = 0; j < width; ++j) acc[j] += static_cast<double>(dy[j]) * static_cast<double>(x[j]) * rr;
-    }
-    for (int64_t j = 0; j < width; ++j) dw[j0 + j] += static_cast<T>(acc[j]);
-  }
+#ifdef STARFLOW_AVX512_KERNELS
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx512())
+      return avx512::rmsnorm_backward(din, dw, dout, in, rrms, w, rows, C, accumulate_din, /*unit_offset=*/false);
+#endif
+  rmsnorm_backward_body<T, false>(din, dw, dout, in, rrms, w, rows, C, accumulate_din);
 }
 
 template void rmsnorm_gain_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, float);

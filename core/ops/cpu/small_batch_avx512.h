@@ -1,6 +1,6 @@
 // The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, linear_lanes_avx512.cpp,
 // attention_cached_avx512.cpp, gelu_avx512.cpp, normalize_transposed_avx512.cpp, flow_head_avx512.cpp,
-// attention_avx512.cpp),
+// attention_avx512.cpp, norms_avx512.cpp),
 // called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
 // STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
 #pragma once
@@ -57,6 +57,21 @@ void normalize_rows16(float* xt, int64_t Mp, const float* in, int64_t r0, int64_
 // k·coef_k] · mat[k][c] for r < rows (1 or 4) and c < n_cols (a multiple of 16); the AVX2 kernel's bits.
 void rows_times_matrix(int rows, float* out, int64_t ld_out, const float* coef, int64_t coef_row, int64_t coef_k,
                        const float* mat, int64_t ld_mat, int64_t k_begin, int64_t k_end, int64_t n_cols);
+
+// The training norms (layernorm.h, rmsnorm.h, rmsnorm_gain.h: same arguments; unit_offset picks RMSNorm's gain,
+// 1 + g or w) and the row statistics their decode-step forms use (as layernorm_forward and rmsnorm_forward
+// compute them, so the same bits).
+void layernorm_forward(float* out, float* mean, float* rstd, const float* in, const float* gamma, const float* beta,
+                       int64_t rows, int64_t C, float eps);
+void layernorm_backward(float* din, float* dgamma, float* dbeta, const float* dout, const float* in,
+                        const float* mean, const float* rstd, const float* gamma, int64_t rows, int64_t C,
+                        bool accumulate_din);
+void layernorm_statistics(float* mean, float* rstd, const float* in, int64_t rows, int64_t C, float eps);
+void rmsnorm_forward(float* out, float* rrms, const float* in, const float* g, int64_t rows, int64_t C, float eps,
+                     bool unit_offset);
+void rmsnorm_backward(float* din, float* dg, const float* dout, const float* in, const float* rrms, const float* g,
+                      int64_t rows, int64_t C, bool accumulate_din, bool unit_offset);
+void rms_statistics(float* rrms, const float* in, int64_t rows, int64_t C, float eps);
 
 // The flow head (core/ops/cpu/flow_head.h) on 16-lane packets: same arguments, same meaning.
 void flow_head_forward(float* z, float* logdet, const float* o, const float* v, int64_t rows, int64_t D,
