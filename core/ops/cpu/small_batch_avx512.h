@@ -1,6 +1,6 @@
 // The AVX-512 variants of the CPU kernels (linear_small_batch_avx512.cpp, linear_lanes_avx512.cpp,
 // attention_cached_avx512.cpp, gelu_avx512.cpp, normalize_transposed_avx512.cpp, flow_head_avx512.cpp,
-// attention_avx512.cpp, norms_avx512.cpp),
+// attention_avx512.cpp, norms_avx512.cpp, rope_avx512.cpp),
 // called by the dispatching kernels when cpu_isa() says so (core/ops/cpu/cpu_isa.h). Only in builds with
 // STARFLOW_AVX512_KERNELS; calling them on a host without AVX-512 faults.
 #pragma once
@@ -72,6 +72,11 @@ void rmsnorm_forward(float* out, float* rrms, const float* in, const float* g, i
 void rmsnorm_backward(float* din, float* dg, const float* dout, const float* in, const float* rrms, const float* g,
                       int64_t rows, int64_t C, bool accumulate_din, bool unit_offset);
 void rms_statistics(float* rrms, const float* in, int64_t rows, int64_t C, float eps);
+
+// rope_rotate (core/ops/cpu/rope.h) for float in the adjacent-pair layout, with the table's cos and sin rows
+// [rows, dh].
+void rope_rotate(float* x, int64_t batch, int64_t rows, int64_t batch_stride, int64_t row_stride, int64_t n_heads,
+                 const float* cos, const float* sin, int64_t dh, int64_t row_offset, bool inverse);
 
 // The flow head (core/ops/cpu/flow_head.h) on 16-lane packets: same arguments, same meaning.
 void flow_head_forward(float* z, float* logdet, const float* o, const float* v, int64_t rows, int64_t D,
