@@ -296,8 +296,9 @@ StepMetrics BasicTrainer<Backend>::train_step() {
     ++bad_in_row_;
     ++skipped_total_;
     if (bad_in_row_ >= cfg_.max_bad_steps)
-      throw std::runtime_error("training aborted: " + std::to_string(bad_in_row_) +
-                               " non-finite steps in a row (the last checkpoint is intact)");
+      // Every rank decides this from the same all-reduced figures: an agreed error, reported once.
+      throw parallel::AgreedError("training aborted: " + std::to_string(bad_in_row_) +
+                                  " non-finite steps in a row (the last checkpoint is intact)");
   } else {
     bad_in_row_ = 0;
     // Clipping is the flow's (its gradients' norm); the denoiser's gradients are left as they are.

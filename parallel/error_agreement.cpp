@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -71,6 +72,17 @@ void print_error_once(MPI_Comm comm, const std::exception& error, const char* pr
   if (dynamic_cast<const AgreedError*>(&error) && rank != 0) return;
   std::fprintf(stderr, "%s: %s\n", prefix, error.what());
   std::fflush(stderr);
+}
+
+void abort_job_for_local_error(MPI_Comm comm, const std::exception& error, const char* prefix, int status) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  std::fprintf(stderr, "%s: rank %d of %d: %s; ending the job (the other ranks cannot finish the step without it)\n",
+               prefix, rank, size, error.what());
+  std::fflush(stderr);
+  MPI_Abort(comm, status);
+  std::_Exit(status);  // MPI_Abort does not return; if it did, this process still must not
 }
 
 }  // namespace starflow::parallel

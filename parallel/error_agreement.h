@@ -23,6 +23,11 @@ class AgreedError : public std::runtime_error {
 // errors are spelled out). Otherwise returns on every rank.
 void agree_on_error(MPI_Comm comm, const std::string& local_error);
 
+// Ends a job whose other ranks cannot go on without this one (an error on one rank inside a training loop, whose
+// every step has collectives: the others would wait in the next one until the watchdog's limit): prints
+// "<prefix>: rank R of N: <what>; ending the job" on stderr and calls MPI_Abort(comm, status) at once.
+[[noreturn]] void abort_job_for_local_error(MPI_Comm comm, const std::exception& error, const char* prefix, int status);
+
 // What a command prints for an error that ends it: "<prefix>: <what>" on stderr, once for an AgreedError
 // (from rank 0 of comm), from every rank for anything else (those can differ between ranks).
 void print_error_once(MPI_Comm comm, const std::exception& error, const char* prefix);

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 
 namespace starflow::parallel {
 
@@ -44,7 +45,7 @@ FaultInjection FaultInjection::from_environment() {
   const std::string text = env;
   auto bad = [&](const std::string& why) {
     return std::invalid_argument("STARFLOW_FAULT='" + text + "': " + why +
-                                 " (expected RANK:STEP:PHASE:stop|kill|sleep[:SECONDS])");
+                                 " (expected RANK:STEP:PHASE:stop|kill|sleep|error[:SECONDS])");
   };
   std::vector<std::string> parts;
   std::string part;
@@ -66,7 +67,8 @@ FaultInjection FaultInjection::from_environment() {
     }
   if (!known) throw bad("unknown phase '" + parts[2] + "'");
   f.action = parts[3];
-  if (f.action != "stop" && f.action != "kill" && f.action != "sleep") throw bad("unknown action '" + f.action + "'");
+  if (f.action != "stop" && f.action != "kill" && f.action != "sleep" && f.action != "error")
+    throw bad("unknown action '" + f.action + "'");
   return f;
 }
 
@@ -102,6 +104,9 @@ void Watchdog::progress(int64_t step, Phase phase) {
     if (fault_.action == "stop") std::raise(SIGSTOP);
     if (fault_.action == "kill") std::raise(SIGKILL);
     if (fault_.action == "sleep") std::this_thread::sleep_for(std::chrono::duration<double>(fault_.seconds));
+    if (fault_.action == "error")
+      throw std::runtime_error("injected fault: an I/O error on rank " + std::to_string(rank_) + " at step " +
+                               std::to_string(step) + " in phase " + phase_name(phase));
   }
 }
 

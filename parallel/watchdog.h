@@ -9,8 +9,9 @@
 // and rank 0 names the ranks that did not answer within a few seconds before it aborts the job.
 //
 // Fault injection for the tests (tests/fault/): STARFLOW_FAULT="RANK:STEP:PHASE:ACTION[:SECONDS]" makes the
-// world rank RANK, on reaching PHASE of step STEP, stop itself (SIGSTOP), kill itself (SIGKILL) or sleep SECONDS
-// (ACTION stop|kill|sleep). Production runs leave it unset.
+// world rank RANK, on reaching PHASE of step STEP, stop itself (SIGSTOP), kill itself (SIGKILL), sleep SECONDS or
+// throw a std::runtime_error as a failed shard read would (ACTION stop|kill|sleep|error). Production runs leave it
+// unset.
 #pragma once
 #include <mpi.h>
 
@@ -34,7 +35,7 @@ struct FaultInjection {
   int rank = -1;  // -1: none
   int64_t step = 0;
   Phase phase = Phase::kData;
-  std::string action;  // stop | kill | sleep
+  std::string action;  // stop | kill | sleep | error
   double seconds = 0;
   // Parsed from STARFLOW_FAULT (empty or unset: none); std::invalid_argument naming the variable when malformed.
   static FaultInjection from_environment();

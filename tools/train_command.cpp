@@ -118,6 +118,7 @@ int run_train(int argc, char** argv) {
   int status = 0;
   bool preempted = false;
   bool same_everywhere = true;  // config and layout errors happen alike on every rank: rank 0 reports them
+  bool in_training_loop = false;
   try {
     jobs::TrainConfig cfg = jobs::TrainConfig::from_file(config_path);
     if (steps_override > 0) cfg.steps = steps_override;
@@ -192,7 +193,9 @@ int run_train(int argc, char** argv) {
         std::printf("warning: a tensor-parallel group spans nodes; its all-reduces will be slow\n");
     }
     // The ranks agree on the stop after each step (Trainer::run all-reduces it), then checkpoint.
+    in_training_loop = true;
     trainer.run(0, [] { return slurm::stop_requested(); });
+    in_training_loop = false;
     preempted = trainer.step() < cfg.steps;
     if (rank == 0 && preempted)
       std::printf("stopped by SIGUSR1 (%d received) at step %lld of %lld; checkpoint written\n",
@@ -201,6 +204,10 @@ int run_train(int argc, char** argv) {
       std::printf("done: step %lld, %lld skipped step(s)\n", (long long)trainer.step(), (long long)trainer.skipped_steps());
     std::fflush(stdout);
   } catch (const std::exception& e) {
+    // An error of this rank alone inside the loop (a shard it cannot read, memory): the others are in, or about
+    // to enter, a collective this rank will never join. Errors every rank meets together are AgreedErrors.
+    if (in_training_loop && mpi.size() > 1 && !dynamic_cast<const parallel::AgreedError*>(&e))
+      parallel::abort_job_for_local_error(MPI_COMM_WORLD, e, "starflow train", 2);
     if (!same_everywhere) parallel::print_error_once(MPI_COMM_WORLD, e, "starflow train");
     else if (rank == 0) std::fprintf(stderr, "starflow train: %s\n", e.what());
     status = 2;

@@ -6,6 +6,8 @@
 #               (exit 75)
 #   kill        rank 1 SIGKILLs itself entering the gradient all-reduce of step 10: mpiexec ends the job
 #   slow-reader rank 1 sleeps 600 s in its data reader at step 10: its own watchdog names it (phase data)
+#   error       rank 1 fails to read its data at step 10 (an exception, as from a corrupt shard): it names itself and
+#               ends the job at once (exit 2), long before the watchdog's limit (120 s in this mode)
 #   straggler   rank 1 sleeps 2 s in its data reader at step 10: reported as a straggler, the job goes on (with
 #               log_every 1: reports come at most once per log_every steps, and a noisy step just before, under a
 #               sanitizer build or a loaded host, must not hold back step 10's)
@@ -17,6 +19,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 limit=5    # watchdog_seconds
+[[ $mode == error ]] && limit=120  # the job must end without the watchdog
 grace=10   # the job must end within limit + grace seconds of the fault
 "$starflow" preprocess --dataset fashion-mnist --limit 256 --shard-size 64 --out "$dir/shards" > "$dir/preprocess.log"
 config() {  # config NAME [LOG_EVERY]
@@ -61,6 +64,7 @@ case $mode in
   kill) fault=1:10:all-reduce:kill ;;
   slow-reader) fault=1:10:data:sleep:600 ;;
   straggler) fault=1:10:data:sleep:2 ;;
+  error) fault=1:10:data:error ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
 train faulted "$fault"
@@ -79,13 +83,20 @@ case $mode in
     grep -qE "^starflow watchdog: rank 1 on .* at step 10 in phase data;" "$dir/faulted.log" ||
       fail "the sleeping reader's rank did not name itself"
     grep -q "^starflow watchdog: every rank answered rank 0's roll call" "$dir/faulted.log" || fail "no roll call" ;;
+  error)
+    [[ $status == 2 ]] || fail "exit $status, expected 2 (the failing rank's)"
+    grep -qE "^starflow train: rank 1 of 2: injected fault: an I/O error on rank 1 at step 10 in phase data; ending the job" \
+      "$dir/faulted.log" || fail "the failing rank did not name itself"
+    ! grep -q "^starflow watchdog:" "$dir/faulted.log" || fail "the watchdog, not the failing rank, ended the job" ;;
   straggler)
     [[ $status == 0 ]] || fail "a straggler stopped the job"
     grep -qE "^starflow straggler: rank 1 on .* in step 10, [0-9.]+x the median" "$dir/faulted.log" ||
       fail "no straggler report" ;;
 esac
 if [[ $mode != straggler ]]; then
-  awk -v s="$seconds" -v max=$((limit + grace + 5)) 'BEGIN { exit !(s <= max) }' ||
+  max=$((limit + grace + 5))
+  [[ $mode == error ]] && max=$((grace + 5))
+  awk -v s="$seconds" -v max=$max 'BEGIN { exit !(s <= max) }' ||
     fail "the job took $seconds s to end (the fault came after ~1 s of training; limit $limit s + $grace s)"
   # The checkpoint of step 8 is written in the background while steps 9 and 10 run (checkpoint_async): a fault
   # that lands before that write finished leaves step 4's as the newest complete one, never a partial file.
