@@ -20,6 +20,18 @@ herr_t keep_first_description(unsigned, const H5E_error2_t* entry, void* client_
   return 0;
 }
 
+// HDF5's file drivers describe a failed system call as "file write failed: time = ..., filename = ..., file
+// descriptor = 19, errno = 28, error message = 'No space left on device', buf = ..., offset = 0": the call and
+// the system's reason are what a user needs ("file write failed: No space left on device").
+std::string concise(const std::string& detail) {
+  const size_t fields = detail.find(": time = ");
+  const size_t message = detail.find("error message = '");
+  if (fields == std::string::npos || message == std::string::npos) return detail;
+  const size_t begin = message + 17, end = detail.find('\'', begin);
+  if (end == std::string::npos) return detail;
+  return detail.substr(0, fields) + ": " + detail.substr(begin, end - begin);
+}
+
 }  // namespace
 
 Hdf5Lock::Hdf5Lock() : lock_(hdf5_mutex()) {
@@ -32,6 +44,7 @@ std::string hdf5_error_detail() {
   std::string detail;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_first_description, &detail);
   H5Eclear2(H5E_DEFAULT);
+  detail = concise(detail);
   for (char& c : detail)  // our errors are one line
     if (c == '\n' || c == '\r') c = ' ';
   return detail;

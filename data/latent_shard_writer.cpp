@@ -1,5 +1,6 @@
 // LatentShardWriter: appends samples to growable chunked datasets of a temporary HDF5 file and publishes it
 // under its final name only when finish() has written the attributes and the data is on disk.
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -160,9 +161,30 @@ struct LatentShardWriter::Impl {
   }
 
   ~Impl() {
-    if (finished) return;
+    if (!finished) discard();
+  }
+
+  // A cancelled or failed shard leaves nothing behind. HDF5 still holds data it writes when its handles close,
+  // and when that write fails (a full disk) H5Fclose fails and leaves HDF5 1.10 with a half-destroyed file
+  // that crashes the library at exit (H5F__close_cb, from MPI_Finalize; fixed upstream in 1.14.1). The bytes
+  // are worthless, so HDF5's descriptor is pointed at an anonymous in-memory file first: its last flushes (at
+  // most the chunk caches, sparse) and the close's truncation succeed there, nothing more reaches the disk, and
+  // the temporary is unlinked.
+  void discard() {
+    if (file.valid()) {
+      Hdf5Lock lock;
+      void* handle = nullptr;
+      if (H5Fget_vfd_handle(file.get(), H5P_DEFAULT, &handle) >= 0 && handle != nullptr) {
+        const int scratch = ::memfd_create("starflow-discarded-shard", MFD_CLOEXEC);
+        if (scratch >= 0) {
+          ::dup2(scratch, *static_cast<int*>(handle));
+          ::close(scratch);
+        }
+      }
+      hdf5_error_detail();  // clears HDF5's stack if the query failed
+    }
     close_all();
-    ::unlink(temporary.c_str());  // a cancelled or failed shard leaves nothing behind
+    ::unlink(temporary.c_str());
   }
 
   // The type in the file; what we hand HDF5 from memory is native float or the 16-bit patterns.
@@ -363,6 +385,9 @@ void LatentShardWriter::finish() {
     w.string_type.reset();
     w.bfloat16_type.reset();
     w.half_type.reset();
+    // Flushed first: a failed flush leaves the file open for discard(), where a failed H5Fclose would leave
+    // HDF5 with a half-destroyed one (see discard()).
+    h5Check(H5Fflush(w.file.get(), H5F_SCOPE_LOCAL), w.path, "H5Fflush '" + w.temporary + "'");
     h5Check(w.file.close(), w.path, "H5Fclose '" + w.temporary + "'");
   }
   // fsync through a fresh descriptor (HDF5 has closed its own, and close() does not imply durability),
