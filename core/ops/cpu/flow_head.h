@@ -23,4 +23,16 @@ template <class T>
 void flow_head_backward(T* d_o, T* dv, const T* dz, T dlogdet, const T* o, const T* v, int64_t rows, int64_t D,
                         const FlowHeadOptions& opt);
 
+// float has its own definitions (vectorised at the host's width); declared here so that no caller instantiates the
+// generic form for it.
+template <>
+void flow_head_forward<float>(float* z, float* logdet, const float* o, const float* v, int64_t rows, int64_t D,
+                              const FlowHeadOptions& opt);
+template <>
+void flow_head_sigma_mu<float>(float* sigma, float* mu, const float* o, int64_t rows, int64_t D,
+                               const FlowHeadOptions& opt);
+template <>
+void flow_head_backward<float>(float* d_o, float* dv, const float* dz, float dlogdet, const float* o, const float* v,
+                               int64_t rows, int64_t D, const FlowHeadOptions& opt);
+
 }  // namespace starflow::core::cpu
