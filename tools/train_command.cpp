@@ -76,8 +76,9 @@ std::unique_ptr<jobs::TrainingRun> make_training(const jobs::TrainConfig& cfg, p
 }
 
 int run_train(int argc, char** argv) {
-  // First, so that a warning signal arriving while MPI starts up cannot kill the job unsaved.
-  slurm::install_stop_request_handler();
+  // First, so that a warning signal arriving while MPI starts up cannot kill the job unsaved, and so that
+  // every thread started from here on (MPI's, OpenMP's, ours) has SIGUSR1 blocked: see preemption.h.
+  const slurm::StopRequestListener stop_listener;
   std::string config_path;
   int64_t steps_override = 0;
   std::string device, precision;

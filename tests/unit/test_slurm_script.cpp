@@ -1,14 +1,12 @@
 // The SLURM submission logic without a cluster: the template language, request checks and defaults, the
-// rendered scripts' essentials, the child-process runner, and the preemption flag.
+// rendered scripts' essentials and the child-process runner (the preemption flag: test_preemption.cpp).
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <stdexcept>
 #include <string>
 
 #include "slurm/cluster.h"
 #include "slurm/job_script.h"
-#include "slurm/preemption.h"
 #include "slurm/script_template.h"
 
 using namespace starflow::slurm;
@@ -202,13 +200,4 @@ TEST(SlurmCluster, RunCommandFeedsAndCollects) {
   // A child that ignores its input.
   EXPECT_EQ(run_command({"true"}, big).status, 0);
   EXPECT_EQ(run_command({"starflow-no-such-program"}).status, 127);
-}
-
-TEST(SlurmPreemption, TheHandlerOnlyCountsSignals) {
-  install_stop_request_handler();
-  const int before = stop_request_count();
-  std::raise(SIGUSR1);
-  EXPECT_TRUE(stop_requested());
-  std::raise(SIGUSR1);  // a second warning changes nothing but the count
-  EXPECT_EQ(stop_request_count(), before + 2);
 }
