@@ -143,9 +143,11 @@ TEST(GatedActivation, FloatMatchesDoubleAndInPlace) {
     std::vector<float> outf = af, daf(n), dgf(n);  // in place: out aliases a, as the encoder calls it
     gated_activation_forward<float>(outf.data(), outf.data(), gf.data(), n, act);
     gated_activation_backward<float>(daf.data(), dgf.data(), df.data(), af.data(), gf.data(), n, act);
-    EXPECT_LT(rel_diff(outf, out), 1e-6) << activation_name(act);
-    EXPECT_LT(rel_diff(daf, da), 1e-6) << activation_name(act);
-    EXPECT_LT(rel_diff(dgf, dg), 1e-6) << activation_name(act);
+    // float's tanh form is written without cancellation (gated_activation.cpp): within ~3 float roundings.
+    const double tol = act == Activation::kGeluTanh ? 3e-7 : 1e-6;
+    EXPECT_LT(rel_diff(outf, out), tol) << activation_name(act);
+    EXPECT_LT(rel_diff(daf, da), tol) << activation_name(act);
+    EXPECT_LT(rel_diff(dgf, dg), tol) << activation_name(act);
   }
 }
 

@@ -211,6 +211,74 @@ TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
   }
 }
 
+// The official switches in the fused step (each alone, then all together): the step takes them (the blocks
+// split into thread groups, which only fused blocks do), and the samples keep the fused step's guarantees:
+// within float rounding of double sampling (which runs op by op), the same bits for one thread and two, and
+// unguided samples that the float forward pass takes back to the noise.
+TEST(Sampler, FusedDecodeTakesTheOfficialSwitches) {
+  struct Switches {
+    const char* name;
+    void (*apply)(FlowConfig&);
+  };
+  const Switches cases[] = {
+      {"rms_norm", [](FlowConfig& c) { c.norm_type = NormType::kRmsNorm; }},
+      {"no pre-norm", [](FlowConfig& c) { c.norm_type = NormType::kNone; }},
+      {"no bias", [](FlowConfig& c) { c.use_bias = false; }},
+      {"swiglu", [](FlowConfig& c) { c.use_swiglu = true; }},
+      {"qk_norm", [](FlowConfig& c) { c.use_qk_norm = true; }},
+      {"post_norm", [](FlowConfig& c) { c.use_post_norm = true; }},
+      {"all", [](FlowConfig& c) {
+         c.norm_type = NormType::kRmsNorm;
+         c.use_bias = false;
+         c.use_swiglu = true;
+         c.use_qk_norm = true;
+         c.use_post_norm = true;
+       }},
+  };
+  for (const Switches& sw : cases) {
+    FlowConfig c = sampler_config(true, SeqOrder::L2R);
+    c.channels = 48;
+    c.head_dim = 24;  // 2 heads
+    sw.apply(c);
+    const auto md = make_model(c, 61);
+    StarFlowModel<float> mf(c);
+    copy_weights(md, mf);
+    const int saved = omp_get_max_threads();
+#ifdef STARFLOW_SMALL_BATCH_KERNEL
+    omp_set_num_threads(2);
+    for (int64_t k = 0; k < c.num_blocks; ++k) {
+      if (mf.block(k).identity()) continue;
+      EXPECT_GT(mf.backend().samples_per_thread_group(mf.block(k), SampleOptions{}, 33, 1), 0)
+          << sw.name << ": block " << k << " is not decoded by the fused step";
+    }
+#endif
+    const int64_t per_sample = c.in_channels * c.img_size * c.img_size, per_text = c.txt_size * c.txt_dim;
+    for (const auto& [B, w] : {std::pair<int64_t, double>{5, 2.0}, {9, 0.0}}) {
+      const auto noise = randn(B * per_sample, 71), y = randn(B * per_text, 72), y_null = randn(B * per_text, 73);
+      const auto noise_f = to_float(noise), y_f = to_float(y), y_null_f = to_float(y_null);
+      SampleOptions opt;
+      opt.guidance = w;
+      const float* yn = w > 0 ? y_null_f.data() : nullptr;
+      omp_set_num_threads(1);
+      const auto one = sample(mf, noise_f.data(), y_f.data(), yn, B, opt);
+      omp_set_num_threads(2);
+      const auto two = sample(mf, noise_f.data(), y_f.data(), yn, B, opt);
+      EXPECT_EQ(0, std::memcmp(one.data(), two.data(), sizeof(float) * one.size())) << sw.name << ", B = " << B;
+      const auto ref = sample(md, noise.data(), y.data(), w > 0 ? y_null.data() : nullptr, B, opt);
+      double worst = 0;
+      for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(ref[i] - double(one[i])));
+      EXPECT_LT(worst, 1e-4) << sw.name << ", B = " << B;
+      if (w == 0) {
+        mf.forward(one.data(), y_f.data(), B, 0);
+        double back = 0;
+        for (size_t i = 0; i < noise.size(); ++i) back = std::max(back, std::abs(double(mf.z()[i]) - noise[i]));
+        EXPECT_LT(back, 1e-4) << sw.name;
+      }
+    }
+    omp_set_num_threads(saved);
+  }
+}
+
 #ifdef STARFLOW_AVX512_KERNELS
 // The fused step's AVX-512 kernels (head_dim 32: the attention's 16-lane form runs too) against the AVX2 ones:
 // each set gives the same bits for one and two threads and samples within float rounding of double

@@ -4,7 +4,7 @@
 // A with ~12M multiply-adds each, so the per-op overheads were a third of the time. Every intermediate that
 // feeds a linear is written transposed ([K, Mp], the small-batch kernel's input): the LayerNorms write it
 // directly, attention writes its output that way, and fc1 writes GELU of its output that way, so fc2 reads it
-// without a transpose. Results do not depend on the thread count (each element is computed by one thread, in
+// without a transpose (SwiGLU's gated activation is transposed after its two projections). Results do not depend on the thread count (each element is computed by one thread, in
 // a fixed order).
 #include "core/backends/cpu/cpu_decoder.h"
 
@@ -19,7 +19,9 @@
 #include "core/backends/cpu/cpu_backend.h"
 #include "core/models/sampler.h"
 #include "core/models/starflow_model.h"
+#include "core/ops/cpu/gated_activation.h"
 #include "core/ops/cpu/normalize_transposed.h"
+#include "core/ops/cpu/rmsnorm.h"
 
 namespace starflow::core {
 namespace {
@@ -46,13 +48,11 @@ void tile_block(const Block<float>& block, const float* P, float* dst, cpu::Smal
   for (const auto& layer : block.layers()) tile_layer(layer, P, dst, layout);
 }
 
-// The fused step computes the default layer (LayerNorm pre-norms, biases, GELU MLP, as many KV as query heads,
-// adjacent-pair RoPE): the optional switches run op by op.
+// The fused step computes every layer the official switches give (LayerNorm, RMSNorm or no pre-norms, with or
+// without biases, GELU or SwiGLU MLP, QK-norm, post-norms) but grouped-query attention and half-split RoPE
+// (decode_chunk), whose attention runs op by op; so do tensor-parallel layers.
 bool layer_can_decode_team(const Layer<float>& l, int64_t rows) {
-  const LayerOptions& o = l.opt;
-  const bool default_layer = o.norm == NormType::kLayerNorm && !o.qk_norm && !o.post_norm && !o.swiglu && o.bias &&
-                             !l.grouped();
-  return default_layer && !l.tensor_parallel() && rows <= cpu_decode::kTeamRows && l.head_dim % 8 == 0;
+  return !l.grouped() && !l.tensor_parallel() && rows <= cpu_decode::kTeamRows && l.head_dim % 8 == 0;
 }
 
 bool block_decodes_as_team(const Block<float>& block, int64_t rows) {
@@ -71,44 +71,119 @@ void prepare_layer_team(const Layer<float>& l, DecodeState<CpuBackend<float>>& s
   CpuBackend<float>::grow(f.xt_hidden, l.hidden * Mp);
 }
 
+const float* optional_param(const float* P, int64_t offset) { return offset >= 0 ? P + offset : nullptr; }
+
+// The pre-norm of x written transposed into xt (the next linear's input), the same values as norm_forward's.
+void pre_norm_team(const Layer<float>& l, const NormParams& n, const float* P, DecodeScratch<CpuBackend<float>>& s,
+                   float* xt, const float* x, int64_t rows) {
+  switch (l.opt.norm) {
+    case NormType::kLayerNorm:
+      cpu::layernorm_transposed_team(xt, s.mean.data(), s.rstd.data(), x, P + n.weight, P + n.bias, rows, l.C,
+                                     float(kLayerNormEps));
+      return;
+    case NormType::kRmsNorm:
+      cpu::rmsnorm_transposed_team(xt, s.rstd.data(), x, P + n.weight, rows, l.C, float(kRmsNormEps));
+      return;
+    case NormType::kNone: cpu::small_batch_transpose_team(xt, x, rows, l.C); return;
+  }
+}
+
+// The row-wise steps below give each row to one thread and run the op-by-op path's kernels on it (a row's
+// values do not depend on how many rows a call holds), so both paths agree; the worksharing loops end in the
+// barrier the next step needs.
+
+// QK-norm: each q and k head of the rows RMS-normalised in place, before RoPE.
+void qk_norm_team(const Layer<float>& l, const float* P, float* qkv, float* rrms, int64_t rows) {
+  const int64_t width = l.qkv_width(), heads = l.n_head + l.n_kv_head;
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* q = qkv + r * width;
+    float* k = q + l.inner();
+    cpu::rmsnorm_forward(q, rrms + r * heads, q, P + l.q_norm, l.n_head, l.head_dim, float(kRmsNormEps));
+    cpu::rmsnorm_forward(k, rrms + r * heads + l.n_head, k, P + l.k_norm, l.n_kv_head, l.head_dim,
+                         float(kRmsNormEps));
+  }
+}
+
+// out = residual + RMSNorm(branch) (a post-norm before its residual add).
+void post_norm_add_team(const float* gain, float* out, float* rrms, const float* branch, const float* residual,
+                        int64_t rows, int64_t C) {
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* y = out + r * C;
+    cpu::rmsnorm_forward(y, rrms + r, branch + r * C, gain, 1, C, float(kRmsNormEps));
+    const float* res = residual + r * C;
+    for (int64_t j = 0; j < C; ++j) y[j] += res[j];
+  }
+}
+
+// SwiGLU's activation gelu_tanh(gate) ⊙ up, row by row into gate, then transposed into xt (fc2's input).
+void swiglu_team(float* xt, float* gate, const float* up, int64_t rows, int64_t hidden) {
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    cpu::gated_activation_forward(gate + r * hidden, gate + r * hidden, up + r * hidden, hidden,
+                                  Activation::kGeluTanh);
+  cpu::small_batch_transpose_team(xt, gate, rows, hidden);
+}
+
 // One layer of the fused step: the region's body, called by every thread of the region. shared_rows > 0 says
 // input rows [shared_rows, 2·shared_rows) equal rows [0, shared_rows) (guidance's two halves at the first
-// layer): their LayerNorm and QKV are copied.
+// layer): their pre-norm, QKV and QK-norm are copied.
 void layer_team(const Layer<float>& l, const float* P, const float* W, cpu::SmallBatchWeights layout,
                 cpu::KVCache<float>& cache,
                 DecodeState<CpuBackend<float>>& st, const float* x, float* out, int64_t B, int64_t n, int64_t start,
                 const cpu::RopeTable<float>& rope, int64_t shared_rows) {
-  const int64_t rows = B * n, I = l.inner(), C = l.C;
+  const LayerOptions& o = l.opt;
+  const int64_t rows = B * n, I = l.inner(), C = l.C, H = l.hidden;
   const int64_t qkv_rows = shared_rows > 0 ? shared_rows : rows;
   auto& s = st.scratch;
   float* qkv = s.qkv.data();
   float* mid = s.mid.data();
+  float* branch = s.branch.data();
+  float* gate = s.hidden.data();
+  float* up = s.hidden.data() + rows * H;
   float* xt_in = st.fast.xt_in.data();
   float* xt_attn = st.fast.xt_attn.data();
   float* xt_hidden = st.fast.xt_hidden.data();
-  const float eps = float(kLayerNormEps), scale = float(attention_scale(l.head_dim) / st.attention_temperature);
-  cpu::SmallBatchOutput to_qkv, to_mid, to_hidden, to_out;
+  const float scale = float(attention_scale(l.head_dim) / st.attention_temperature);
+  // SwiGLU's gate and up projections are written row-major, for the activation to pair them.
+  cpu::SmallBatchOutput to_qkv, to_hidden, to_gate, to_up;
   to_qkv.out = qkv;
-  to_mid.out = mid;
-  to_mid.residual = x;
   to_hidden.out_t = xt_hidden;
   to_hidden.gelu = true;
-  to_out.out = out;
-  to_out.residual = mid;
-  cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), x, P + l.ln1.weight, P + l.ln1.bias, qkv_rows,
-                                 C, eps);
-  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, W + l.qkv.weight, P + l.qkv.bias, C, 3 * I, layout);
+  to_gate.out = gate;
+  to_up.out = up;
+  // dest = residual + the row-parallel linear's output: added in its epilogue, or through the post-norm
+  // (the linear then writes `branch`).
+  auto add_branch = [&](float* dest, const float* residual, const float* xt, int64_t K, int64_t weight, int64_t bias,
+                        int64_t post_gain) {
+    cpu::SmallBatchOutput to;
+    to.out = o.post_norm ? branch : dest;
+    to.residual = o.post_norm ? nullptr : residual;
+    cpu::small_batch_linear_team(to, xt, rows, W + weight, optional_param(P, bias), K, C, layout);
+    if (o.post_norm) post_norm_add_team(P + post_gain, dest, s.post_rrms.data(), branch, residual, rows, C);
+  };
+  pre_norm_team(l, l.ln1, P, s, xt_in, x, qkv_rows);
+  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, W + l.qkv.weight, optional_param(P, l.qkv.bias), C, 3 * I,
+                               layout);
+  if (o.qk_norm) qk_norm_team(l, P, qkv, s.qk_rrms.data(), qkv_rows);
   if (shared_rows > 0) {  // the second half's input rows equal the first's: so do their q, k and v
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < shared_rows; ++r)
       std::copy(qkv + r * 3 * I, qkv + (r + 1) * 3 * I, qkv + (shared_rows + r) * 3 * I);
   }
   cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope);
-  cpu::small_batch_linear_team(to_mid, xt_attn, rows, W + l.proj.weight, P + l.proj.bias, I, C, layout);
-  cpu::layernorm_transposed_team(xt_in, s.mean.data(), s.rstd.data(), mid, P + l.ln2.weight, P + l.ln2.bias, rows, C,
-                                 eps);
-  cpu::small_batch_linear_team(to_hidden, xt_in, rows, W + l.fc1.weight, P + l.fc1.bias, C, l.hidden, layout);
-  cpu::small_batch_linear_team(to_out, xt_hidden, rows, W + l.fc2.weight, P + l.fc2.bias, l.hidden, C, layout);
+  add_branch(mid, x, xt_attn, I, l.proj.weight, l.proj.bias, l.post_attn);
+  pre_norm_team(l, l.ln2, P, s, xt_in, mid, rows);
+  if (o.swiglu) {
+    cpu::small_batch_linear_team(to_gate, xt_in, rows, W + l.fc1.weight, optional_param(P, l.fc1.bias), C, H, layout);
+    cpu::small_batch_linear_team(to_up, xt_in, rows, W + l.up.weight, optional_param(P, l.up.bias), C, H, layout);
+    swiglu_team(xt_hidden, gate, up, rows, H);
+  } else {
+    cpu::small_batch_linear_team(to_hidden, xt_in, rows, W + l.fc1.weight, optional_param(P, l.fc1.bias), C, H,
+                                 layout);
+  }
+  add_branch(out, mid, xt_hidden, H, l.fc2.weight, l.fc2.bias, l.post_mlp);
 }
 
 // A whole chunk (embedding, the layers, the final norm, proj_out and the head) in one parallel region.
