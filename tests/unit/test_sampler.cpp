@@ -211,7 +211,8 @@ TEST(Sampler, FusedFloatDecodeInvertsForwardAndIgnoresThreadCount) {
   }
 }
 
-// The official switches in the fused step (each alone, then all together): the step takes them (the blocks
+// The official switches in the fused step (each alone, then all together; grouped-query: 2 query heads on one
+// KV head): the step takes them (the blocks
 // split into thread groups, which only fused blocks do), and the samples keep the fused step's guarantees:
 // within float rounding of double sampling (which runs op by op), the same bits for one thread and two, and
 // unguided samples that the float forward pass takes back to the noise.
@@ -219,6 +220,7 @@ TEST(Sampler, FusedDecodeTakesTheOfficialSwitches) {
   struct Switches {
     const char* name;
     void (*apply)(FlowConfig&);
+    double tolerance = 1e-4;  // from double sampling
   };
   const Switches cases[] = {
       {"rms_norm", [](FlowConfig& c) { c.norm_type = NormType::kRmsNorm; }},
@@ -227,18 +229,24 @@ TEST(Sampler, FusedDecodeTakesTheOfficialSwitches) {
       {"swiglu", [](FlowConfig& c) { c.use_swiglu = true; }},
       {"qk_norm", [](FlowConfig& c) { c.use_qk_norm = true; }},
       {"post_norm", [](FlowConfig& c) { c.use_post_norm = true; }},
+      {"grouped-query", [](FlowConfig& c) { c.kv_heads = 1; }},
+      {"hf_style_rope", [](FlowConfig& c) { c.hf_style_rope = true; }},
       {"all", [](FlowConfig& c) {
          c.norm_type = NormType::kRmsNorm;
          c.use_bias = false;
          c.use_swiglu = true;
          c.use_qk_norm = true;
          c.use_post_norm = true;
-       }},
+         c.kv_heads = 1;
+         c.hf_style_rope = true;
+       },
+       // Guided, this model's float sampling is 1.5e-4 from double op by op too (1.75e-4 fused).
+       3e-4},
   };
   for (const Switches& sw : cases) {
     FlowConfig c = sampler_config(true, SeqOrder::L2R);
-    c.channels = 48;
-    c.head_dim = 24;  // 2 heads
+    c.channels = 64;
+    c.head_dim = 32;  // 2 heads; the AVX-512 attention kernel where the host has it
     sw.apply(c);
     const auto md = make_model(c, 61);
     StarFlowModel<float> mf(c);
@@ -267,7 +275,7 @@ TEST(Sampler, FusedDecodeTakesTheOfficialSwitches) {
       const auto ref = sample(md, noise.data(), y.data(), w > 0 ? y_null.data() : nullptr, B, opt);
       double worst = 0;
       for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(ref[i] - double(one[i])));
-      EXPECT_LT(worst, 1e-4) << sw.name << ", B = " << B;
+      EXPECT_LT(worst, sw.tolerance) << sw.name << ", B = " << B;
       if (w == 0) {
         mf.forward(one.data(), y_f.data(), B, 0);
         double back = 0;

@@ -48,11 +48,11 @@ void tile_block(const Block<float>& block, const float* P, float* dst, cpu::Smal
   for (const auto& layer : block.layers()) tile_layer(layer, P, dst, layout);
 }
 
-// The fused step computes every layer the official switches give (LayerNorm, RMSNorm or no pre-norms, with or
-// without biases, GELU or SwiGLU MLP, QK-norm, post-norms) but grouped-query attention and half-split RoPE
-// (decode_chunk), whose attention runs op by op; so do tensor-parallel layers.
+// The fused step computes every layer the official switches give: LayerNorm, RMSNorm or no pre-norms, with or
+// without biases, GELU or SwiGLU MLP, QK-norm, post-norms, grouped-query attention, either RoPE pair layout.
+// Tensor-parallel layers run op by op.
 bool layer_can_decode_team(const Layer<float>& l, int64_t rows) {
-  return !l.grouped() && !l.tensor_parallel() && rows <= cpu_decode::kTeamRows && l.head_dim % 8 == 0;
+  return !l.tensor_parallel() && rows <= cpu_decode::kTeamRows && l.head_dim % 8 == 0;
 }
 
 bool block_decodes_as_team(const Block<float>& block, int64_t rows) {
@@ -134,7 +134,7 @@ void layer_team(const Layer<float>& l, const float* P, const float* W, cpu::Smal
                 DecodeState<CpuBackend<float>>& st, const float* x, float* out, int64_t B, int64_t n, int64_t start,
                 const cpu::RopeTable<float>& rope, int64_t shared_rows) {
   const LayerOptions& o = l.opt;
-  const int64_t rows = B * n, I = l.inner(), C = l.C, H = l.hidden;
+  const int64_t rows = B * n, I = l.inner(), C = l.C, H = l.hidden, width = l.qkv_width();
   const int64_t qkv_rows = shared_rows > 0 ? shared_rows : rows;
   auto& s = st.scratch;
   float* qkv = s.qkv.data();
@@ -164,15 +164,15 @@ void layer_team(const Layer<float>& l, const float* P, const float* W, cpu::Smal
     if (o.post_norm) post_norm_add_team(P + post_gain, dest, s.post_rrms.data(), branch, residual, rows, C);
   };
   pre_norm_team(l, l.ln1, P, s, xt_in, x, qkv_rows);
-  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, W + l.qkv.weight, optional_param(P, l.qkv.bias), C, 3 * I,
+  cpu::small_batch_linear_team(to_qkv, xt_in, qkv_rows, W + l.qkv.weight, optional_param(P, l.qkv.bias), C, width,
                                layout);
   if (o.qk_norm) qk_norm_team(l, P, qkv, s.qk_rrms.data(), qkv_rows);
   if (shared_rows > 0) {  // the second half's input rows equal the first's: so do their q, k and v
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < shared_rows; ++r)
-      std::copy(qkv + r * 3 * I, qkv + (r + 1) * 3 * I, qkv + (shared_rows + r) * 3 * I);
+      std::copy(qkv + r * width, qkv + (r + 1) * width, qkv + (shared_rows + r) * width);
   }
-  cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope);
+  cpu::attention_cached_team(xt_attn, cache, qkv, B, n, start, scale, rope, l.n_head);
   add_branch(mid, x, xt_attn, I, l.proj.weight, l.proj.bias, l.post_attn);
   pre_norm_team(l, l.ln2, P, s, xt_in, mid, rows);
   if (o.swiglu) {
@@ -312,7 +312,7 @@ bool CpuBackend<T>::decode_chunk(const MetaBlock<CpuBackend>& block, const T* P,
                                  const T* inp, int64_t start, int64_t n, T* sigma, T* mu, const RopeTable& rope) const {
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
   if constexpr (std::is_same_v<T, float>) {
-    if (rope.half_split || !block_decodes_as_team(block, st.batch * n)) return false;
+    if (!block_decodes_as_team(block, st.batch * n)) return false;
     block_team(block, P, st, inp, start, n, sigma, mu, rope);
     return true;
   }

@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include "core/ops/cpu/cpu_isa.h"
+#include "core/ops/cpu/rope_impl.h"
 #include "core/ops/cpu/small_batch_avx512.h"
 #endif
 
@@ -197,8 +198,9 @@ void attend_avx2(float* o, int64_t stride, const float* q, const float* K, const
 }  // namespace
 
 void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int64_t B, int64_t n, int64_t start,
-                           float scale, const RopeTable<float>& rope) {
-  const int64_t H = cache.n_head, dh = cache.head_dim, C = H * dh, cap = cache.capacity;
+                           float scale, const RopeTable<float>& rope, int64_t q_heads) {
+  const int64_t H = cache.n_head, dh = cache.head_dim, cap = cache.capacity, Hq = query_heads(q_heads, H);
+  const int64_t group = Hq / H, row_len = (Hq + 2 * H) * dh, k_at = Hq * dh;
   const int64_t Mp = small_batch_padded_rows(B * n);
   if (start + n > cap || B > cache.batch || start + n > rope.rows)
     throw std::out_of_range("attention_cached_team: KV cache or RoPE table too small");
@@ -207,35 +209,41 @@ void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int6
   float* p = scratch.data();
   float* qs = p + cap;
   const bool wide = use_avx512() && dh % 16 == 0;  // the AVX-512 form (attention_cached_avx512.cpp)
-  // Head-major order: the two threads write disjoint rows of out_t (no false sharing on its lines).
+  auto rotate = [&](float* v, int64_t i) {
+    const float* cos = rope.cos.data() + (start + i) * dh;
+    const float* sin = rope.sin.data() + (start + i) * dh;
+    if (rope.half_split) rope_rotate_head<float, true>(v, cos, sin, dh / 2, 1.f);
+    else rotate_head(v, cos, sin, dh);
+  };
+  // One work item per (KV head, sample): its key head is rotated and stored, then the query heads that read
+  // it attend. Head-major order: the two threads write disjoint rows of out_t (no false sharing on its lines).
 #pragma omp for collapse(2) schedule(static)
-  for (int64_t h = 0; h < H; ++h)
+  for (int64_t g = 0; g < H; ++g)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t i = 0; i < n; ++i) {
-        float* row = qkv + (b * n + i) * 3 * C;
-        const float* cos = rope.cos.data() + (start + i) * dh;
-        const float* sin = rope.sin.data() + (start + i) * dh;
-        rotate_head(row + h * dh, cos, sin, dh);
-        rotate_head(row + C + h * dh, cos, sin, dh);
+        float* row = qkv + (b * n + i) * row_len;
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) rotate(row + h * dh, i);
+        rotate(row + k_at + g * dh, i);
       }
-      store_head(cache, qkv, b, h, n, start);
-      const float* K = cache.k.data() + ((b * H + h) * cap) * dh;
-      const float* V = cache.v.data() + ((b * H + h) * cap) * dh;
+      store_head(cache, qkv, b, g, n, start, Hq);
+      const float* K = cache.k.data() + ((b * H + g) * cap) * dh;
+      const float* V = cache.v.data() + ((b * H + g) * cap) * dh;
       if (b + 1 < B) {  // the next sample's rows of this head: start their fetch while this one computes
-        const float* K1 = cache.k.data() + (((b + 1) * H + h) * cap) * dh;
-        const float* V1 = cache.v.data() + (((b + 1) * H + h) * cap) * dh;
+        const float* K1 = cache.k.data() + (((b + 1) * H + g) * cap) * dh;
+        const float* V1 = cache.v.data() + (((b + 1) * H + g) * cap) * dh;
         const int64_t bytes = std::min<int64_t>((start + n) * dh, kPrefetchFloats) * int64_t(sizeof(float));
         for (int64_t off = 0; off < bytes; off += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(K1) + off, _MM_HINT_T0);
           _mm_prefetch(reinterpret_cast<const char*>(V1) + off, _MM_HINT_T0);
         }
       }
-      for (int64_t i = 0; i < n; ++i) {
-        float* o = out_t + h * dh * Mp + b * n + i;
-        const float* q = qkv + (b * n + i) * 3 * C + h * dh;
-        if (wide) avx512::attend(o, Mp, q, K, V, start + i + 1, dh, scale, p, qs);
-        else attend_avx2(o, Mp, q, K, V, start + i + 1, dh, scale, p, qs);
-      }
+      for (int64_t h = g * group; h < (g + 1) * group; ++h)
+        for (int64_t i = 0; i < n; ++i) {
+          float* o = out_t + h * dh * Mp + b * n + i;
+          const float* q = qkv + (b * n + i) * row_len + h * dh;
+          if (wide) avx512::attend(o, Mp, q, K, V, start + i + 1, dh, scale, p, qs);
+          else attend_avx2(o, Mp, q, K, V, start + i + 1, dh, scale, p, qs);
+        }
     }
 }
 #endif

@@ -45,12 +45,13 @@ void attention_cached_forward(T* out, KVCache<T>& cache, const T* qkv, int64_t B
                               int64_t q_heads = 0);
 
 #ifdef STARFLOW_SMALL_BATCH_KERNEL
-// The decode step's fused form (float, team op, see linear_small_batch.h): qkv [B, n, 3C] arrives with q and
-// k not yet rotated; each (head, sample) rotates its q and k with RoPE table rows start..start+n−1 (in
-// place), stores k and v in the cache and attends; the output goes transposed into out_t [C, Mp] (column
-// b·n + i, Mp = small_batch_padded_rows(B·n)): the projection's small-batch input. head_dim % 8 == 0.
+// The decode step's fused form (float, team op, see linear_small_batch.h): qkv [B, n, row] (as above, q_heads
+// query heads) arrives with q and k not yet rotated; each (KV head, sample) rotates its k and its query heads'
+// q with RoPE table rows start..start+n−1 (in place, in the table's pair layout), stores k and v in the cache
+// and attends; the output goes transposed into out_t [q_heads·head_dim, Mp] (column b·n + i,
+// Mp = small_batch_padded_rows(B·n)): the projection's small-batch input. head_dim % 8 == 0.
 void attention_cached_team(float* out_t, KVCache<float>& cache, float* qkv, int64_t B, int64_t n, int64_t start,
-                           float scale, const RopeTable<float>& rope);
+                           float scale, const RopeTable<float>& rope, int64_t q_heads = 0);
 #endif
 
 }  // namespace starflow::core::cpu
