@@ -1,6 +1,13 @@
 // HDF5 error reporting and locking for data/ (see hdf5_check.h for why each exists).
 #include "data/hdf5_check.h"
 
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <stdexcept>
 
 namespace starflow::data {
@@ -32,12 +39,117 @@ std::string concise(const std::string& detail) {
   return detail.substr(0, fields) + ": " + detail.substr(begin, end - begin);
 }
 
+// The file the thread in HDF5 works on, for the fatal-signal line: written only under the HDF5 lock, read by
+// the signal handler of the thread that holds it (tid), so a crash elsewhere names no file.
+constexpr size_t kContextPathMax = 1024;
+char context_path[kContextPathMax];
+std::atomic<size_t> context_length{0};
+std::atomic<long> context_tid{0};
+std::atomic<int> report_rank{-1};
+struct sigaction chained[NSIG];
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+long this_thread_id() { return syscall(SYS_gettid); }
+
+void set_context(const std::string& path) {
+  context_tid.store(0);  // no reader sees a half-written path
+  const size_t n = std::min(path.size(), kContextPathMax);
+  std::memcpy(context_path, path.data(), n);
+  context_length.store(n);
+  context_tid.store(this_thread_id());
+}
+
+// The line is assembled in one buffer and written with one write(2) (async-signal-safe, and a single write
+// below PIPE_BUF is not interleaved with another rank's line on a shared pipe).
+struct Line {
+  char text[kContextPathMax + 256];
+  size_t length = 0;
+  void add(const char* s, size_t n) {
+    n = std::min(n, sizeof text - length);
+    std::memcpy(text + length, s, n);
+    length += n;
+  }
+  void add(const char* s) { add(s, std::strlen(s)); }
+  void add(int v) {
+    char digits[16];
+    int n = 0;
+    do digits[sizeof digits - 1 - n++] = static_cast<char>('0' + v % 10);
+    while ((v /= 10) > 0 && n < 15);
+    add(digits + sizeof digits - n, static_cast<size_t>(n));
+  }
+};
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+  }
+  return "a fatal signal";
+}
+
+void on_fatal_signal(int sig, siginfo_t* info, void* context) {
+  if (context_tid.load() == this_thread_id()) {
+    Line line;
+    line.add("starflow: ");
+    if (const int rank = report_rank.load(); rank >= 0) {
+      line.add("rank ");
+      line.add(rank);
+      line.add(": ");
+    }
+    line.add(signal_name(sig));
+    line.add(" inside HDF5 on ");
+    line.add(context_path, context_length.load());
+    line.add(": the file is probably damaged (check it with h5dump, or write it again)\n");
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.text, line.length);
+  }
+  const struct sigaction& next = chained[sig];
+  if ((next.sa_flags & SA_SIGINFO) && next.sa_sigaction != nullptr) {
+    next.sa_sigaction(sig, info, context);
+  } else if (!(next.sa_flags & SA_SIGINFO) && next.sa_handler != SIG_DFL && next.sa_handler != SIG_IGN) {
+    next.sa_handler(sig);
+  }
+  // The chained handler returned (or there was none): end as the default action would.
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 }  // namespace
 
 Hdf5Lock::Hdf5Lock() : lock_(hdf5_mutex()) {
   // Every time, not once: another library may have switched printing back on. A failure here only costs
   // a noisier message.
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+Hdf5Lock::Hdf5Lock(const std::string& path) : Hdf5Lock() {
+  if (context_tid.load() == this_thread_id()) {
+    enclosing_.assign(context_path, context_length.load());
+    restores_ = true;
+  }
+  set_context(path);
+  names_file_ = true;
+}
+
+Hdf5Lock::~Hdf5Lock() {
+  if (!names_file_) return;
+  if (restores_) set_context(enclosing_);
+  else context_tid.store(0);
+}
+
+void install_hdf5_crash_report(int rank) {
+  report_rank.store(rank);
+  static std::atomic<bool> installed{false};
+  if (installed.exchange(true)) return;
+  for (const int sig : kFatalSignals) {
+    struct sigaction action {};
+    action.sa_sigaction = on_fatal_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_SIGINFO;
+    sigaction(sig, &action, &chained[sig]);
+  }
 }
 
 std::string hdf5_error_detail() {

@@ -16,15 +16,29 @@ namespace starflow::data {
 // 1.10.8 leaks internal state when a damaged object header fails to load, and with printing on it then
 // writes "HDF5: infinite loop closing library" and a page of garbage at exit, after our clear error.
 // All HDF5 use in the project is in data/, so nothing else relies on the printing.
+// With a path, the lock also names the file for install_hdf5_crash_report while it is held (a lock without
+// one, nested inside, keeps the enclosing file).
 class Hdf5Lock {
  public:
   Hdf5Lock();
+  explicit Hdf5Lock(const std::string& path);
+  ~Hdf5Lock();
   Hdf5Lock(const Hdf5Lock&) = delete;
   Hdf5Lock& operator=(const Hdf5Lock&) = delete;
 
  private:
   std::unique_lock<std::recursive_mutex> lock_;
+  bool names_file_ = false, restores_ = false;
+  std::string enclosing_;  // the file of an enclosing lock on this thread, restored on release
 };
+
+// HDF5 1.10.8 can crash inside the library on a damaged file before any check of ours runs (FUZZING.md,
+// "Open"). After this call, SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT on a thread that holds an Hdf5Lock with
+// a path first writes one line naming the file ("starflow: rank R: SIGSEGV inside HDF5 on PATH: ..."), then
+// goes on to the handler installed before it (Open MPI's backtrace) or the default action. Among thousands of
+// shards, the line says which one to check. Install after MPI_Init, so that Open MPI's handlers are the ones
+// chained to; rank < 0 leaves the rank out. Once per process (later calls only update the rank).
+void install_hdf5_crash_report(int rank);
 
 // HDF5's most specific message for the error it just reported ("truncated file: eof = ...", "data error
 // detected by Fletcher32 checksum"), then clears its stack. "" if it recorded none.

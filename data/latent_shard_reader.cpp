@@ -232,7 +232,7 @@ void LatentShardReader::Impl::open(bool load_arrays) {
     if (fd < 0) fail(path, "cannot open: " + std::system_category().message(errno));
     ::close(fd);
   }
-  Hdf5Lock lock;
+  Hdf5Lock lock(path);
   const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
   if (is_hdf5 == 0) fail(path, "not an HDF5 file (no HDF5 signature)");
   h5Check(is_hdf5, path, "H5Fis_hdf5");
@@ -449,7 +449,7 @@ void LatentShardReader::read_into(int64_t begin, int64_t count, SampleBatch& bat
   std::copy_n(r.sample_ids.begin() + begin, count, batch.sample_ids.begin() + slot);
   if (labeled) std::copy_n(r.labels.begin() + begin, count, batch.labels.begin() + slot);
   const auto first = static_cast<hsize_t>(begin), rows = static_cast<hsize_t>(count);
-  Hdf5Lock lock;
+  Hdf5Lock lock(r.path);
   r.read_floats(r.latents.get(), layout::kLatents, h.latent_type, first, rows, r.latent_dims,
                 batch.latents.ptr() + slot * h.latent_numel());
   if (h.has_latent_logvar)

@@ -172,7 +172,7 @@ struct LatentShardWriter::Impl {
   // the temporary is unlinked.
   void discard() {
     if (file.valid()) {
-      Hdf5Lock lock;
+      Hdf5Lock lock(path);
       void* handle = nullptr;
       if (H5Fget_vfd_handle(file.get(), H5P_DEFAULT, &handle) >= 0 && handle != nullptr) {
         const int scratch = ::memfd_create("starflow-discarded-shard", MFD_CLOEXEC);
@@ -224,7 +224,7 @@ LatentShardWriter::LatentShardWriter(std::string path, ShardHeader header, Shard
     fail(w.path, "gzip level must be 0-9, got " + std::to_string(options.gzip_level));
   if (options.chunk_target_bytes <= 0) fail(w.path, "chunk_target_bytes must be positive");
 
-  Hdf5Lock lock;
+  Hdf5Lock lock(w.path);
   if (options.gzip_level > 0 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0)
     fail(w.path, "this HDF5 library has no deflate filter; write with gzip level 0");
   // Version-1.10 structures checksum every piece of metadata (superblock, object headers, chunk index),
@@ -319,7 +319,7 @@ void LatentShardWriter::append(const SampleSpans& s) {
   }
   if (s.count == 0) return;
 
-  Hdf5Lock lock;
+  Hdf5Lock lock(w.path);
   w.broken = true;  // until every dataset has grown
   const auto rows = static_cast<hsize_t>(s.count);
   w.append_floats(w.latents.get(), layout::kLatents, h.latent_type, h.num_samples, rows, w.latent_dims, s.latents);
@@ -361,7 +361,7 @@ void LatentShardWriter::finish() {
   if (w.broken) fail(w.path, "cannot finish: an earlier append or finish() failed");
   w.broken = true;  // until the rename
   {
-    Hdf5Lock lock;
+    Hdf5Lock lock(w.path);
     const hid_t file = w.file.get();
     write_string_attribute(file, w.path, layout::kFormat, kShardFormatName);
     write_int64_attribute(file, w.path, layout::kFormatVersion, kShardFormatVersion);

@@ -4,7 +4,7 @@
 namespace starflow::data::layout {
 
 Hdf5Handle half_float_type(const std::string& path) {
-  Hdf5Lock lock;
+  Hdf5Lock lock(path);
   Hdf5Handle type = checked_datatype(H5Tcopy(H5T_IEEE_F32LE), path, "H5Tcopy (float16 type)");
   // Shrink the fields before the size: H5Tset_size refuses a size smaller than the fields it holds.
   h5Check(H5Tset_fields(type.get(), 15, 10, 5, 0, 10), path, "H5Tset_fields (float16 type)");
@@ -14,7 +14,7 @@ Hdf5Handle half_float_type(const std::string& path) {
 }
 
 Hdf5Handle bfloat16_type(const std::string& path) {
-  Hdf5Lock lock;
+  Hdf5Lock lock(path);
   Hdf5Handle type = checked_datatype(H5Tcopy(H5T_IEEE_F32LE), path, "H5Tcopy (bfloat16 type)");
   h5Check(H5Tset_fields(type.get(), 15, 7, 8, 0, 7), path, "H5Tset_fields (bfloat16 type)");
   h5Check(H5Tset_size(type.get(), 2), path, "H5Tset_size (bfloat16 type)");
@@ -23,7 +23,7 @@ Hdf5Handle bfloat16_type(const std::string& path) {
 }
 
 Hdf5Handle utf8_string_type(const std::string& path) {
-  Hdf5Lock lock;
+  Hdf5Lock lock(path);
   Hdf5Handle type = checked_datatype(H5Tcopy(H5T_C_S1), path, "H5Tcopy (string type)");
   h5Check(H5Tset_size(type.get(), H5T_VARIABLE), path, "H5Tset_size (string type)");
   h5Check(H5Tset_cset(type.get(), H5T_CSET_UTF8), path, "H5Tset_cset (string type)");
